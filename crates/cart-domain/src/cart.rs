@@ -1,0 +1,379 @@
+//! The cart document and the rules for changing it.
+//!
+//! A `Cart` is what one immutable version of `cart:{store}:{user}` holds. Changes are computed
+//! here without I/O: the component asks inventory, then applies the outcome with these functions
+//! inside its compare-and-swap loop, so a retried apply on a newer version re-derives everything
+//! from that version.
+
+use crate::limits::Limits;
+use crate::money::{Money, MoneyError};
+use crate::problem::{Problem, ProblemKind};
+use crate::reservation::{ReservationPolicy, ReservationState};
+use serde::{Deserialize, Serialize};
+
+/// Catalogue facts about a product at the time it is put in the cart (title and price are
+/// snapshotted into the line so the cart shows what the shopper saw).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSnapshot {
+    pub product_id: String,
+    pub title: String,
+    pub unit_price: Money,
+    pub policy: ReservationPolicy,
+    pub min_quantity: u32,
+    pub max_quantity: Option<u32>,
+    pub quantity_step: u32,
+}
+
+/// One product in the cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    pub product_id: String,
+    pub title: String,
+    pub unit_price: Money,
+    pub quantity: u32,
+    pub reservation: ReservationState,
+    pub added_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Line {
+    pub fn total(&self) -> Result<Money, MoneyError> {
+        self.unit_price.times(self.quantity)
+    }
+}
+
+/// A whole cart version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    /// Bumped when the cart is emptied, so new lines get new reservation ids.
+    pub epoch: u64,
+    pub lines: Vec<Line>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// The version this one replaced (0 for the first), so the version before it can be pruned.
+    #[serde(default)]
+    pub previous_version: u64,
+}
+
+/// What a request asks for one product's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineChange {
+    /// Add this many units to the line (creating it).
+    Add(u32),
+    /// Set the line to exactly this many units (0 removes it).
+    Set(u32),
+    /// Remove the line.
+    Remove,
+}
+
+impl Cart {
+    pub fn line(&self, product_id: &str) -> Option<&Line> {
+        self.lines.iter().find(|l| l.product_id == product_id)
+    }
+
+    /// Total number of units.
+    pub fn item_count(&self) -> u64 {
+        self.lines.iter().map(|l| u64::from(l.quantity)).sum()
+    }
+
+    /// Sum of line totals; `None` for an empty cart (it has no currency yet).
+    pub fn subtotal(&self) -> Result<Option<Money>, MoneyError> {
+        let mut total: Option<Money> = None;
+        for line in &self.lines {
+            let line_total = line.total()?;
+            total = Some(match total {
+                None => line_total,
+                Some(t) => t.plus(&line_total)?,
+            });
+        }
+        Ok(total)
+    }
+
+    /// The absolute quantity the line will have after `change`, validated against the request
+    /// limits; 0 means the line goes away. Product rules are checked by `check_product_rules`.
+    pub fn target_quantity(
+        &self,
+        product_id: &str,
+        change: LineChange,
+        limits: &Limits,
+    ) -> Result<u32, Problem> {
+        let current = self.line(product_id).map(|l| l.quantity);
+        let target = match change {
+            LineChange::Add(n) => current.unwrap_or(0).checked_add(n).ok_or_else(|| {
+                Problem::new(ProblemKind::QuantityLimitExceeded, "quantity out of range")
+            })?,
+            LineChange::Set(n) => {
+                if n > 0 && current.is_none() {
+                    return Err(line_not_found(product_id));
+                }
+                n
+            }
+            LineChange::Remove => {
+                if current.is_none() {
+                    return Err(line_not_found(product_id));
+                }
+                0
+            }
+        };
+        if target > limits.max_quantity_per_line {
+            return Err(Problem::new(
+                ProblemKind::QuantityLimitExceeded,
+                format!(
+                    "a line may hold at most {} units; this change would make it {target}",
+                    limits.max_quantity_per_line
+                ),
+            )
+            .with("maxQuantity", limits.max_quantity_per_line));
+        }
+        if current.is_none() && target > 0 && self.lines.len() >= limits.max_lines_per_cart {
+            return Err(Problem::new(
+                ProblemKind::TooManyLines,
+                format!(
+                    "a cart may hold at most {} lines",
+                    limits.max_lines_per_cart
+                ),
+            )
+            .with("maxLines", limits.max_lines_per_cart));
+        }
+        Ok(target)
+    }
+
+    /// Puts the line for `product` at `quantity` units with `reservation` (0 removes it).
+    /// A new line must be in the cart's currency.
+    pub fn put_line(
+        &mut self,
+        product: &ProductSnapshot,
+        quantity: u32,
+        reservation: ReservationState,
+        now_ms: u64,
+    ) -> Result<(), Problem> {
+        if quantity == 0 {
+            self.lines.retain(|l| l.product_id != product.product_id);
+            self.updated_at_ms = now_ms;
+            return Ok(());
+        }
+        if let Some(line) = self
+            .lines
+            .iter_mut()
+            .find(|l| l.product_id == product.product_id)
+        {
+            line.quantity = quantity;
+            line.reservation = reservation;
+            line.updated_at_ms = now_ms;
+        } else {
+            if let Some(first) = self.lines.first() {
+                if first.unit_price.currency != product.unit_price.currency {
+                    return Err(Problem::new(
+                        ProblemKind::CurrencyMismatch,
+                        format!(
+                            "the cart is priced in {}, {} in {}",
+                            first.unit_price.currency.as_str(),
+                            product.product_id,
+                            product.unit_price.currency.as_str()
+                        ),
+                    ));
+                }
+            }
+            self.lines.push(Line {
+                product_id: product.product_id.clone(),
+                title: product.title.clone(),
+                unit_price: product.unit_price.clone(),
+                quantity,
+                reservation,
+                added_at_ms: now_ms,
+                updated_at_ms: now_ms,
+            });
+        }
+        self.updated_at_ms = now_ms;
+        Ok(())
+    }
+
+    /// Removes every line and starts a new reservation epoch. Returns the removed lines.
+    pub fn clear(&mut self, now_ms: u64) -> Vec<Line> {
+        self.epoch += 1;
+        self.updated_at_ms = now_ms;
+        std::mem::take(&mut self.lines)
+    }
+}
+
+fn line_not_found(product_id: &str) -> Problem {
+    Problem::new(
+        ProblemKind::LineNotFound,
+        format!("the cart has no line for product {product_id}"),
+    )
+    .with("productId", product_id)
+}
+
+/// Checks a target quantity against the product's own rules (minimum, maximum, increment).
+pub fn check_product_rules(product: &ProductSnapshot, quantity: u32) -> Result<(), Problem> {
+    if quantity == 0 {
+        return Ok(());
+    }
+    if quantity < product.min_quantity {
+        return Err(Problem::new(
+            ProblemKind::InvalidQuantity,
+            format!(
+                "{} must be bought in quantities of at least {}",
+                product.product_id, product.min_quantity
+            ),
+        )
+        .with("minQuantity", product.min_quantity));
+    }
+    if let Some(max) = product.max_quantity {
+        if quantity > max {
+            return Err(Problem::new(
+                ProblemKind::QuantityLimitExceeded,
+                format!(
+                    "{} is limited to {max} per cart",
+                    product.product_id
+                ),
+            )
+            .with("maxQuantity", max));
+        }
+    }
+    let step = product.quantity_step.max(1);
+    if (quantity - product.min_quantity.min(quantity)) % step != 0 {
+        return Err(Problem::new(
+            ProblemKind::InvalidQuantity,
+            format!(
+                "{} is sold in steps of {step} from {}",
+                product.product_id, product.min_quantity
+            ),
+        )
+        .with("quantityStep", step));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::reservation::ReservationStatus;
+
+    fn product(id: &str, price: i64, currency: &str) -> ProductSnapshot {
+        ProductSnapshot {
+            product_id: id.into(),
+            title: format!("Title {id}"),
+            unit_price: Money::new(price, Currency::parse(currency).unwrap()),
+            policy: ReservationPolicy::Reserve,
+            min_quantity: 1,
+            max_quantity: None,
+            quantity_step: 1,
+        }
+    }
+
+    fn held(id: &str) -> ReservationState {
+        ReservationState {
+            id: id.into(),
+            status: ReservationStatus::Confirmed,
+            expires_at_ms: Some(10_000),
+        }
+    }
+
+    #[test]
+    fn adding_an_existing_product_adds_to_its_line() {
+        let mut cart = Cart::default();
+        let p = product("mug", 1200, "EUR");
+        let limits = Limits::default();
+        let q = cart.target_quantity("mug", LineChange::Add(2), &limits).unwrap();
+        cart.put_line(&p, q, held("r"), 1).unwrap();
+        let q = cart.target_quantity("mug", LineChange::Add(3), &limits).unwrap();
+        assert_eq!(q, 5);
+        cart.put_line(&p, q, held("r"), 2).unwrap();
+        assert_eq!(cart.lines.len(), 1);
+        assert_eq!(cart.item_count(), 5);
+        assert_eq!(cart.subtotal().unwrap().unwrap().amount, 6000);
+    }
+
+    #[test]
+    fn set_and_remove_need_an_existing_line() {
+        let cart = Cart::default();
+        let limits = Limits::default();
+        let err = cart
+            .target_quantity("mug", LineChange::Set(2), &limits)
+            .unwrap_err();
+        assert_eq!(err.kind, ProblemKind::LineNotFound);
+        let err = cart
+            .target_quantity("mug", LineChange::Remove, &limits)
+            .unwrap_err();
+        assert_eq!(err.kind, ProblemKind::LineNotFound);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits {
+            max_lines_per_cart: 1,
+            max_quantity_per_line: 5,
+            ..Limits::default()
+        };
+        let mut cart = Cart::default();
+        assert_eq!(
+            cart.target_quantity("a", LineChange::Add(6), &limits)
+                .unwrap_err()
+                .kind,
+            ProblemKind::QuantityLimitExceeded
+        );
+        cart.put_line(&product("a", 1, "EUR"), 1, held("r"), 1)
+            .unwrap();
+        assert_eq!(
+            cart.target_quantity("b", LineChange::Add(1), &limits)
+                .unwrap_err()
+                .kind,
+            ProblemKind::TooManyLines
+        );
+        // Changing an existing line is fine at the line limit.
+        assert_eq!(
+            cart.target_quantity("a", LineChange::Add(1), &limits)
+                .unwrap(),
+            2
+        );
+    }
+
+    #[test]
+    fn currencies_do_not_mix() {
+        let mut cart = Cart::default();
+        cart.put_line(&product("a", 1, "EUR"), 1, held("r"), 1)
+            .unwrap();
+        let err = cart
+            .put_line(&product("b", 1, "USD"), 1, held("r2"), 1)
+            .unwrap_err();
+        assert_eq!(err.kind, ProblemKind::CurrencyMismatch);
+    }
+
+    #[test]
+    fn clear_bumps_the_epoch() {
+        let mut cart = Cart::default();
+        cart.put_line(&product("a", 1, "EUR"), 1, held("r"), 1)
+            .unwrap();
+        let removed = cart.clear(2);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(cart.epoch, 1);
+        assert!(cart.lines.is_empty());
+    }
+
+    #[test]
+    fn product_rules() {
+        let mut p = product("a", 1, "EUR");
+        p.min_quantity = 2;
+        p.max_quantity = Some(10);
+        p.quantity_step = 2;
+        assert!(check_product_rules(&p, 2).is_ok());
+        assert!(check_product_rules(&p, 4).is_ok());
+        assert_eq!(
+            check_product_rules(&p, 1).unwrap_err().kind,
+            ProblemKind::InvalidQuantity
+        );
+        assert_eq!(
+            check_product_rules(&p, 3).unwrap_err().kind,
+            ProblemKind::InvalidQuantity
+        );
+        assert_eq!(
+            check_product_rules(&p, 12).unwrap_err().kind,
+            ProblemKind::QuantityLimitExceeded
+        );
+        assert!(check_product_rules(&p, 0).is_ok());
+    }
+}

@@ -1,0 +1,23 @@
+//! Cart domain rules with no I/O: validated ids, money, cart documents and their changes,
+//! request bodies, RFC 9457 problems, HTTP precondition parsing and the retry policy.
+//!
+//! Everything here is deterministic and plain Rust, so it is tested with `cargo test` and shared
+//! by the cart component and the test host.
+
+pub mod backoff;
+pub mod cart;
+pub mod ids;
+pub mod limits;
+pub mod money;
+pub mod precondition;
+pub mod problem;
+pub mod requests;
+pub mod reservation;
+pub mod view;
+
+pub use cart::{Cart, Line, LineChange, ProductSnapshot};
+pub use ids::{IdError, ProductId, StoreId, UserId};
+pub use limits::Limits;
+pub use money::{Currency, Money, MoneyError};
+pub use problem::{Problem, ProblemKind};
+pub use reservation::{ReservationPolicy, ReservationState, ReservationStatus};
