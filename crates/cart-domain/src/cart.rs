@@ -5,6 +5,7 @@
 //! inside its compare-and-swap loop, so a retried apply on a newer version re-derives everything
 //! from that version.
 
+use crate::idempotency::AppliedKey;
 use crate::limits::Limits;
 use crate::money::{Money, MoneyError};
 use crate::problem::{Problem, ProblemKind};
@@ -55,6 +56,9 @@ pub struct Cart {
     /// The version this one replaced (0 for the first), so the version before it can be pruned.
     #[serde(default)]
     pub previous_version: u64,
+    /// Idempotency keys applied by recent versions (see `idempotency::AppliedKey`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_keys: Vec<AppliedKey>,
 }
 
 /// What a request asks for one product's line.
@@ -69,6 +73,11 @@ pub enum LineChange {
 }
 
 impl Cart {
+    /// The mark of an idempotency key this cart already applied, if any.
+    pub fn applied(&self, key_hash: &str) -> Option<&AppliedKey> {
+        self.applied_keys.iter().find(|m| m.key_hash == key_hash)
+    }
+
     pub fn line(&self, product_id: &str) -> Option<&Line> {
         self.lines.iter().find(|l| l.product_id == product_id)
     }
@@ -105,7 +114,7 @@ impl Cart {
                 Problem::new(ProblemKind::QuantityLimitExceeded, "quantity out of range")
             })?,
             LineChange::Set(n) => {
-                if n > 0 && current.is_none() {
+                if current.is_none() {
                     return Err(line_not_found(product_id));
                 }
                 n
@@ -225,16 +234,13 @@ pub fn check_product_rules(product: &ProductSnapshot, quantity: u32) -> Result<(
         if quantity > max {
             return Err(Problem::new(
                 ProblemKind::QuantityLimitExceeded,
-                format!(
-                    "{} is limited to {max} per cart",
-                    product.product_id
-                ),
+                format!("{} is limited to {max} per cart", product.product_id),
             )
             .with("maxQuantity", max));
         }
     }
     let step = product.quantity_step.max(1);
-    if (quantity - product.min_quantity.min(quantity)) % step != 0 {
+    if !(quantity - product.min_quantity.min(quantity)).is_multiple_of(step) {
         return Err(Problem::new(
             ProblemKind::InvalidQuantity,
             format!(
@@ -278,9 +284,13 @@ mod tests {
         let mut cart = Cart::default();
         let p = product("mug", 1200, "EUR");
         let limits = Limits::default();
-        let q = cart.target_quantity("mug", LineChange::Add(2), &limits).unwrap();
+        let q = cart
+            .target_quantity("mug", LineChange::Add(2), &limits)
+            .unwrap();
         cart.put_line(&p, q, held("r"), 1).unwrap();
-        let q = cart.target_quantity("mug", LineChange::Add(3), &limits).unwrap();
+        let q = cart
+            .target_quantity("mug", LineChange::Add(3), &limits)
+            .unwrap();
         assert_eq!(q, 5);
         cart.put_line(&p, q, held("r"), 2).unwrap();
         assert_eq!(cart.lines.len(), 1);

@@ -57,9 +57,7 @@ impl EntityTags {
     pub fn matches_strong(&self, version: u64) -> bool {
         match self {
             EntityTags::Any => version > 0,
-            EntityTags::List(tags) => tags
-                .iter()
-                .any(|(weak, v)| !weak && *v == Some(version)),
+            EntityTags::List(tags) => tags.iter().any(|(weak, v)| !weak && *v == Some(version)),
         }
     }
 

@@ -30,6 +30,9 @@ pub enum ProblemKind {
     InventoryUnavailable,
     StoreUnavailable,
     LockUnavailable,
+    IdempotencyKeyRequired,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     Internal,
 }
 
@@ -37,16 +40,20 @@ impl ProblemKind {
     pub fn status(self) -> u16 {
         use ProblemKind::*;
         match self {
-            InvalidBody | InvalidId | InvalidHeader => 400,
+            InvalidBody | InvalidId | InvalidHeader | IdempotencyKeyRequired => 400,
             Unauthenticated => 401,
             NotFound | LineNotFound => 404,
             MethodNotAllowed => 405,
-            InsufficientStock | LineBusy | CartConflict => 409,
+            InsufficientStock | LineBusy | CartConflict | IdempotencyKeyInUse => 409,
             PreconditionFailed => 412,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
-            InvalidQuantity | QuantityLimitExceeded | TooManyLines | CurrencyMismatch
-            | UnknownProduct => 422,
+            InvalidQuantity
+            | QuantityLimitExceeded
+            | TooManyLines
+            | CurrencyMismatch
+            | UnknownProduct
+            | IdempotencyKeyReused => 422,
             PreconditionRequired => 428,
             Internal => 500,
             InventoryUnavailable | StoreUnavailable | LockUnavailable => 503,
@@ -78,6 +85,9 @@ impl ProblemKind {
             InventoryUnavailable => "inventory-unavailable",
             StoreUnavailable => "store-unavailable",
             LockUnavailable => "lock-unavailable",
+            IdempotencyKeyRequired => "idempotency-key-required",
+            IdempotencyKeyInUse => "idempotency-key-in-use",
+            IdempotencyKeyReused => "idempotency-key-reused",
             Internal => "internal",
         }
     }
@@ -107,6 +117,9 @@ impl ProblemKind {
             InventoryUnavailable => "The inventory service is unavailable",
             StoreUnavailable => "The cart store is unavailable",
             LockUnavailable => "The lock service is unavailable",
+            IdempotencyKeyRequired => "This request needs an Idempotency-Key header",
+            IdempotencyKeyInUse => "A request with this Idempotency-Key is still being processed",
+            IdempotencyKeyReused => "This Idempotency-Key was used for a different request",
             Internal => "Internal error",
         }
     }

@@ -98,8 +98,8 @@ fn quantity_within_limit(raw: i64, limits: &Limits) -> Result<u32, Problem> {
 impl AddItem {
     pub fn parse(body: &[u8], limits: &Limits) -> Result<Self, Problem> {
         let raw: AddItemBody = parse_json(body)?;
-        let product_id = ProductId::parse_with_max(&raw.product_id, limits.max_id_len)
-            .map_err(|e| {
+        let product_id =
+            ProductId::parse_with_max(&raw.product_id, limits.max_id_len).map_err(|e| {
                 Problem::new(ProblemKind::InvalidId, format!("productId {e}"))
                     .with("field", "productId")
             })?;
@@ -146,7 +146,10 @@ mod tests {
         let l = Limits::default();
         assert_eq!(kind(AddItem::parse(b"{", &l)), ProblemKind::InvalidBody);
         assert_eq!(
-            kind(AddItem::parse(br#"{"productId":"m","quantity":1,"x":1}"#, &l)),
+            kind(AddItem::parse(
+                br#"{"productId":"m","quantity":1,"x":1}"#,
+                &l
+            )),
             ProblemKind::InvalidBody
         );
         assert_eq!(
@@ -162,7 +165,10 @@ mod tests {
             ProblemKind::InvalidQuantity
         );
         assert_eq!(
-            kind(AddItem::parse(br#"{"productId":"m","quantity":100000}"#, &l)),
+            kind(AddItem::parse(
+                br#"{"productId":"m","quantity":100000}"#,
+                &l
+            )),
             ProblemKind::QuantityLimitExceeded
         );
         assert_eq!(
@@ -178,9 +184,16 @@ mod tests {
     #[test]
     fn set_quantity_allows_zero_but_not_negative() {
         let l = Limits::default();
-        assert_eq!(SetQuantity::parse(br#"{"quantity":0}"#, &l).unwrap().quantity, 0);
         assert_eq!(
-            SetQuantity::parse(br#"{"quantity":-1}"#, &l).unwrap_err().kind,
+            SetQuantity::parse(br#"{"quantity":0}"#, &l)
+                .unwrap()
+                .quantity,
+            0
+        );
+        assert_eq!(
+            SetQuantity::parse(br#"{"quantity":-1}"#, &l)
+                .unwrap_err()
+                .kind,
             ProblemKind::InvalidQuantity
         );
     }
@@ -190,7 +203,9 @@ mod tests {
         assert!(check_json_content_type(Some("application/json; charset=utf-8")).is_ok());
         assert!(check_json_content_type(Some("Application/JSON")).is_ok());
         assert_eq!(
-            check_json_content_type(Some("text/plain")).unwrap_err().kind,
+            check_json_content_type(Some("text/plain"))
+                .unwrap_err()
+                .kind,
             ProblemKind::UnsupportedMediaType
         );
         assert!(check_json_content_type(None).is_err());

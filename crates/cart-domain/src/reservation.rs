@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(reservation_id(&s, &u, &p, 0), reservation_id(&s, &u, &p, 0));
         assert_ne!(reservation_id(&s, &u, &p, 0), reservation_id(&s, &u, &p, 1));
         let bob = UserId::parse("bob").unwrap();
-        assert_ne!(reservation_id(&s, &u, &p, 0), reservation_id(&s, &bob, &p, 0));
+        assert_ne!(
+            reservation_id(&s, &u, &p, 0),
+            reservation_id(&s, &bob, &p, 0)
+        );
     }
 
     #[test]

@@ -1,0 +1,304 @@
+//! The cart HTTP API: validates input, resolves the caller, runs the operation and renders
+//! the response. Every rejection happens before anything is stored.
+
+use crate::cart_repo::{self, SaveError};
+use crate::http_io::{HttpRequest, HttpResponse};
+use crate::idempotency::{self, Begin};
+use crate::identity;
+use crate::inventory_port;
+use crate::line_change::{self, LineRequest, MAX_SAVE_ATTEMPTS};
+use crate::routes::Route;
+use crate::settings::{Settings, WriteSettings};
+use crate::timing::{measure, Phase};
+use cart_domain::idempotency::{remember, AppliedKey};
+use cart_domain::precondition::{etag, parse_entity_tags, precondition_failed, EntityTags};
+use cart_domain::requests::{check_body_size, check_json_content_type, AddItem, SetQuantity};
+use cart_domain::view::{CartView, SummaryView};
+use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, UserId};
+
+/// The name of the operation, for the log line.
+pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
+    match route {
+        Ok(Route::Health) => "health",
+        Ok(Route::GetCart { .. }) => "get_cart",
+        Ok(Route::Summary { .. }) => "get_summary",
+        Ok(Route::ClearCart { .. }) => "clear_cart",
+        Ok(Route::AddItem { .. }) => "add_item",
+        Ok(Route::SetQuantity { .. }) => "set_quantity",
+        Ok(Route::RemoveItem { .. }) => "remove_item",
+        Err(_) => "unrouted",
+    }
+}
+
+pub fn dispatch(
+    request: &HttpRequest,
+    route: Result<Route, Problem>,
+    settings: &Settings,
+) -> HttpResponse {
+    match route.and_then(|r| run(request, r, settings)) {
+        Ok(response) => response,
+        Err(problem) => HttpResponse::problem(&problem),
+    }
+}
+
+fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
+    if route == Route::Health {
+        return Ok(HttpResponse::json(
+            200,
+            &serde_json::json!({"status": "ok"}),
+        ));
+    }
+    let user = identity::caller(request, settings)?;
+    match route {
+        Route::Health => unreachable_health(),
+        Route::GetCart { store } => {
+            let store = store_id(&store, settings)?;
+            get_cart(request, &store, &user)
+        }
+        Route::Summary { store } => {
+            let store = store_id(&store, settings)?;
+            get_summary(request, &store, &user)
+        }
+        Route::AddItem { store } => {
+            let store = store_id(&store, settings)?;
+            let if_match = if_match(request)?;
+            let add = AddItem::parse(json_body(request, settings)?, &settings.limits)?;
+            let op = WriteOp::Line {
+                store,
+                product: add.product_id,
+                change: LineChange::Add(add.quantity),
+                if_match,
+            };
+            write(request, &user, op, settings)
+        }
+        Route::SetQuantity { store, product } => {
+            let store = store_id(&store, settings)?;
+            let product = product_id(&product, settings)?;
+            let if_match = if_match(request)?;
+            let set = SetQuantity::parse(json_body(request, settings)?, &settings.limits)?;
+            let op = WriteOp::Line {
+                store,
+                product,
+                change: LineChange::Set(set.quantity),
+                if_match,
+            };
+            write(request, &user, op, settings)
+        }
+        Route::RemoveItem { store, product } => {
+            let op = WriteOp::Line {
+                store: store_id(&store, settings)?,
+                product: product_id(&product, settings)?,
+                change: LineChange::Remove,
+                if_match: if_match(request)?,
+            };
+            write(request, &user, op, settings)
+        }
+        Route::ClearCart { store } => {
+            let op = WriteOp::Clear {
+                store: store_id(&store, settings)?,
+                if_match: if_match(request)?,
+            };
+            write(request, &user, op, settings)
+        }
+    }
+}
+
+/// A validated write, ready to run.
+enum WriteOp {
+    Line {
+        store: StoreId,
+        product: ProductId,
+        change: LineChange,
+        if_match: Option<EntityTags>,
+    },
+    Clear {
+        store: StoreId,
+        if_match: Option<EntityTags>,
+    },
+}
+
+/// Runs a write inside the idempotency protocol (see `idempotency`). Input has been fully
+/// validated before this point, so a rejected request never leaves anything behind.
+fn write(
+    request: &HttpRequest,
+    user: &UserId,
+    op: WriteOp,
+    settings: &Settings,
+) -> Result<HttpResponse, Problem> {
+    let write_settings = WriteSettings::load();
+    let guard = match idempotency::begin(request, user, write_settings.idempotency_key_required)? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Run(guard) => guard,
+    };
+    let mark = guard.as_ref().map(|g| g.mark.clone());
+    let result = match op {
+        WriteOp::Line {
+            store,
+            product,
+            change,
+            if_match,
+        } => {
+            let req = LineRequest {
+                store: &store,
+                user,
+                product: &product,
+                change,
+                if_match,
+                mark,
+            };
+            line_change::change_line(&req, settings, &write_settings)
+                .and_then(|c| cart_response(200, &store, user, c.version, &c.cart))
+        }
+        WriteOp::Clear { store, if_match } => clear_cart(&store, user, if_match, mark),
+    };
+    if let Some(guard) = guard {
+        idempotency::finish(guard, result.as_ref().ok());
+    }
+    result
+}
+
+fn unreachable_health() -> Result<HttpResponse, Problem> {
+    Err(Problem::new(ProblemKind::Internal, "health handled above"))
+}
+
+fn store_id(raw: &str, settings: &Settings) -> Result<StoreId, Problem> {
+    StoreId::parse_with_max(raw, settings.limits.max_id_len).map_err(|e| {
+        Problem::new(ProblemKind::InvalidId, format!("storeId {e}")).with("field", "storeId")
+    })
+}
+
+fn product_id(raw: &str, settings: &Settings) -> Result<ProductId, Problem> {
+    ProductId::parse_with_max(raw, settings.limits.max_id_len).map_err(|e| {
+        Problem::new(ProblemKind::InvalidId, format!("productId {e}")).with("field", "productId")
+    })
+}
+
+fn if_match(request: &HttpRequest) -> Result<Option<EntityTags>, Problem> {
+    request
+        .header("if-match")?
+        .map(parse_entity_tags)
+        .transpose()
+}
+
+fn json_body<'a>(request: &'a HttpRequest, settings: &Settings) -> Result<&'a [u8], Problem> {
+    check_json_content_type(request.header("content-type")?)?;
+    check_body_size(&request.body, &settings.limits)?;
+    Ok(&request.body)
+}
+
+fn cart_response(
+    status: u16,
+    store: &StoreId,
+    user: &UserId,
+    version: u64,
+    cart: &Cart,
+) -> Result<HttpResponse, Problem> {
+    let view = CartView::build(
+        store.as_str(),
+        user.as_str(),
+        version,
+        cart,
+        crate::clock::now_ms(),
+    )
+    .map_err(|e| Problem::new(ProblemKind::Internal, format!("cart totals failed: {e}")))?;
+    Ok(HttpResponse::json(status, &view)
+        .with_header("etag", etag(version))
+        .with_header("cache-control", "private, no-cache"))
+}
+
+fn not_modified(request: &HttpRequest, version: u64) -> Result<bool, Problem> {
+    Ok(match request.header("if-none-match")? {
+        Some(raw) => parse_entity_tags(raw)?.matches_weak(version),
+        None => false,
+    })
+}
+
+fn get_cart(
+    request: &HttpRequest,
+    store: &StoreId,
+    user: &UserId,
+) -> Result<HttpResponse, Problem> {
+    let key = cart_repo::cart_key(store, user);
+    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if not_modified(request, loaded.version)? {
+        return Ok(HttpResponse::empty(304).with_header("etag", etag(loaded.version)));
+    }
+    cart_response(200, store, user, loaded.version, &loaded.cart)
+}
+
+fn get_summary(
+    request: &HttpRequest,
+    store: &StoreId,
+    user: &UserId,
+) -> Result<HttpResponse, Problem> {
+    let key = cart_repo::cart_key(store, user);
+    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if not_modified(request, loaded.version)? {
+        return Ok(HttpResponse::empty(304)
+            .with_header("etag", etag(loaded.version))
+            .with_header("cache-control", "private, max-age=5"));
+    }
+    let view = SummaryView::build(store.as_str(), loaded.version, &loaded.cart)
+        .map_err(|e| Problem::new(ProblemKind::Internal, format!("cart totals failed: {e}")))?;
+    Ok(HttpResponse::json(200, &view)
+        .with_header("etag", etag(loaded.version))
+        .with_header("cache-control", "private, max-age=5"))
+}
+
+/// Empties the cart (new reservation epoch) and then releases what the removed lines held.
+fn clear_cart(
+    store: &StoreId,
+    user: &UserId,
+    if_match: Option<EntityTags>,
+    mark: Option<AppliedKey>,
+) -> Result<HttpResponse, Problem> {
+    let key = cart_repo::cart_key(store, user);
+    let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if let Some(done) = line_change::already_applied(mark.as_ref(), &loaded)? {
+        return cart_response(200, store, user, done.version, &done.cart);
+    }
+    if let Some(tags) = &if_match {
+        if !tags.matches_strong(loaded.version) {
+            return Err(precondition_failed(loaded.version));
+        }
+    }
+    for attempt in 1..=MAX_SAVE_ATTEMPTS {
+        let mut next = loaded.cart.clone();
+        let now = crate::clock::now_ms();
+        let removed = next.clear(now);
+        next.previous_version = loaded.version;
+        if let Some(mark) = &mark {
+            remember(&mut next.applied_keys, mark.clone(), now);
+        }
+        match measure(Phase::Store, || {
+            cart_repo::save(&key, loaded.version, &next)
+        }) {
+            Ok(version) => {
+                for line in &removed {
+                    measure(Phase::Inventory, || {
+                        inventory_port::release(store.as_str(), &line.reservation)
+                    });
+                }
+                measure(Phase::Store, || {
+                    cart_repo::prune(&key, loaded.cart.previous_version)
+                });
+                return cart_response(200, store, user, version, &next);
+            }
+            Err(SaveError::Conflict(current)) => {
+                if if_match.is_some() {
+                    return Err(precondition_failed(current));
+                }
+                if attempt == MAX_SAVE_ATTEMPTS {
+                    break;
+                }
+                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    Err(Problem::new(
+        ProblemKind::CartConflict,
+        "the cart kept changing while clearing; retry",
+    )
+    .with("retryAfterSeconds", 1))
+}

@@ -1,0 +1,37 @@
+//! Time and jitter. Wall-clock milliseconds come from WASI; jitter from std's random hasher
+//! keys (seeded from WASI random), which is plenty for spreading retries apart.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A random number in [0, 1).
+pub fn random_unit() -> f64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Monotonic stopwatch for waits and Server-Timing.
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Stopwatch(Instant::now())
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}

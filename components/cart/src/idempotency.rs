@@ -1,0 +1,139 @@
+//! `Idempotency-Key` handling around a write.
+//!
+//! 1. A lease on the scoped key (`idem:{user}:{hash}`) makes a concurrent duplicate a 409
+//!    instead of a second execution; the lease expires if its holder dies.
+//! 2. A stored response for the key is replayed (same status, body and `ETag`, plus
+//!    `Idempotent-Replayed: true`); a different request under the same key is a 422.
+//! 3. Otherwise the write runs and leaves an applied-key mark inside the cart document, in the
+//!    same compare-and-swap as the change. So if the process dies after the commit but before
+//!    the response record is written, the retry finds the mark and does not apply the change
+//!    again: the record and the cart can never disagree about whether the change happened.
+//! 4. Successful (2xx) responses are stored for 24 h. Rejections changed nothing, so a retry of
+//!    one simply runs again.
+
+use crate::bindings::{kv, locks};
+use crate::http_io::{HttpRequest, HttpResponse};
+use cart_domain::idempotency::{
+    fingerprint, parse_key, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
+};
+use cart_domain::{Problem, ProblemKind, UserId};
+
+/// How long the in-flight lease lasts if its holder dies without releasing it.
+const IN_FLIGHT_TTL_MS: u32 = 30_000;
+
+/// An idempotent write in progress.
+pub struct Guard {
+    lease: locks::Lease,
+    record_key: String,
+    pub mark: AppliedKey,
+}
+
+/// What to do with a write.
+pub enum Begin {
+    /// Run it (with a guard when the request carried a key).
+    Run(Option<Guard>),
+    /// Answer with this replayed response without running anything.
+    Replay(HttpResponse),
+}
+
+pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result<Begin, Problem> {
+    let Some(raw) = request.header("idempotency-key")? else {
+        if key_required && request.method == "POST" {
+            return Err(Problem::new(
+                ProblemKind::IdempotencyKeyRequired,
+                "this deployment requires an Idempotency-Key header on POST",
+            ));
+        }
+        return Ok(Begin::Run(None));
+    };
+    let key = parse_key(raw)?;
+    let hash = scoped_key_hash(user.as_str(), &key);
+    let fp = fingerprint(&request.method, &request.path, &request.body);
+    let lease_key = format!("idem:{user}:{hash}");
+    let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
+        Ok(Some(lease)) => lease,
+        Ok(None) => {
+            return Err(Problem::new(
+                ProblemKind::IdempotencyKeyInUse,
+                "a request with this Idempotency-Key is in flight; retry after it completes",
+            )
+            .with("retryAfterSeconds", 1))
+        }
+        Err(e) => {
+            return Err(Problem::new(
+                ProblemKind::LockUnavailable,
+                format!("could not take the idempotency lease: {e:?}"),
+            )
+            .with("retryAfterSeconds", 1))
+        }
+    };
+    let record_key = format!("idem:{user}:{hash}:response");
+    let now = crate::clock::now_ms();
+    let stored = kv::get(&record_key)
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<StoredResponse>(&bytes).ok())
+        .filter(|r| r.expires_at_ms > now);
+    if let Some(stored) = stored {
+        let _ = locks::release(&lease);
+        if stored.fingerprint != fp {
+            return Err(reused());
+        }
+        return Ok(Begin::Replay(replay(stored)));
+    }
+    Ok(Begin::Run(Some(Guard {
+        lease,
+        record_key,
+        mark: AppliedKey {
+            key_hash: hash,
+            fingerprint: fp,
+            at_ms: now,
+        },
+    })))
+}
+
+pub fn reused() -> Problem {
+    Problem::new(
+        ProblemKind::IdempotencyKeyReused,
+        "this Idempotency-Key was already used for a different request (method, path or body)",
+    )
+}
+
+fn replay(stored: StoredResponse) -> HttpResponse {
+    let mut response = HttpResponse {
+        status: stored.status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: stored.body.into_bytes(),
+    };
+    if let Some(etag) = stored.etag {
+        response.headers.push(("etag".into(), etag));
+    }
+    response.with_header("idempotent-replayed", "true")
+}
+
+/// Stores a successful response for replay and releases the in-flight lease.
+pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
+    if let Some(response) = response.filter(|r| (200..300).contains(&r.status)) {
+        let etag = response
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+            .map(|(_, v)| v.clone());
+        let record = StoredResponse {
+            fingerprint: guard.mark.fingerprint.clone(),
+            status: response.status,
+            etag,
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+            expires_at_ms: guard.mark.at_ms + RETENTION_MS,
+        };
+        if let Ok(bytes) = serde_json::to_vec(&record) {
+            if let Err(e) = kv::set(&guard.record_key, &bytes) {
+                // The mark in the cart still prevents a second application.
+                eprintln!(
+                    "{{\"level\":\"warn\",\"msg\":\"idempotency record not stored\",\"error\":\"{e:?}\"}}"
+                );
+            }
+        }
+    }
+    let _ = locks::release(&guard.lease);
+}

@@ -1,0 +1,50 @@
+//! The cart logic component: the cart HTTP API over the `storefront:cart` capability contract.
+//!
+//! It imports only the project's WIT interfaces (documents, kv, locks, inventory, events,
+//! config) and WASI; everything Spin-specific lives in the adapter component.
+
+mod api;
+mod bindings;
+mod cart_repo;
+mod clock;
+mod http_io;
+mod idempotency;
+mod identity;
+mod inventory_port;
+mod line_change;
+mod line_lock;
+mod routes;
+mod settings;
+mod timing;
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+#[http_component]
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    let started = std::time::Instant::now();
+    let settings = settings::Settings::load();
+    let (route, response, head_only, method) =
+        match http_io::read_request(request, settings.limits.max_body_bytes).await {
+            Ok(req) => {
+                let route = routes::route(&req.method, &req.path);
+                let name = api::operation_name(&route);
+                let response = api::dispatch(&req, route, &settings);
+                (name, response, req.is_head(), req.method)
+            }
+            Err(problem) => (
+                "unread",
+                http_io::HttpResponse::problem(&problem),
+                false,
+                String::new(),
+            ),
+        };
+    let total_us = started.elapsed().as_micros() as u64;
+    let status = response.status;
+    let response = response.with_header("server-timing", timing::server_timing(total_us));
+    http_io::send_response(response_out, response, head_only).await;
+    // One structured line per operation (component stderr goes to Spin's log directory).
+    eprintln!(
+        "{{\"op\":\"{route}\",\"method\":\"{method}\",\"status\":{status},\"durationUs\":{total_us}}}"
+    );
+}

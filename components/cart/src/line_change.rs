@@ -1,0 +1,299 @@
+//! Adding, re-setting and removing one cart line.
+//!
+//! Order of work, under the line's lease:
+//! 1. read the cart head; check `If-Match`;
+//! 2. look the product up (title, price, policy, quantity rules);
+//! 3. reserve the line's new absolute quantity under its deterministic reservation id;
+//! 4. compare-and-swap the new cart version. On conflict (another line of the same cart changed)
+//!    re-read and re-apply to the newer version, a bounded number of times; with `If-Match` the
+//!    client asked for exactly one version, so a conflict is a 412 instead;
+//! 5. release holds that the committed cart no longer needs (a removed line, or a hold made for a
+//!    cart epoch that a concurrent clear retired).
+//!
+//! If the save finally fails, the line's previous hold is restored, so inventory never keeps
+//! more for the cart than the cart shows for longer than a reservation TTL.
+
+use crate::cart_repo::{self, Loaded, SaveError};
+use crate::inventory_port::{self, LookupError};
+use crate::line_lock;
+use crate::settings::{Settings, WriteSettings};
+use crate::timing::{measure, Phase};
+use cart_domain::cart::check_product_rules;
+use cart_domain::idempotency::{remember, AppliedKey};
+use cart_domain::precondition::{precondition_failed, EntityTags};
+use cart_domain::reservation::{reservation_id, ReservationState};
+use cart_domain::{
+    Cart, Line, LineChange, Problem, ProblemKind, ProductId, ProductSnapshot, ReservationPolicy,
+    ReservationStatus, StoreId, UserId,
+};
+
+/// How many times a change is re-applied after losing a compare-and-swap race.
+pub const MAX_SAVE_ATTEMPTS: u32 = 16;
+
+pub struct LineRequest<'a> {
+    pub store: &'a StoreId,
+    pub user: &'a UserId,
+    pub product: &'a ProductId,
+    pub change: LineChange,
+    pub if_match: Option<EntityTags>,
+    /// The idempotency key's mark, saved with the change.
+    pub mark: Option<AppliedKey>,
+}
+
+/// The committed result of a change.
+pub struct Committed {
+    pub version: u64,
+    pub cart: Cart,
+}
+
+pub fn change_line(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+) -> Result<Committed, Problem> {
+    let lock_key = format!("{}:{}:{}", req.store, req.user, req.product);
+    let (lease, _stats) = measure(Phase::Lock, || {
+        line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
+    })?;
+    let outcome = change_line_locked(req, settings, write);
+    measure(Phase::Lock, || line_lock::release(&lease));
+    outcome
+}
+
+/// A hold this request made, to re-use on retry or undo on failure.
+struct Held {
+    state: ReservationState,
+    quantity: u32,
+}
+
+fn change_line_locked(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+) -> Result<Committed, Problem> {
+    let key = cart_repo::cart_key(req.store, req.user);
+    let store = req.store.as_str();
+    let product_id = req.product.as_str();
+    let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
+        return Ok(done);
+    }
+    if let Some(tags) = &req.if_match {
+        if !tags.matches_strong(loaded.version) {
+            return Err(precondition_failed(loaded.version));
+        }
+    }
+    let product = product_for(req, &loaded)?;
+    let mut held: Option<Held> = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = apply_once(req, settings, write, &key, &loaded, &product, &mut held);
+        match result {
+            Ok(committed) => {
+                finish_after_commit(store, &loaded, &committed, product_id);
+                measure(Phase::Store, || {
+                    cart_repo::prune(&key, loaded.cart.previous_version)
+                });
+                return Ok(committed);
+            }
+            Err(SaveError::Conflict(current)) => {
+                if req.if_match.is_some() {
+                    undo_hold(store, &loaded, product_id, held.as_ref());
+                    return Err(precondition_failed(current));
+                }
+                if attempt >= MAX_SAVE_ATTEMPTS {
+                    undo_hold(store, &loaded, product_id, held.as_ref());
+                    return Err(Problem::new(
+                        ProblemKind::CartConflict,
+                        format!("the cart changed {attempt} times while saving; retry"),
+                    )
+                    .with("retryAfterSeconds", 1));
+                }
+                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+                if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
+                    undo_hold(store, &loaded, product_id, held.as_ref());
+                    return Ok(done);
+                }
+            }
+            Err(SaveError::Failed(problem)) => {
+                undo_hold(store, &loaded, product_id, held.as_ref());
+                return Err(problem);
+            }
+        }
+    }
+}
+
+/// When the cart already carries this idempotency key's mark, the change was committed by an
+/// earlier attempt whose response was lost: answer with the cart as it is, apply nothing.
+pub fn already_applied(
+    mark: Option<&AppliedKey>,
+    loaded: &Loaded,
+) -> Result<Option<Committed>, Problem> {
+    let Some(mark) = mark else { return Ok(None) };
+    match loaded.cart.applied(&mark.key_hash) {
+        None => Ok(None),
+        Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
+        Some(_) => Ok(Some(Committed {
+            version: loaded.version,
+            cart: loaded.cart.clone(),
+        })),
+    }
+}
+
+/// Product facts for the line: from inventory, or, when inventory is unavailable and the line
+/// already exists, from the line's own snapshot (so quantity changes degrade instead of fail).
+fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot, Problem> {
+    let product_id = req.product.as_str();
+    let existing = loaded.cart.line(product_id);
+    if req.change == LineChange::Remove {
+        if let Some(line) = existing {
+            return Ok(snapshot_from_line(line));
+        }
+        return Err(Problem::new(
+            ProblemKind::LineNotFound,
+            format!("the cart has no line for product {product_id}"),
+        )
+        .with("productId", product_id));
+    }
+    match measure(Phase::Inventory, || {
+        inventory_port::lookup(req.store.as_str(), product_id)
+    }) {
+        Ok(p) => Ok(p),
+        Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
+        Err(LookupError::Invalid(p)) => Err(p),
+        Err(LookupError::Unavailable(detail)) => match existing {
+            Some(line) => Ok(snapshot_from_line(line)),
+            None => Err(inventory_port::inventory_unavailable(&detail)),
+        },
+    }
+}
+
+fn snapshot_from_line(line: &Line) -> ProductSnapshot {
+    ProductSnapshot {
+        product_id: line.product_id.clone(),
+        title: line.title.clone(),
+        unit_price: line.unit_price.clone(),
+        policy: if line.reservation.status == ReservationStatus::NotRequired {
+            ReservationPolicy::Checkout
+        } else {
+            ReservationPolicy::Reserve
+        },
+        min_quantity: 1,
+        max_quantity: None,
+        quantity_step: 1,
+    }
+}
+
+/// One attempt against `loaded`: compute, hold, save.
+fn apply_once(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+    key: &str,
+    loaded: &Loaded,
+    product: &ProductSnapshot,
+    held: &mut Option<Held>,
+) -> Result<Committed, SaveError> {
+    let store = req.store.as_str();
+    let target = loaded
+        .cart
+        .target_quantity(req.product.as_str(), req.change, &settings.limits)
+        .map_err(SaveError::Failed)?;
+    check_product_rules(product, target).map_err(SaveError::Failed)?;
+    let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
+    let now = crate::clock::now_ms();
+
+    let reservation = if target == 0 {
+        // Removal: release after the commit, so a failed save leaves the hold in place.
+        None
+    } else {
+        // A hold made for an older cart epoch (a clear raced us) is no longer named by the cart.
+        if let Some(h) = held.as_ref().filter(|h| h.state.id != rid) {
+            inventory_port::release(store, &h.state);
+            *held = None;
+        }
+        let state = match held.as_ref() {
+            Some(h) if h.quantity == target => h.state.clone(),
+            _ => {
+                let state = measure(Phase::Inventory, || {
+                    inventory_port::reserve_line(
+                        store,
+                        product,
+                        &rid,
+                        target,
+                        write.reservation_ttl_ms,
+                    )
+                })
+                .map_err(SaveError::Failed)?;
+                *held = Some(Held {
+                    state: state.clone(),
+                    quantity: target,
+                });
+                state
+            }
+        };
+        Some(state)
+    };
+
+    let mut next = loaded.cart.clone();
+    match reservation {
+        Some(state) => next.put_line(product, target, state, now),
+        None => next.put_line(product, 0, placeholder(&rid), now),
+    }
+    .map_err(SaveError::Failed)?;
+    next.previous_version = loaded.version;
+    if let Some(mark) = &req.mark {
+        remember(&mut next.applied_keys, mark.clone(), now);
+    }
+    let version = measure(Phase::Store, || cart_repo::save(key, loaded.version, &next))?;
+    Ok(Committed {
+        version,
+        cart: next,
+    })
+}
+
+fn placeholder(rid: &str) -> ReservationState {
+    ReservationState {
+        id: rid.to_owned(),
+        status: ReservationStatus::Unconfirmed,
+        expires_at_ms: None,
+    }
+}
+
+/// After the commit: a removed line's hold goes back to stock.
+fn finish_after_commit(store: &str, base: &Loaded, committed: &Committed, product_id: &str) {
+    if committed.cart.line(product_id).is_none() {
+        if let Some(old) = base.cart.line(product_id) {
+            measure(Phase::Inventory, || {
+                inventory_port::release(store, &old.reservation)
+            });
+        }
+    }
+}
+
+/// The save failed: put the line's hold back to what the stored cart says.
+fn undo_hold(store: &str, latest: &Loaded, product_id: &str, held: Option<&Held>) {
+    let Some(h) = held else { return };
+    match latest.cart.line(product_id) {
+        Some(line)
+            if line.reservation.id == h.state.id
+                && line.reservation.status == ReservationStatus::Confirmed =>
+        {
+            // Restore the stored quantity. The product snapshot only needs id and policy here.
+            let product = snapshot_from_line(line);
+            let _ = inventory_port::reserve_line(
+                store,
+                &product,
+                &line.reservation.id,
+                line.quantity,
+                line.reservation
+                    .expires_at_ms
+                    .map(|e| e.saturating_sub(crate::clock::now_ms()).max(1000))
+                    .unwrap_or(60_000),
+            );
+        }
+        Some(line) if line.reservation.id == h.state.id => {}
+        _ => inventory_port::release(store, &h.state),
+    }
+}

@@ -1,0 +1,61 @@
+//! The lease that serializes changes to one cart line (`{store}:{user}:{product}`), so a line's
+//! reservation is adjusted by one request at a time. Waiting is bounded with jittered backoff.
+
+use crate::bindings::locks::{self, Lease, LockError};
+use crate::clock::{random_unit, sleep_ms, Stopwatch};
+use cart_domain::backoff::backoff_delay_ms;
+use cart_domain::{Problem, ProblemKind};
+
+/// What acquiring cost, for metrics and Server-Timing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LockStats {
+    pub attempts: u32,
+    pub waited_ms: u64,
+}
+
+pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), Problem> {
+    let clock = Stopwatch::start();
+    let mut stats = LockStats::default();
+    loop {
+        stats.attempts += 1;
+        match locks::try_acquire(key, ttl_ms) {
+            Ok(Some(lease)) => {
+                stats.waited_ms = clock.elapsed_ms();
+                return Ok((lease, stats));
+            }
+            Ok(None) => {}
+            Err(LockError::Unavailable(d)) | Err(LockError::Invalid(d)) => {
+                return Err(Problem::new(
+                    ProblemKind::LockUnavailable,
+                    format!("the lock service failed: {d}"),
+                )
+                .with("retryAfterSeconds", 1))
+            }
+        }
+        let elapsed = clock.elapsed_ms();
+        if elapsed >= max_wait_ms {
+            return Err(Problem::new(
+                ProblemKind::LineBusy,
+                format!("another request kept this cart line busy for {elapsed} ms; retry shortly"),
+            )
+            .with("retryAfterSeconds", 1));
+        }
+        let delay = backoff_delay_ms(stats.attempts - 1, 4, 100, random_unit());
+        sleep_ms(delay.min(max_wait_ms - elapsed));
+    }
+}
+
+/// Releases the lease. A failure only delays the next holder until the TTL, so it is logged.
+pub fn release(lease: &Lease) {
+    match locks::release(lease) {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "{{\"level\":\"warn\",\"msg\":\"lease had expired before release\",\"key\":\"{}\"}}",
+            lease.key
+        ),
+        Err(e) => eprintln!(
+            "{{\"level\":\"warn\",\"msg\":\"lease release failed\",\"key\":\"{}\",\"error\":\"{e:?}\"}}",
+            lease.key
+        ),
+    }
+}

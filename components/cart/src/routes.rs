@@ -1,0 +1,103 @@
+//! Maps method and path to an operation. Path segments are used raw: a percent-encoded or
+//! otherwise odd segment fails id validation instead of being decoded into something else.
+
+use cart_domain::{Problem, ProblemKind};
+
+/// The cart API's operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    GetCart { store: String },
+    Summary { store: String },
+    ClearCart { store: String },
+    AddItem { store: String },
+    SetQuantity { store: String, product: String },
+    RemoveItem { store: String, product: String },
+}
+
+fn method_not_allowed(allowed: &str) -> Problem {
+    Problem::new(
+        ProblemKind::MethodNotAllowed,
+        format!("this resource allows {allowed}"),
+    )
+    .with("allow", allowed)
+}
+
+fn not_found(path: &str) -> Problem {
+    Problem::new(ProblemKind::NotFound, format!("no resource at {path}"))
+}
+
+pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    if path == "/healthz" {
+        return match method {
+            "GET" | "HEAD" => Ok(Route::Health),
+            _ => Err(method_not_allowed("GET")),
+        };
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    // ["", "v1", "stores", store, "cart", ...]
+    match segments.as_slice() {
+        ["", "v1", "stores", store, "cart"] => {
+            let store = store.to_string();
+            match method {
+                "GET" | "HEAD" => Ok(Route::GetCart { store }),
+                "DELETE" => Ok(Route::ClearCart { store }),
+                _ => Err(method_not_allowed("GET, DELETE")),
+            }
+        }
+        ["", "v1", "stores", store, "cart", "summary"] => match method {
+            "GET" | "HEAD" => Ok(Route::Summary {
+                store: store.to_string(),
+            }),
+            _ => Err(method_not_allowed("GET")),
+        },
+        ["", "v1", "stores", store, "cart", "items"] => match method {
+            "POST" => Ok(Route::AddItem {
+                store: store.to_string(),
+            }),
+            _ => Err(method_not_allowed("POST")),
+        },
+        ["", "v1", "stores", store, "cart", "items", product] => {
+            let (store, product) = (store.to_string(), product.to_string());
+            match method {
+                "PATCH" => Ok(Route::SetQuantity { store, product }),
+                "DELETE" => Ok(Route::RemoveItem { store, product }),
+                _ => Err(method_not_allowed("PATCH, DELETE")),
+            }
+        }
+        _ => Err(not_found(path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_the_api() {
+        assert_eq!(
+            route("GET", "/v1/stores/s/cart?x=1").unwrap(),
+            Route::GetCart { store: "s".into() }
+        );
+        assert_eq!(
+            route("PATCH", "/v1/stores/s/cart/items/p").unwrap(),
+            Route::SetQuantity {
+                store: "s".into(),
+                product: "p".into()
+            }
+        );
+        assert_eq!(
+            route("PUT", "/v1/stores/s/cart").unwrap_err().kind,
+            ProblemKind::MethodNotAllowed
+        );
+        assert_eq!(
+            route("GET", "/v1/stores/s/cart/").unwrap_err().kind,
+            ProblemKind::NotFound
+        );
+        assert_eq!(
+            route("GET", "/v1/stores/s/other").unwrap_err().kind,
+            ProblemKind::NotFound
+        );
+    }
+}

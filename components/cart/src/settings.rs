@@ -1,0 +1,65 @@
+//! Deployment settings read through the `config` capability (Spin variables on Spin).
+//! Every value has a safe default, and a malformed value falls back to it rather than failing
+//! requests: a typo in a variable must not take the cart down.
+
+use crate::bindings::config;
+use cart_domain::Limits;
+
+/// Settings that every request needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Local demo mode: trust `X-User-Id`. Off unless a variable turns it on.
+    pub allow_insecure_user_header: bool,
+    pub limits: Limits,
+}
+
+/// Settings only writes need.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSettings {
+    /// POST without `Idempotency-Key` is a 400 when set.
+    pub idempotency_key_required: bool,
+    pub reservation_ttl_ms: u64,
+    pub lock_ttl_ms: u32,
+    pub lock_wait_ms: u64,
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    config::get(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn flag(name: &str) -> bool {
+    config::get(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
+impl Settings {
+    pub fn load() -> Self {
+        let defaults = Limits::default();
+        Settings {
+            allow_insecure_user_header: flag("allow_insecure_user_header"),
+            limits: Limits {
+                max_lines_per_cart: number("max_lines_per_cart", defaults.max_lines_per_cart),
+                max_quantity_per_line: number(
+                    "max_quantity_per_line",
+                    defaults.max_quantity_per_line,
+                ),
+                max_body_bytes: number("max_body_bytes", defaults.max_body_bytes),
+                max_id_len: defaults.max_id_len,
+            },
+        }
+    }
+}
+
+impl WriteSettings {
+    pub fn load() -> Self {
+        WriteSettings {
+            idempotency_key_required: flag("idempotency_key_required"),
+            reservation_ttl_ms: number::<u64>("reservation_ttl_seconds", 900).saturating_mul(1000),
+            lock_ttl_ms: number("lock_ttl_ms", 30_000),
+            lock_wait_ms: number("lock_wait_ms", 5_000),
+        }
+    }
+}

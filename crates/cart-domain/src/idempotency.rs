@@ -1,0 +1,181 @@
+//! `Idempotency-Key` (IETF draft-ietf-httpapi-idempotency-key-header): parsing, request
+//! fingerprints and the stored response a retry replays.
+
+use crate::problem::{Problem, ProblemKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// How long a key and its response are kept.
+pub const RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::new(ProblemKind::InvalidHeader, detail).with("header", "Idempotency-Key")
+}
+
+/// Parses the header value. The draft defines it as a Structured Field string
+/// (`"8e03978e-40d5"`); many clients send it bare, so a bare token is accepted too.
+pub fn parse_key(raw: &str) -> Result<String, Problem> {
+    let raw = raw.trim_matches(|c| c == ' ' || c == '\t');
+    let key = if let Some(inner) = raw.strip_prefix('"') {
+        let inner = inner
+            .strip_suffix('"')
+            .ok_or_else(|| invalid("Idempotency-Key has an unterminated string"))?;
+        let mut key = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(e @ ('"' | '\\')) => key.push(e),
+                    _ => return Err(invalid("Idempotency-Key has a bad escape")),
+                },
+                '"' => return Err(invalid("Idempotency-Key has an unescaped quote")),
+                c if (' '..='~').contains(&c) => key.push(c),
+                _ => return Err(invalid("Idempotency-Key must be printable ASCII")),
+            }
+        }
+        key
+    } else {
+        if let Some(c) = raw.chars().find(|c| !('!'..='~').contains(c) || *c == '"') {
+            return Err(invalid(format!(
+                "Idempotency-Key contains {c:?}; send a quoted string or a token"
+            )));
+        }
+        raw.to_owned()
+    };
+    if key.is_empty() {
+        return Err(invalid("Idempotency-Key must not be empty"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(invalid(format!(
+            "Idempotency-Key is longer than {MAX_KEY_LEN} characters"
+        )));
+    }
+    Ok(key)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The storage name of a key: hashed, so any key text is safe inside a key-value key, and
+/// scoped to the user, so two users' keys never meet.
+pub fn scoped_key_hash(user: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    hex(&h.finalize()[..16])
+}
+
+/// What makes two requests "the same request": method, path and body.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(body);
+    hex(&h.finalize())
+}
+
+/// A completed request's response, replayed for retries with the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResponse {
+    pub fingerprint: String,
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: String,
+    pub expires_at_ms: u64,
+}
+
+/// The mark a change leaves in the cart document itself (same compare-and-swap as the change),
+/// so that "was this key applied?" can be answered even if the stored response was never
+/// written (a crash between the commit and the response record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedKey {
+    pub key_hash: String,
+    pub fingerprint: String,
+    pub at_ms: u64,
+}
+
+/// Most applied-key marks a cart keeps (older ones are dropped first, as are expired ones).
+pub const MAX_APPLIED_MARKS: usize = 64;
+
+/// Adds `mark`, dropping expired marks and the oldest beyond the bound.
+pub fn remember(marks: &mut Vec<AppliedKey>, mark: AppliedKey, now_ms: u64) {
+    marks.retain(|m| m.at_ms + RETENTION_MS > now_ms && m.key_hash != mark.key_hash);
+    marks.push(mark);
+    if marks.len() > MAX_APPLIED_MARKS {
+        let excess = marks.len() - MAX_APPLIED_MARKS;
+        marks.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_quoted_and_bare_keys() {
+        assert_eq!(parse_key("\"abc-123\"").unwrap(), "abc-123");
+        assert_eq!(parse_key("abc-123").unwrap(), "abc-123");
+        assert_eq!(parse_key("\"a \\\"q\\\" b\"").unwrap(), "a \"q\" b");
+        assert_eq!(parse_key(&"k".repeat(255)).unwrap().len(), 255);
+    }
+
+    #[test]
+    fn refuses_bad_keys() {
+        for bad in ["", "\"\"", "\"open", "a b", "\"bad\\x\"", "é", "\"é\""] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn keys_are_scoped_and_fingerprints_cover_the_body() {
+        assert_ne!(scoped_key_hash("alice", "k"), scoped_key_hash("bob", "k"));
+        assert_ne!(
+            fingerprint("POST", "/a", b"{}"),
+            fingerprint("POST", "/a", b"{ }")
+        );
+        assert_eq!(
+            fingerprint("POST", "/a", b"x"),
+            fingerprint("POST", "/a", b"x")
+        );
+    }
+
+    #[test]
+    fn marks_are_bounded_and_expire() {
+        let mut marks = Vec::new();
+        for i in 0..100u64 {
+            remember(
+                &mut marks,
+                AppliedKey {
+                    key_hash: format!("k{i}"),
+                    fingerprint: "f".into(),
+                    at_ms: i,
+                },
+                100,
+            );
+        }
+        assert_eq!(marks.len(), MAX_APPLIED_MARKS);
+        assert_eq!(marks.last().unwrap().key_hash, "k99");
+        remember(
+            &mut marks,
+            AppliedKey {
+                key_hash: "late".into(),
+                fingerprint: "f".into(),
+                at_ms: RETENTION_MS + 50,
+            },
+            RETENTION_MS + 50,
+        );
+        assert!(marks
+            .iter()
+            .all(|m| m.at_ms + RETENTION_MS > RETENTION_MS + 50));
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command (README "Test it"): on a fresh machine it installs what the tests need
+# (the wasm32-wasip2 target, redis-server), builds every Wasm component in release mode and runs
+# every test in the workspace: unit tests of the pure crates and components, and the wasmtime-
+# hosted component tests that load the same .wasm files spin.toml names.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32-wasip2 target"
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+step "redis-server (for the redis:// and Upstash lock backends)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+fi
+redis-server --version
+
+step "build the Wasm components (release, as spin.toml names them)"
+cargo build --locked --target wasm32-wasip2 --release \
+  -p cart -p spin-adapter -p inventory -p event-sink -p hello-fixture
+
+step "run every test"
+set +e
+cargo test --locked --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee target/test-output.log
+status=${PIPESTATUS[0]}
+set -e
+
+step "summary"
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n", p, f }' target/test-output.log
+exit "$status"
