@@ -1,17 +1,17 @@
 //! The cart HTTP API: validates input, resolves the caller, runs the operation and renders
 //! the response. Every rejection happens before anything is stored.
 
-use crate::cart_repo::{self, SaveError};
+use crate::admin;
+use crate::cart_repo;
+use crate::clear;
 use crate::http_io::{HttpRequest, HttpResponse};
 use crate::idempotency::{self, Begin};
 use crate::identity;
-use crate::inventory_port;
-use crate::line_change::{self, LineRequest, MAX_SAVE_ATTEMPTS};
+use crate::line_change::{self, LineRequest};
 use crate::routes::Route;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
-use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{etag, parse_entity_tags, precondition_failed, EntityTags};
+use cart_domain::precondition::{etag, parse_entity_tags, EntityTags};
 use cart_domain::requests::{check_body_size, check_json_content_type, AddItem, SetQuantity};
 use cart_domain::view::{CartView, SummaryView};
 use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, UserId};
@@ -20,6 +20,7 @@ use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, Us
 pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     match route {
         Ok(Route::Health) => "health",
+        Ok(Route::AdminRelay { .. }) => "admin_outbox_relay",
         Ok(Route::GetCart { .. }) => "get_cart",
         Ok(Route::Summary { .. }) => "get_summary",
         Ok(Route::ClearCart { .. }) => "clear_cart",
@@ -30,27 +31,48 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     }
 }
 
+/// Work to do after the response has been sent.
+#[derive(Debug, Default)]
+pub struct AfterResponse {
+    /// The cart a write committed, whose outbox the relay should publish.
+    pub cart_key: Option<String>,
+    /// How many events that commit added.
+    pub events: usize,
+}
+
 pub fn dispatch(
     request: &HttpRequest,
     route: Result<Route, Problem>,
     settings: &Settings,
-) -> HttpResponse {
-    match route.and_then(|r| run(request, r, settings)) {
+) -> (HttpResponse, AfterResponse) {
+    let mut after = AfterResponse::default();
+    let response = match route.and_then(|r| run(request, r, settings, &mut after)) {
         Ok(response) => response,
         Err(problem) => HttpResponse::problem(&problem),
-    }
+    };
+    (response, after)
 }
 
-fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
+fn run(
+    request: &HttpRequest,
+    route: Route,
+    settings: &Settings,
+    after: &mut AfterResponse,
+) -> Result<HttpResponse, Problem> {
     if route == Route::Health {
         return Ok(HttpResponse::json(
             200,
             &serde_json::json!({"status": "ok"}),
         ));
     }
+    if let Route::AdminRelay { force, limit } = route {
+        admin::authorize(request)?;
+        let report = crate::relay::sweep(limit, force)?;
+        return Ok(HttpResponse::json(200, &report));
+    }
     let user = identity::caller(request, settings)?;
     match route {
-        Route::Health => unreachable_health(),
+        Route::Health | Route::AdminRelay { .. } => unreachable_health(),
         Route::GetCart { store } => {
             let store = store_id(&store, settings)?;
             get_cart(request, &store, &user)
@@ -69,7 +91,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
                 change: LineChange::Add(add.quantity),
                 if_match,
             };
-            write(request, &user, op, settings)
+            write(request, &user, op, settings, after)
         }
         Route::SetQuantity { store, product } => {
             let store = store_id(&store, settings)?;
@@ -82,7 +104,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
                 change: LineChange::Set(set.quantity),
                 if_match,
             };
-            write(request, &user, op, settings)
+            write(request, &user, op, settings, after)
         }
         Route::RemoveItem { store, product } => {
             let op = WriteOp::Line {
@@ -91,14 +113,14 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
                 change: LineChange::Remove,
                 if_match: if_match(request)?,
             };
-            write(request, &user, op, settings)
+            write(request, &user, op, settings, after)
         }
         Route::ClearCart { store } => {
             let op = WriteOp::Clear {
                 store: store_id(&store, settings)?,
                 if_match: if_match(request)?,
             };
-            write(request, &user, op, settings)
+            write(request, &user, op, settings, after)
         }
     }
 }
@@ -124,6 +146,7 @@ fn write(
     user: &UserId,
     op: WriteOp,
     settings: &Settings,
+    after: &mut AfterResponse,
 ) -> Result<HttpResponse, Problem> {
     let write_settings = WriteSettings::load();
     let guard = match idempotency::begin(request, user, write_settings.idempotency_key_required)? {
@@ -131,7 +154,7 @@ fn write(
         Begin::Run(guard) => guard,
     };
     let mark = guard.as_ref().map(|g| g.mark.clone());
-    let result = match op {
+    let committed = match op {
         WriteOp::Line {
             store,
             product,
@@ -146,11 +169,18 @@ fn write(
                 if_match,
                 mark,
             };
-            line_change::change_line(&req, settings, &write_settings)
-                .and_then(|c| cart_response(200, &store, user, c.version, &c.cart))
+            line_change::change_line(&req, settings, &write_settings).map(|c| (store, c))
         }
-        WriteOp::Clear { store, if_match } => clear_cart(&store, user, if_match, mark),
+        WriteOp::Clear { store, if_match } => {
+            clear::clear_cart(&store, user, if_match, mark).map(|c| (store, c))
+        }
     };
+    let result = committed.and_then(|(store, c)| {
+        let response = cart_response(&store, user, &c.cart)?;
+        after.cart_key = Some(cart_repo::cart_key(&store, user));
+        after.events = c.events;
+        Ok(response)
+    });
     if let Some(guard) = guard {
         idempotency::finish(guard, result.as_ref().ok());
     }
@@ -186,23 +216,18 @@ fn json_body<'a>(request: &'a HttpRequest, settings: &Settings) -> Result<&'a [u
     Ok(&request.body)
 }
 
-fn cart_response(
-    status: u16,
-    store: &StoreId,
-    user: &UserId,
-    version: u64,
-    cart: &Cart,
-) -> Result<HttpResponse, Problem> {
+/// The cart as JSON with its `ETag` (the user-visible revision).
+fn cart_response(store: &StoreId, user: &UserId, cart: &Cart) -> Result<HttpResponse, Problem> {
     let view = CartView::build(
         store.as_str(),
         user.as_str(),
-        version,
+        cart.revision,
         cart,
         crate::clock::now_ms(),
     )
     .map_err(|e| Problem::new(ProblemKind::Internal, format!("cart totals failed: {e}")))?;
-    Ok(HttpResponse::json(status, &view)
-        .with_header("etag", etag(version))
+    Ok(HttpResponse::json(200, &view)
+        .with_header("etag", etag(cart.revision))
         .with_header("cache-control", "private, no-cache"))
 }
 
@@ -220,10 +245,11 @@ fn get_cart(
 ) -> Result<HttpResponse, Problem> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-    if not_modified(request, loaded.version)? {
-        return Ok(HttpResponse::empty(304).with_header("etag", etag(loaded.version)));
+    let revision = loaded.cart.revision;
+    if not_modified(request, revision)? {
+        return Ok(HttpResponse::empty(304).with_header("etag", etag(revision)));
     }
-    cart_response(200, store, user, loaded.version, &loaded.cart)
+    cart_response(store, user, &loaded.cart)
 }
 
 fn get_summary(
@@ -233,72 +259,15 @@ fn get_summary(
 ) -> Result<HttpResponse, Problem> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-    if not_modified(request, loaded.version)? {
+    let revision = loaded.cart.revision;
+    if not_modified(request, revision)? {
         return Ok(HttpResponse::empty(304)
-            .with_header("etag", etag(loaded.version))
+            .with_header("etag", etag(revision))
             .with_header("cache-control", "private, max-age=5"));
     }
-    let view = SummaryView::build(store.as_str(), loaded.version, &loaded.cart)
+    let view = SummaryView::build(store.as_str(), revision, &loaded.cart)
         .map_err(|e| Problem::new(ProblemKind::Internal, format!("cart totals failed: {e}")))?;
     Ok(HttpResponse::json(200, &view)
-        .with_header("etag", etag(loaded.version))
+        .with_header("etag", etag(revision))
         .with_header("cache-control", "private, max-age=5"))
-}
-
-/// Empties the cart (new reservation epoch) and then releases what the removed lines held.
-fn clear_cart(
-    store: &StoreId,
-    user: &UserId,
-    if_match: Option<EntityTags>,
-    mark: Option<AppliedKey>,
-) -> Result<HttpResponse, Problem> {
-    let key = cart_repo::cart_key(store, user);
-    let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-    if let Some(done) = line_change::already_applied(mark.as_ref(), &loaded)? {
-        return cart_response(200, store, user, done.version, &done.cart);
-    }
-    if let Some(tags) = &if_match {
-        if !tags.matches_strong(loaded.version) {
-            return Err(precondition_failed(loaded.version));
-        }
-    }
-    for attempt in 1..=MAX_SAVE_ATTEMPTS {
-        let mut next = loaded.cart.clone();
-        let now = crate::clock::now_ms();
-        let removed = next.clear(now);
-        next.previous_version = loaded.version;
-        if let Some(mark) = &mark {
-            remember(&mut next.applied_keys, mark.clone(), now);
-        }
-        match measure(Phase::Store, || {
-            cart_repo::save(&key, loaded.version, &next)
-        }) {
-            Ok(version) => {
-                for line in &removed {
-                    measure(Phase::Inventory, || {
-                        inventory_port::release(store.as_str(), &line.reservation)
-                    });
-                }
-                measure(Phase::Store, || {
-                    cart_repo::prune(&key, loaded.cart.previous_version)
-                });
-                return cart_response(200, store, user, version, &next);
-            }
-            Err(SaveError::Conflict(current)) => {
-                if if_match.is_some() {
-                    return Err(precondition_failed(current));
-                }
-                if attempt == MAX_SAVE_ATTEMPTS {
-                    break;
-                }
-                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
-    }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while clearing; retry",
-    )
-    .with("retryAfterSeconds", 1))
 }

@@ -14,8 +14,8 @@ pub struct Loaded {
 
 /// Why a save did not happen.
 pub enum SaveError {
-    /// Someone else moved the head; carries its current version.
-    Conflict(u64),
+    /// Someone else moved the head.
+    Conflict,
     Failed(Problem),
 }
 
@@ -65,7 +65,7 @@ pub fn save(key: &str, expected: u64, cart: &Cart) -> Result<u64, SaveError> {
         ))
     })?;
     documents::compare_and_swap(key, expected, &body).map_err(|e| match e {
-        SwapError::Conflict(current) => SaveError::Conflict(current),
+        SwapError::Conflict(_) => SaveError::Conflict,
         SwapError::Store(e) => SaveError::Failed(unavailable(e)),
     })
 }

@@ -3,9 +3,11 @@
 //! It imports only the project's WIT interfaces (documents, kv, locks, inventory, events,
 //! config) and WASI; everything Spin-specific lives in the adapter component.
 
+mod admin;
 mod api;
 mod bindings;
 mod cart_repo;
+mod clear;
 mod clock;
 mod http_io;
 mod idempotency;
@@ -13,6 +15,7 @@ mod identity;
 mod inventory_port;
 mod line_change;
 mod line_lock;
+mod relay;
 mod routes;
 mod settings;
 mod timing;
@@ -24,25 +27,30 @@ use spin_sdk::http_component;
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let settings = settings::Settings::load();
-    let (route, response, head_only, method) =
+    let (route, response, head_only, method, after) =
         match http_io::read_request(request, settings.limits.max_body_bytes).await {
             Ok(req) => {
                 let route = routes::route(&req.method, &req.path);
                 let name = api::operation_name(&route);
-                let response = api::dispatch(&req, route, &settings);
-                (name, response, req.is_head(), req.method)
+                let (response, after) = api::dispatch(&req, route, &settings);
+                (name, response, req.is_head(), req.method, after)
             }
             Err(problem) => (
                 "unread",
                 http_io::HttpResponse::problem(&problem),
                 false,
                 String::new(),
+                api::AfterResponse::default(),
             ),
         };
     let total_us = started.elapsed().as_micros() as u64;
     let status = response.status;
     let response = response.with_header("server-timing", timing::server_timing(total_us));
     http_io::send_response(response_out, response, head_only).await;
+    // The client has the whole response now; publish the outbox off the critical path.
+    if let Some(cart_key) = after.cart_key {
+        relay::after_commit(&cart_key, after.events);
+    }
     // One structured line per operation (component stderr goes to Spin's log directory).
     eprintln!(
         "{{\"op\":\"{route}\",\"method\":\"{method}\",\"status\":{status},\"durationUs\":{total_us}}}"

@@ -19,6 +19,7 @@ use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
 use cart_domain::cart::check_product_rules;
+use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::precondition::{precondition_failed, EntityTags};
 use cart_domain::reservation::{reservation_id, ReservationState};
@@ -42,8 +43,9 @@ pub struct LineRequest<'a> {
 
 /// The committed result of a change.
 pub struct Committed {
-    pub version: u64,
     pub cart: Cart,
+    /// How many events the change put in the outbox.
+    pub events: usize,
 }
 
 pub fn change_line(
@@ -79,11 +81,12 @@ fn change_line_locked(
         return Ok(done);
     }
     if let Some(tags) = &req.if_match {
-        if !tags.matches_strong(loaded.version) {
-            return Err(precondition_failed(loaded.version));
+        if !tags.matches_strong(loaded.cart.revision) {
+            return Err(precondition_failed(loaded.cart.revision));
         }
     }
     let product = product_for(req, &loaded)?;
+    measure(Phase::Store, || crate::relay::mark_pending(&key))?;
     let mut held: Option<Held> = None;
     let mut attempt = 0;
     loop {
@@ -97,11 +100,7 @@ fn change_line_locked(
                 });
                 return Ok(committed);
             }
-            Err(SaveError::Conflict(current)) => {
-                if req.if_match.is_some() {
-                    undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Err(precondition_failed(current));
-                }
+            Err(SaveError::Conflict) => {
                 if attempt >= MAX_SAVE_ATTEMPTS {
                     undo_hold(store, &loaded, product_id, held.as_ref());
                     return Err(Problem::new(
@@ -114,6 +113,14 @@ fn change_line_locked(
                 if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
                     undo_hold(store, &loaded, product_id, held.as_ref());
                     return Ok(done);
+                }
+                // With If-Match the client allowed exactly one revision; a conflict that was
+                // only the relay trimming the outbox leaves the revision as it was.
+                if let Some(tags) = &req.if_match {
+                    if !tags.matches_strong(loaded.cart.revision) {
+                        undo_hold(store, &loaded, product_id, held.as_ref());
+                        return Err(precondition_failed(loaded.cart.revision));
+                    }
                 }
             }
             Err(SaveError::Failed(problem)) => {
@@ -135,8 +142,8 @@ pub fn already_applied(
         None => Ok(None),
         Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
         Some(_) => Ok(Some(Committed {
-            version: loaded.version,
             cart: loaded.cart.clone(),
+            events: 0,
         })),
     }
 }
@@ -236,21 +243,84 @@ fn apply_once(
         Some(state)
     };
 
+    let previous_quantity = loaded
+        .cart
+        .line(req.product.as_str())
+        .map_or(0, |l| l.quantity);
     let mut next = loaded.cart.clone();
+    let status = reservation.as_ref().map(|r| r.status);
     match reservation {
         Some(state) => next.put_line(product, target, state, now),
         None => next.put_line(product, 0, placeholder(&rid), now),
     }
     .map_err(SaveError::Failed)?;
     next.previous_version = loaded.version;
+    next.revision = loaded.cart.revision + 1;
+    let before = next.outbox.len();
+    emit_line_events(
+        &mut next,
+        req,
+        key,
+        now,
+        previous_quantity,
+        target,
+        product,
+        status,
+    );
+    let events = next.outbox.len() - before;
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
-    let version = measure(Phase::Store, || cart_repo::save(key, loaded.version, &next))?;
-    Ok(Committed {
-        version,
-        cart: next,
-    })
+    measure(Phase::Store, || cart_repo::save(key, loaded.version, &next))?;
+    Ok(Committed { cart: next, events })
+}
+
+/// The events of one line change: what happened to the line, and whether its hold fell back.
+#[allow(clippy::too_many_arguments)]
+fn emit_line_events(
+    cart: &mut Cart,
+    req: &LineRequest<'_>,
+    cart_key: &str,
+    now_ms: u64,
+    previous_quantity: u32,
+    quantity: u32,
+    product: &ProductSnapshot,
+    status: Option<ReservationStatus>,
+) {
+    let factory = EventFactory {
+        store_id: req.store.as_str(),
+        user_id: req.user.as_str(),
+        cart_key,
+        now_ms,
+    };
+    let event_type = match (req.change, quantity) {
+        (_, 0) => EventType::ItemRemoved,
+        (LineChange::Add(_), _) => EventType::ItemAdded,
+        _ => EventType::ItemUpdated,
+    };
+    let status_name = status.map(status_name);
+    let data = line_data(
+        req.store.as_str(),
+        req.user.as_str(),
+        req.product.as_str(),
+        previous_quantity,
+        quantity,
+        (quantity > 0).then_some(&product.unit_price),
+        status_name,
+    );
+    cart.emit(&factory, event_type, data.clone());
+    if status == Some(ReservationStatus::Unconfirmed) {
+        cart.emit(&factory, EventType::ReservationUnconfirmed, data);
+    }
+}
+
+fn status_name(status: ReservationStatus) -> &'static str {
+    match status {
+        ReservationStatus::Confirmed => "confirmed",
+        ReservationStatus::Unconfirmed => "unconfirmed",
+        ReservationStatus::Expired => "expired",
+        ReservationStatus::NotRequired => "not_required",
+    }
 }
 
 fn placeholder(rid: &str) -> ReservationState {

@@ -7,12 +7,31 @@ use cart_domain::{Problem, ProblemKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    GetCart { store: String },
-    Summary { store: String },
-    ClearCart { store: String },
-    AddItem { store: String },
-    SetQuantity { store: String, product: String },
-    RemoveItem { store: String, product: String },
+    /// `POST /admin/outbox/relay[?force=true&limit=N]`
+    AdminRelay {
+        force: bool,
+        limit: u32,
+    },
+    GetCart {
+        store: String,
+    },
+    Summary {
+        store: String,
+    },
+    ClearCart {
+        store: String,
+    },
+    AddItem {
+        store: String,
+    },
+    SetQuantity {
+        store: String,
+        product: String,
+    },
+    RemoveItem {
+        store: String,
+        product: String,
+    },
 }
 
 fn method_not_allowed(allowed: &str) -> Problem {
@@ -27,8 +46,30 @@ fn not_found(path: &str) -> Problem {
     Problem::new(ProblemKind::NotFound, format!("no resource at {path}"))
 }
 
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
-    let path = path_and_query.split('?').next().unwrap_or("");
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    if path == "/admin/outbox/relay" {
+        return match method {
+            "POST" => Ok(Route::AdminRelay {
+                force: query_param(query, "force") == Some("true"),
+                limit: query_param(query, "limit")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(500)
+                    .min(5_000),
+            }),
+            _ => Err(method_not_allowed("POST")),
+        };
+    }
     if path == "/healthz" {
         return match method {
             "GET" | "HEAD" => Ok(Route::Health),

@@ -5,6 +5,7 @@
 //! inside its compare-and-swap loop, so a retried apply on a newer version re-derives everything
 //! from that version.
 
+use crate::events::{EventFactory, EventType, OutboxEntry};
 use crate::idempotency::AppliedKey;
 use crate::limits::Limits;
 use crate::money::{Money, MoneyError};
@@ -45,9 +46,13 @@ impl Line {
 }
 
 /// A whole cart version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Cart {
+    /// The user-visible version (the `ETag`): bumped by every shopper change, not by the relay
+    /// trimming the outbox, so relaying events never invalidates a client's `If-Match`.
+    #[serde(default)]
+    pub revision: u64,
     /// Bumped when the cart is emptied, so new lines get new reservation ids.
     pub epoch: u64,
     pub lines: Vec<Line>,
@@ -56,6 +61,12 @@ pub struct Cart {
     /// The version this one replaced (0 for the first), so the version before it can be pruned.
     #[serde(default)]
     pub previous_version: u64,
+    /// The last event sequence number used; never reset, so sequences only grow.
+    #[serde(default)]
+    pub last_sequence: u64,
+    /// Transactional outbox: events committed with the change, removed once acknowledged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<OutboxEntry>,
     /// Idempotency keys applied by recent versions (see `idempotency::AppliedKey`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_keys: Vec<AppliedKey>,
@@ -73,6 +84,23 @@ pub enum LineChange {
 }
 
 impl Cart {
+    /// Appends an event to the outbox with the next sequence number.
+    pub fn emit(&mut self, factory: &EventFactory<'_>, event_type: EventType, data: serde_json::Value) {
+        self.last_sequence += 1;
+        self.outbox
+            .push(factory.event(self.last_sequence, event_type, data));
+    }
+
+    /// Drops outbox entries up to and including `sequence` (they were acknowledged).
+    /// Returns the dropped entries.
+    pub fn acknowledge_through(&mut self, sequence: u64) -> Vec<OutboxEntry> {
+        let (acked, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|e| e.event.sequence <= sequence);
+        self.outbox = pending;
+        acked
+    }
+
     /// The mark of an idempotency key this cart already applied, if any.
     pub fn applied(&self, key_hash: &str) -> Option<&AppliedKey> {
         self.applied_keys.iter().find(|m| m.key_hash == key_hash)
@@ -360,6 +388,18 @@ mod tests {
             .unwrap();
         let removed = cart.clear(2);
         assert_eq!(removed.len(), 1);
+        let f = EventFactory {
+            store_id: "s",
+            user_id: "u",
+            cart_key: "cart:s:u",
+            now_ms: 2,
+        };
+        cart.emit(&f, EventType::Cleared, serde_json::Value::Null);
+        cart.emit(&f, EventType::Cleared, serde_json::Value::Null);
+        assert_eq!(cart.last_sequence, 2);
+        assert_eq!(cart.acknowledge_through(1).len(), 1);
+        assert_eq!(cart.outbox.len(), 1);
+        assert_eq!(cart.outbox[0].event.sequence, 2);
         assert_eq!(cart.epoch, 1);
         assert!(cart.lines.is_empty());
     }

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod cart;
+pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod limits;

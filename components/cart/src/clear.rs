@@ -1,0 +1,82 @@
+//! Clearing a cart: one compare-and-swap empties it, starts a new reservation epoch and records
+//! `cart.cleared`; then the removed lines' holds go back to stock.
+
+use crate::cart_repo::{self, SaveError};
+use crate::inventory_port;
+use crate::line_change::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
+use crate::timing::{measure, Phase};
+use cart_domain::events::{EventFactory, EventType};
+use cart_domain::idempotency::{remember, AppliedKey};
+use cart_domain::precondition::{precondition_failed, EntityTags};
+use cart_domain::{Problem, ProblemKind, StoreId, UserId};
+
+pub fn clear_cart(
+    store: &StoreId,
+    user: &UserId,
+    if_match: Option<EntityTags>,
+    mark: Option<AppliedKey>,
+) -> Result<Committed, Problem> {
+    let key = cart_repo::cart_key(store, user);
+    let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    measure(Phase::Store, || crate::relay::mark_pending(&key))?;
+    for _ in 0..MAX_SAVE_ATTEMPTS {
+        if let Some(done) = already_applied(mark.as_ref(), &loaded)? {
+            return Ok(done);
+        }
+        if let Some(tags) = &if_match {
+            if !tags.matches_strong(loaded.cart.revision) {
+                return Err(precondition_failed(loaded.cart.revision));
+            }
+        }
+        let now = crate::clock::now_ms();
+        let mut next = loaded.cart.clone();
+        let removed = next.clear(now);
+        next.previous_version = loaded.version;
+        next.revision = loaded.cart.revision + 1;
+        if let Some(mark) = &mark {
+            remember(&mut next.applied_keys, mark.clone(), now);
+        }
+        let factory = EventFactory {
+            store_id: store.as_str(),
+            user_id: user.as_str(),
+            cart_key: &key,
+            now_ms: now,
+        };
+        let lines: Vec<_> = removed
+            .iter()
+            .map(|l| serde_json::json!({"productId": l.product_id, "quantity": l.quantity}))
+            .collect();
+        next.emit(
+            &factory,
+            EventType::Cleared,
+            serde_json::json!({"storeId": store.as_str(), "userId": user.as_str(), "removedLines": lines}),
+        );
+        match measure(Phase::Store, || {
+            cart_repo::save(&key, loaded.version, &next)
+        }) {
+            Ok(_) => {
+                for line in &removed {
+                    measure(Phase::Inventory, || {
+                        inventory_port::release(store.as_str(), &line.reservation)
+                    });
+                }
+                measure(Phase::Store, || {
+                    cart_repo::prune(&key, loaded.cart.previous_version)
+                });
+                return Ok(Committed {
+                    cart: next,
+                    events: 1,
+                });
+            }
+            Err(SaveError::Conflict) => {
+                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    Err(Problem::new(
+        ProblemKind::CartConflict,
+        "the cart kept changing while clearing; retry",
+    )
+    .with("retryAfterSeconds", 1))
+}
