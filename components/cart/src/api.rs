@@ -20,6 +20,7 @@ use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, Us
 pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     match route {
         Ok(Route::Health) => "health",
+        Ok(Route::Metrics) => "metrics",
         Ok(Route::AdminRelay { .. }) => "admin_outbox_relay",
         Ok(Route::GetCart { .. }) => "get_cart",
         Ok(Route::Summary { .. }) => "get_summary",
@@ -65,6 +66,9 @@ fn run(
             &serde_json::json!({"status": "ok"}),
         ));
     }
+    if route == Route::Metrics {
+        return metrics_response();
+    }
     if let Route::AdminRelay { force, limit } = route {
         admin::authorize(request)?;
         let report = crate::relay::sweep(limit, force)?;
@@ -72,7 +76,7 @@ fn run(
     }
     let user = identity::caller(request, settings)?;
     match route {
-        Route::Health | Route::AdminRelay { .. } => unreachable_health(),
+        Route::Health | Route::Metrics | Route::AdminRelay { .. } => unreachable_health(),
         Route::GetCart { store } => {
             let store = store_id(&store, settings)?;
             get_cart(request, &store, &user)
@@ -185,6 +189,36 @@ fn write(
         idempotency::finish(guard, result.as_ref().ok());
     }
     result
+}
+
+/// Stored counters plus live gauges (breaker phase, events waiting in outboxes).
+fn metrics_response() -> Result<HttpResponse, Problem> {
+    use crate::relay::metric_keys;
+    let stored = |series: &str| {
+        crate::bindings::kv::get(&format!("metrics:{series}"))
+            .ok()
+            .flatten()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_le_bytes)
+            .unwrap_or(0)
+    };
+    let pending = stored(metric_keys::COMMITTED) - stored(metric_keys::ACKED);
+    let breaker = i64::from(crate::breaker::current_phase().gauge());
+    let body = crate::metrics::render(&[
+        ("cart_outbox_pending_events", pending.max(0)),
+        ("cart_inventory_breaker_state", breaker),
+    ])
+    .map_err(|e| {
+        Problem::new(
+            ProblemKind::StoreUnavailable,
+            format!("metrics unavailable: {e}"),
+        )
+    })?;
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
+        body: body.into_bytes(),
+    })
 }
 
 fn unreachable_health() -> Result<HttpResponse, Problem> {

@@ -69,6 +69,7 @@ pub fn clear_cart(
                 });
             }
             Err(SaveError::Conflict) => {
+                crate::metrics::inc("cart_version_conflicts_total");
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

@@ -53,11 +53,12 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
+            crate::metrics::inc("cart_idempotency_in_flight_total");
             return Err(Problem::new(
                 ProblemKind::IdempotencyKeyInUse,
                 "a request with this Idempotency-Key is in flight; retry after it completes",
             )
-            .with("retryAfterSeconds", 1))
+            .with("retryAfterSeconds", 1));
         }
         Err(e) => {
             return Err(Problem::new(
@@ -79,6 +80,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
         if stored.fingerprint != fp {
             return Err(reused());
         }
+        crate::metrics::inc("cart_idempotency_replays_total");
         return Ok(Begin::Replay(replay(stored)));
     }
     Ok(Begin::Run(Some(Guard {

@@ -35,7 +35,7 @@ fn snapshot(p: Product) -> Result<ProductSnapshot, Problem> {
 }
 
 pub fn lookup(store: &str, product: &str) -> Result<ProductSnapshot, LookupError> {
-    match inventory::get_product(store, product) {
+    match crate::breaker::call(|| inventory::get_product(store, product)) {
         Ok(p) => snapshot(p).map_err(LookupError::Invalid),
         Err(InventoryError::ProductNotFound) => Err(LookupError::NotFound),
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
@@ -80,22 +80,27 @@ pub fn reserve_line(
             expires_at_ms: None,
         });
     }
-    match inventory::reserve(store, &product.product_id, reservation_id, quantity, ttl_ms) {
+    match crate::breaker::call(|| {
+        inventory::reserve(store, &product.product_id, reservation_id, quantity, ttl_ms)
+    }) {
         Ok(r) => Ok(ReservationState {
             id: reservation_id.to_owned(),
-            status: ReservationStatus::Confirmed,
+            status: counted(ReservationStatus::Confirmed),
             expires_at_ms: Some(r.expires_at_ms),
         }),
-        Err(InventoryError::InsufficientStock(available)) => Err(Problem::new(
-            ProblemKind::InsufficientStock,
-            format!(
-                "only {available} of {} can be held for you; you asked for {quantity}",
-                product.product_id
-            ),
-        )
-        .with("productId", product.product_id.clone())
-        .with("requested", quantity)
-        .with("available", available)),
+        Err(InventoryError::InsufficientStock(available)) => Err({
+            crate::metrics::inc("cart_inventory_reservations_total{result=\"insufficient\"}");
+            Problem::new(
+                ProblemKind::InsufficientStock,
+                format!(
+                    "only {available} of {} can be held for you; you asked for {quantity}",
+                    product.product_id
+                ),
+            )
+            .with("productId", product.product_id.clone())
+            .with("requested", quantity)
+            .with("available", available)
+        }),
         Err(InventoryError::ProductNotFound) => Err(unknown_product(&product.product_id)),
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
             eprintln!(
@@ -104,11 +109,24 @@ pub fn reserve_line(
             );
             Ok(ReservationState {
                 id: reservation_id.to_owned(),
-                status: ReservationStatus::Unconfirmed,
+                status: counted(ReservationStatus::Unconfirmed),
                 expires_at_ms: None,
             })
         }
     }
+}
+
+fn counted(status: ReservationStatus) -> ReservationStatus {
+    let result = match status {
+        ReservationStatus::Confirmed => "confirmed",
+        ReservationStatus::Unconfirmed => "unconfirmed",
+        ReservationStatus::Expired => "expired",
+        ReservationStatus::NotRequired => "not_required",
+    };
+    crate::metrics::inc(&format!(
+        "cart_inventory_reservations_total{{result=\"{result}\"}}"
+    ));
+    status
 }
 
 /// Releases a hold. Best effort: an unreleased hold expires by its TTL (and the sweep).
@@ -116,7 +134,7 @@ pub fn release(store: &str, reservation: &ReservationState) {
     if reservation.status == ReservationStatus::NotRequired {
         return;
     }
-    if let Err(e) = inventory::release(store, &reservation.id) {
+    if let Err(e) = crate::breaker::call(|| inventory::release(store, &reservation.id)) {
         eprintln!(
             "{{\"level\":\"warn\",\"msg\":\"reservation release failed\",\"reservationId\":\"{}\",\"error\":\"{e:?}\"}}",
             reservation.id

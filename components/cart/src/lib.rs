@@ -6,6 +6,7 @@
 mod admin;
 mod api;
 mod bindings;
+mod breaker;
 mod cart_repo;
 mod clear;
 mod clock;
@@ -15,6 +16,7 @@ mod identity;
 mod inventory_port;
 mod line_change;
 mod line_lock;
+mod metrics;
 mod relay;
 mod routes;
 mod settings;
@@ -51,6 +53,8 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     if let Some(cart_key) = after.cart_key {
         relay::after_commit(&cart_key, after.events);
     }
+    metrics::observe_operation(route, status, total_us);
+    metrics::flush();
     // One structured line per operation (component stderr goes to Spin's log directory).
     eprintln!(
         "{{\"op\":\"{route}\",\"method\":\"{method}\",\"status\":{status},\"durationUs\":{total_us}}}"

@@ -101,6 +101,7 @@ fn change_line_locked(
                 return Ok(committed);
             }
             Err(SaveError::Conflict) => {
+                crate::metrics::inc("cart_version_conflicts_total");
                 if attempt >= MAX_SAVE_ATTEMPTS {
                     undo_hold(store, &loaded, product_id, held.as_ref());
                     return Err(Problem::new(

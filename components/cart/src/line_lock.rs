@@ -3,6 +3,7 @@
 
 use crate::bindings::locks::{self, Lease, LockError};
 use crate::clock::{random_unit, sleep_ms, Stopwatch};
+use crate::metrics;
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::{Problem, ProblemKind};
 
@@ -21,19 +22,28 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
         match locks::try_acquire(key, ttl_ms) {
             Ok(Some(lease)) => {
                 stats.waited_ms = clock.elapsed_ms();
+                metrics::inc("cart_lock_acquisitions_total");
+                if stats.attempts > 1 {
+                    metrics::inc("cart_lock_contended_total");
+                }
+                metrics::add("cart_lock_wait_ms_total", stats.waited_ms as i64);
+                metrics::add("cart_lock_attempts_total", i64::from(stats.attempts));
                 return Ok((lease, stats));
             }
             Ok(None) => {}
             Err(LockError::Unavailable(d)) | Err(LockError::Invalid(d)) => {
+                metrics::inc("cart_lock_errors_total");
                 return Err(Problem::new(
                     ProblemKind::LockUnavailable,
                     format!("the lock service failed: {d}"),
                 )
-                .with("retryAfterSeconds", 1))
+                .with("retryAfterSeconds", 1));
             }
         }
         let elapsed = clock.elapsed_ms();
         if elapsed >= max_wait_ms {
+            metrics::inc("cart_lock_timeouts_total");
+            metrics::add("cart_lock_wait_ms_total", elapsed as i64);
             return Err(Problem::new(
                 ProblemKind::LineBusy,
                 format!("another request kept this cart line busy for {elapsed} ms; retry shortly"),

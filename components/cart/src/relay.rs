@@ -23,10 +23,11 @@ const RELAY_LEASE_TTL_MS: u32 = 15_000;
 const MAX_ROUNDS: usize = 4;
 
 pub mod metric_keys {
-    pub const COMMITTED: &str = "metrics:outbox_events_committed_total";
-    pub const ACKED: &str = "metrics:outbox_events_acked_total";
-    pub const LAG_MS_SUM: &str = "metrics:outbox_lag_ms_sum";
-    pub const FAILURES: &str = "metrics:outbox_publish_failures_total";
+    pub const COMMITTED: &str = "cart_outbox_events_committed_total";
+    pub const ACKED: &str = "cart_outbox_events_acked_total";
+    /// Sum of commit-to-acknowledgement times; with ACKED gives the mean outbox lag.
+    pub const LAG_MS_SUM: &str = "cart_outbox_lag_ms_total";
+    pub const FAILURES: &str = "cart_outbox_publish_failures_total";
 }
 
 fn marker_key(cart_key: &str) -> String {
@@ -39,10 +40,8 @@ fn topic() -> String {
         .unwrap_or_else(|| "cart-events".to_owned())
 }
 
-fn bump(key: &str, delta: i64) {
-    if delta != 0 {
-        let _ = kv::increment(key, delta);
-    }
+fn bump(series: &str, delta: i64) {
+    crate::metrics::add(series, delta);
 }
 
 /// Lists the cart as possibly holding pending events. Called before the commit.

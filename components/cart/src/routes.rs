@@ -7,6 +7,8 @@ use cart_domain::{Problem, ProblemKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    /// `GET /metrics`: Prometheus text format.
+    Metrics,
     /// `POST /admin/outbox/relay[?force=true&limit=N]`
     AdminRelay {
         force: bool,
@@ -68,6 +70,12 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
                     .min(5_000),
             }),
             _ => Err(method_not_allowed("POST")),
+        };
+    }
+    if path == "/metrics" {
+        return match method {
+            "GET" => Ok(Route::Metrics),
+            _ => Err(method_not_allowed("GET")),
         };
     }
     if path == "/healthz" {

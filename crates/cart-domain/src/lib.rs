@@ -5,6 +5,7 @@
 //! by the cart component and the test host.
 
 pub mod backoff;
+pub mod breaker;
 pub mod cart;
 pub mod events;
 pub mod idempotency;

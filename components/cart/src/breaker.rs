@@ -1,0 +1,143 @@
+//! The inventory circuit breaker, shared by all instances through key-value.
+//!
+//! * `breaker:inventory:state` holds `{"openedAtMs": …}` while open; absent means closed.
+//! * `breaker:inventory:{bucket}:ok|err` count outcomes per time bucket (atomic increments).
+//! * Closed: calls go through; after a failure the window's counters are read and the breaker
+//!   opens when the error rate and volume say so.
+//! * Open: calls fail fast (the cart degrades lines to `unconfirmed`) until the open period ends.
+//! * Half-open: one request at a time holds the probe lease and calls; success closes the
+//!   breaker, failure re-opens it for another period.
+
+use crate::bindings::inventory::InventoryError;
+use crate::bindings::{config, kv, locks};
+use crate::clock::now_ms;
+use cart_domain::breaker::{
+    bucket_of, phase, should_open, window_buckets, BreakerConfig, OpenState, Phase,
+};
+use std::cell::RefCell;
+
+const STATE_KEY: &str = "breaker:inventory:state";
+const PROBE_LEASE: &str = "breaker:inventory:probe";
+
+pub mod metric_keys {
+    pub const SHORT_CIRCUITS: &str = "cart_inventory_short_circuits_total";
+    pub const OPENED: &str = "cart_inventory_breaker_opened_total";
+}
+
+thread_local! {
+    /// The state as read once per request (instances serve one request).
+    static STATE: RefCell<Option<Option<OpenState>>> = const { RefCell::new(None) };
+    static CONFIG: RefCell<Option<BreakerConfig>> = const { RefCell::new(None) };
+}
+
+fn setting(name: &str, default: u64) -> u64 {
+    config::get(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn breaker_config() -> BreakerConfig {
+    CONFIG.with(|c| {
+        *c.borrow_mut().get_or_insert_with(|| {
+            let d = BreakerConfig::default();
+            BreakerConfig {
+                window_ms: setting("breaker_window_ms", d.window_ms),
+                bucket_ms: d.bucket_ms,
+                min_volume: setting("breaker_min_volume", d.min_volume),
+                error_percent: setting("breaker_error_percent", d.error_percent),
+                open_ms: setting("breaker_open_ms", d.open_ms),
+            }
+        })
+    })
+}
+
+fn read_state() -> Option<OpenState> {
+    STATE.with(|s| {
+        *s.borrow_mut().get_or_insert_with(|| {
+            kv::get(STATE_KEY)
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+        })
+    })
+}
+
+fn write_state(state: Option<OpenState>) {
+    STATE.with(|s| *s.borrow_mut() = Some(state));
+    let _ = match state {
+        Some(open) => serde_json::to_vec(&open)
+            .map_err(|_| ())
+            .and_then(|b| kv::set(STATE_KEY, &b).map_err(|_| ())),
+        None => kv::delete(STATE_KEY).map_err(|_| ()),
+    };
+}
+
+/// The breaker's phase now (for metrics and tests).
+pub fn current_phase() -> Phase {
+    phase(read_state(), now_ms(), &breaker_config())
+}
+
+fn is_failure<T>(result: &Result<T, InventoryError>) -> bool {
+    matches!(result, Err(InventoryError::Unavailable(_)))
+}
+
+fn record(config: &BreakerConfig, failed: bool) {
+    let now = now_ms();
+    let suffix = if failed { "err" } else { "ok" };
+    let _ = kv::increment(
+        &format!("breaker:inventory:{}:{suffix}", bucket_of(now, config)),
+        1,
+    );
+    if !failed {
+        return;
+    }
+    let (mut ok, mut err) = (0u64, 0u64);
+    for bucket in window_buckets(now, config) {
+        for (suffix, total) in [("ok", &mut ok), ("err", &mut err)] {
+            // `increment` by 0 reads a counter without a second encoding to get wrong.
+            if let Ok(n) = kv::increment(&format!("breaker:inventory:{bucket}:{suffix}"), 0) {
+                *total += n.max(0) as u64;
+            }
+        }
+    }
+    if should_open(ok, err, config) {
+        write_state(Some(OpenState { opened_at_ms: now }));
+        crate::metrics::inc(metric_keys::OPENED);
+    }
+}
+
+/// Runs an inventory call through the breaker.
+pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, InventoryError> {
+    let config = breaker_config();
+    match phase(read_state(), now_ms(), &config) {
+        Phase::Closed => {
+            let result = f();
+            record(&config, is_failure(&result));
+            result
+        }
+        Phase::Open => short_circuit(),
+        Phase::HalfOpen => {
+            let lease = match locks::try_acquire(PROBE_LEASE, 10_000) {
+                Ok(Some(lease)) => lease,
+                _ => return short_circuit(),
+            };
+            let result = f();
+            if is_failure(&result) {
+                write_state(Some(OpenState {
+                    opened_at_ms: now_ms(),
+                }));
+            } else {
+                write_state(None);
+            }
+            let _ = locks::release(&lease);
+            result
+        }
+    }
+}
+
+fn short_circuit<T>() -> Result<T, InventoryError> {
+    crate::metrics::inc(metric_keys::SHORT_CIRCUITS);
+    Err(InventoryError::Unavailable(
+        "circuit breaker open: inventory calls are paused".into(),
+    ))
+}
