@@ -21,6 +21,7 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     match route {
         Ok(Route::Health) => "health",
         Ok(Route::Metrics) => "metrics",
+        Ok(Route::AdminInvalidateProduct) => "admin_cache_invalidate",
         Ok(Route::AdminRelay { .. }) => "admin_outbox_relay",
         Ok(Route::GetCart { .. }) => "get_cart",
         Ok(Route::Summary { .. }) => "get_summary",
@@ -69,6 +70,10 @@ fn run(
     if route == Route::Metrics {
         return metrics_response();
     }
+    if route == Route::AdminInvalidateProduct {
+        admin::authorize(request)?;
+        return invalidate_product(request, settings);
+    }
     if let Route::AdminRelay { force, limit } = route {
         admin::authorize(request)?;
         let report = crate::relay::sweep(limit, force)?;
@@ -76,7 +81,10 @@ fn run(
     }
     let user = identity::caller(request, settings)?;
     match route {
-        Route::Health | Route::Metrics | Route::AdminRelay { .. } => unreachable_health(),
+        Route::Health
+        | Route::Metrics
+        | Route::AdminInvalidateProduct
+        | Route::AdminRelay { .. } => unreachable_health(),
         Route::GetCart { store } => {
             let store = store_id(&store, settings)?;
             get_cart(request, &store, &user)
@@ -189,6 +197,27 @@ fn write(
         idempotency::finish(guard, result.as_ref().ok());
     }
     result
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct InvalidateBody {
+    store_id: String,
+    product_id: String,
+}
+
+fn invalidate_product(request: &HttpRequest, settings: &Settings) -> Result<HttpResponse, Problem> {
+    let body: InvalidateBody = serde_json::from_slice(json_body(request, settings)?)
+        .map_err(|e| Problem::new(ProblemKind::InvalidBody, format!("invalid JSON body: {e}")))?;
+    let store = store_id(&body.store_id, settings)?;
+    let product = product_id(&body.product_id, settings)?;
+    crate::product_cache::invalidate(store.as_str(), product.as_str()).map_err(|e| {
+        Problem::new(
+            ProblemKind::StoreUnavailable,
+            format!("could not invalidate: {e}"),
+        )
+    })?;
+    Ok(HttpResponse::empty(204))
 }
 
 /// Stored counters plus live gauges (breaker phase, events waiting in outboxes).

@@ -17,6 +17,7 @@ mod inventory_port;
 mod line_change;
 mod line_lock;
 mod metrics;
+mod product_cache;
 mod relay;
 mod routes;
 mod settings;

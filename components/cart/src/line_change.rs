@@ -165,9 +165,9 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
         .with("productId", product_id));
     }
     match measure(Phase::Inventory, || {
-        inventory_port::lookup(req.store.as_str(), product_id)
+        crate::product_cache::lookup(req.store.as_str(), product_id)
     }) {
-        Ok(p) => Ok(p),
+        Ok(p) => Ok(with_policy_override(p)),
         Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
         Err(LookupError::Invalid(p)) => Err(p),
         Err(LookupError::Unavailable(detail)) => match existing {
@@ -175,6 +175,20 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
             None => Err(inventory_port::inventory_unavailable(&detail)),
         },
     }
+}
+
+/// The `reservation_policy` variable (`reserve` or `checkout`) overrides every product's own
+/// policy, e.g. to stop holding stock during a sale without touching the catalogue.
+fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
+    match crate::bindings::config::get("reservation_policy")
+        .as_deref()
+        .map(str::trim)
+    {
+        Some("reserve") => product.policy = ReservationPolicy::Reserve,
+        Some("checkout") => product.policy = ReservationPolicy::Checkout,
+        _ => {}
+    }
+    product
 }
 
 fn snapshot_from_line(line: &Line) -> ProductSnapshot {

@@ -9,6 +9,8 @@ pub enum Route {
     Health,
     /// `GET /metrics`: Prometheus text format.
     Metrics,
+    /// `POST /admin/cache/invalidate` with `{"storeId", "productId"}`
+    AdminInvalidateProduct,
     /// `POST /admin/outbox/relay[?force=true&limit=N]`
     AdminRelay {
         force: bool,
@@ -69,6 +71,12 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
                     .unwrap_or(500)
                     .min(5_000),
             }),
+            _ => Err(method_not_allowed("POST")),
+        };
+    }
+    if path == "/admin/cache/invalidate" {
+        return match method {
+            "POST" => Ok(Route::AdminInvalidateProduct),
             _ => Err(method_not_allowed("POST")),
         };
     }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// Catalogue facts about a product at the time it is put in the cart (title and price are
 /// snapshotted into the line so the cart shows what the shopper saw).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProductSnapshot {
     pub product_id: String,
     pub title: String,
