@@ -3,6 +3,7 @@
 
 use crate::admin;
 use crate::cart_repo;
+use crate::checkout;
 use crate::clear;
 use crate::http_io::{HttpRequest, HttpResponse};
 use crate::idempotency::{self, Begin};
@@ -27,6 +28,7 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
         Ok(Route::Summary { .. }) => "get_summary",
         Ok(Route::ClearCart { .. }) => "clear_cart",
         Ok(Route::AddItem { .. }) => "add_item",
+        Ok(Route::Checkout { .. }) => "checkout",
         Ok(Route::SetQuantity { .. }) => "set_quantity",
         Ok(Route::RemoveItem { .. }) => "remove_item",
         Err(_) => "unrouted",
@@ -127,6 +129,23 @@ fn run(
             };
             write(request, &user, op, settings, after)
         }
+        Route::Checkout { store } => {
+            let store = store_id(&store, settings)?;
+            if !request.body.is_empty() {
+                let body = json_body(request, settings)?;
+                serde_json::from_slice::<EmptyBody>(body).map_err(|e| {
+                    Problem::new(
+                        ProblemKind::InvalidBody,
+                        format!("checkout takes no fields: {e}"),
+                    )
+                })?;
+            }
+            let op = WriteOp::Checkout {
+                store,
+                if_match: if_match(request)?,
+            };
+            write(request, &user, op, settings, after)
+        }
         Route::ClearCart { store } => {
             let op = WriteOp::Clear {
                 store: store_id(&store, settings)?,
@@ -149,7 +168,16 @@ enum WriteOp {
         store: StoreId,
         if_match: Option<EntityTags>,
     },
+    Checkout {
+        store: StoreId,
+        if_match: Option<EntityTags>,
+    },
 }
+
+/// Checkout's optional body: an empty JSON object.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
 
 /// Runs a write inside the idempotency protocol (see `idempotency`). Input has been fully
 /// validated before this point, so a rejected request never leaves anything behind.
@@ -185,6 +213,9 @@ fn write(
         }
         WriteOp::Clear { store, if_match } => {
             clear::clear_cart(&store, user, if_match, mark).map(|c| (store, c))
+        }
+        WriteOp::Checkout { store, if_match } => {
+            checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))
         }
     };
     let result = committed.and_then(|(store, c)| {

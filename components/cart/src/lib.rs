@@ -8,6 +8,7 @@ mod api;
 mod bindings;
 mod breaker;
 mod cart_repo;
+mod checkout;
 mod clear;
 mod clock;
 mod http_io;

@@ -25,6 +25,9 @@ pub enum Route {
     ClearCart {
         store: String,
     },
+    Checkout {
+        store: String,
+    },
     AddItem {
         store: String,
     },
@@ -108,6 +111,12 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
                 store: store.to_string(),
             }),
             _ => Err(method_not_allowed("GET")),
+        },
+        ["", "v1", "stores", store, "cart", "checkout"] => match method {
+            "POST" => Ok(Route::Checkout {
+                store: store.to_string(),
+            }),
+            _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "items"] => match method {
             "POST" => Ok(Route::AddItem {

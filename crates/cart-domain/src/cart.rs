@@ -68,9 +68,23 @@ pub struct Cart {
     /// Transactional outbox: events committed with the change, removed once acknowledged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<OutboxEntry>,
+    /// The most recent checkout, kept so the shopper (and a retried request) can see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkout: Option<CheckoutRecord>,
     /// Idempotency keys applied by recent versions (see `idempotency::AppliedKey`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_keys: Vec<AppliedKey>,
+}
+
+/// A completed checkout: the priced lines that were committed in inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutRecord {
+    pub checkout_id: String,
+    pub checked_out_at_ms: u64,
+    pub lines: Vec<Line>,
+    pub item_count: u64,
+    pub subtotal: Option<Money>,
 }
 
 /// What a request asks for one product's line.
@@ -226,6 +240,15 @@ impl Cart {
         }
         self.updated_at_ms = now_ms;
         Ok(())
+    }
+
+    /// Whether the last thing that happened to this cart was a checkout (no change since).
+    pub fn is_checked_out(&self) -> bool {
+        self.lines.is_empty()
+            && self
+                .last_checkout
+                .as_ref()
+                .is_some_and(|c| c.checked_out_at_ms >= self.updated_at_ms)
     }
 
     /// Removes every line and starts a new reservation epoch. Returns the removed lines.

@@ -28,6 +28,7 @@ pub enum ProblemKind {
     PreconditionRequired,
     LineBusy,
     CartConflict,
+    CartEmpty,
     InventoryUnavailable,
     StoreUnavailable,
     LockUnavailable,
@@ -55,7 +56,8 @@ impl ProblemKind {
             | TooManyLines
             | CurrencyMismatch
             | UnknownProduct
-            | IdempotencyKeyReused => 422,
+            | IdempotencyKeyReused
+            | CartEmpty => 422,
             PreconditionRequired => 428,
             Internal => 500,
             InventoryUnavailable | StoreUnavailable | LockUnavailable => 503,
@@ -85,6 +87,7 @@ impl ProblemKind {
             PreconditionRequired => "precondition-required",
             LineBusy => "line-busy",
             CartConflict => "cart-conflict",
+            CartEmpty => "cart-empty",
             InventoryUnavailable => "inventory-unavailable",
             StoreUnavailable => "store-unavailable",
             LockUnavailable => "lock-unavailable",
@@ -118,6 +121,7 @@ impl ProblemKind {
             PreconditionRequired => "A precondition header is required",
             LineBusy => "The cart line is being changed by another request",
             CartConflict => "The cart kept changing; try again",
+            CartEmpty => "The cart is empty",
             InventoryUnavailable => "The inventory service is unavailable",
             StoreUnavailable => "The cart store is unavailable",
             LockUnavailable => "The lock service is unavailable",

@@ -17,6 +17,10 @@ pub struct CartView {
     pub item_count: u64,
     pub subtotal: Option<Money>,
     pub updated_at_ms: u64,
+    /// `open`, or `checked_out` until the next change.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_checkout: Option<crate::cart::CheckoutRecord>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -86,6 +90,12 @@ impl CartView {
             item_count: cart.item_count(),
             subtotal,
             updated_at_ms: cart.updated_at_ms,
+            status: if cart.is_checked_out() {
+                "checked_out"
+            } else {
+                "open"
+            },
+            last_checkout: cart.last_checkout.clone(),
         })
     }
 }
