@@ -1,0 +1,173 @@
+//! `storefront:cart/locks`: leases with a time to live, on the backend `lock_url` names.
+//!
+//! | `lock_url`                      | backend                                   | module      |
+//! |---------------------------------|-------------------------------------------|-------------|
+//! | `kv` (default)                  | lease record in the `default` store, CAS  | [`kv_lease`] |
+//! | `redis://…`, `rediss://…`       | Redis `SET NX PX`, compare-and-delete Lua | [`redis`]   |
+//! | `https://…`, `http://…`         | Upstash-compatible Redis REST             | [`upstash`] |
+//!
+//! Every acquire mints a fresh random 128-bit token; only that token releases the lease, so a
+//! holder whose lease expired can never release its successor's.
+
+mod kv_lease;
+mod redis;
+mod upstash;
+
+use crate::config::{self, ConfigError};
+use crate::exports::storefront::cart::locks::{Guest, Lease, LockError};
+use crate::token;
+
+/// Longest lock key accepted: leaves room for backend prefixes and suffixes within the
+/// key-value store's 256-byte key limit.
+const MAX_LOCK_KEY_BYTES: usize = 200;
+
+/// Default `lock_url`.
+const DEFAULT_LOCK_URL: &str = "kv";
+/// Default `lock_timeout_ms` for the Upstash REST backend.
+const DEFAULT_LOCK_TIMEOUT_MS: u64 = 1000;
+
+impl Guest for crate::Adapter {
+    fn try_acquire(key: String, ttl_ms: u32) -> Result<Option<Lease>, LockError> {
+        check_key(&key)?;
+        if ttl_ms == 0 {
+            return Err(LockError::Invalid("ttl-ms must be positive".into()));
+        }
+        let token = token::random_token();
+        let acquired = match backend()? {
+            Backend::KeyValue => kv_lease::try_acquire(&key, ttl_ms, &token)?,
+            Backend::Redis(url) => redis::try_acquire(&url, &key, ttl_ms, &token)?,
+            Backend::Upstash(url) => {
+                upstash::try_acquire(&upstash_config(url)?, &key, ttl_ms, &token)?
+            }
+        };
+        Ok(acquired.then_some(Lease { key, token, ttl_ms }))
+    }
+
+    fn release(lease: Lease) -> Result<bool, LockError> {
+        check_key(&lease.key)?;
+        if lease.token.is_empty() {
+            // No acquire ever hands out an empty token; it must not match a released record.
+            return Ok(false);
+        }
+        match backend()? {
+            Backend::KeyValue => kv_lease::release(&lease.key, &lease.token),
+            Backend::Redis(url) => redis::release(&url, &lease.key, &lease.token),
+            Backend::Upstash(url) => {
+                upstash::release(&upstash_config(url)?, &lease.key, &lease.token)
+            }
+        }
+    }
+}
+
+/// Where leases live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Backend {
+    KeyValue,
+    Redis(String),
+    Upstash(String),
+}
+
+fn backend() -> Result<Backend, LockError> {
+    let url = config::setting_or("lock_url", DEFAULT_LOCK_URL).map_err(config_error)?;
+    parse_backend(&url).map_err(config_error)
+}
+
+/// Picks the backend from a `lock_url` value. An unknown value is an error, never a silent
+/// fallback: instances disagreeing about the backend would not exclude each other.
+fn parse_backend(url: &str) -> Result<Backend, ConfigError> {
+    let lower = url.to_ascii_lowercase();
+    if lower == "kv" {
+        Ok(Backend::KeyValue)
+    } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        Ok(Backend::Redis(url.to_owned()))
+    } else if lower.starts_with("https://") || lower.starts_with("http://") {
+        crate::urls::split(url).map_err(|e| ConfigError::invalid("lock_url", e.to_string()))?;
+        Ok(Backend::Upstash(url.to_owned()))
+    } else {
+        Err(ConfigError::invalid(
+            "lock_url",
+            "expected kv, a redis:// URL or an https:// Upstash REST URL",
+        ))
+    }
+}
+
+fn upstash_config(url: String) -> Result<upstash::UpstashConfig, LockError> {
+    Ok(upstash::UpstashConfig {
+        url,
+        token: config::setting("lock_token").map_err(config_error)?,
+        timeout_ms: config::timeout_ms("lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS)
+            .map_err(config_error)?,
+    })
+}
+
+fn check_key(key: &str) -> Result<(), LockError> {
+    if key.is_empty() {
+        return Err(LockError::Invalid("empty lock key".into()));
+    }
+    if key.len() > MAX_LOCK_KEY_BYTES {
+        return Err(LockError::Invalid(format!(
+            "lock key of {} bytes is longer than {MAX_LOCK_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn config_error(error: ConfigError) -> LockError {
+    LockError::Unavailable(error.to_string())
+}
+
+/// Key of a lease in Redis (both the native and the REST backend share this layout).
+fn redis_key(key: &str) -> String {
+    format!("cart-lock:{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_picked_by_scheme() {
+        assert_eq!(parse_backend("kv"), Ok(Backend::KeyValue));
+        assert_eq!(parse_backend("KV"), Ok(Backend::KeyValue));
+        assert_eq!(
+            parse_backend("redis://127.0.0.1:6379"),
+            Ok(Backend::Redis("redis://127.0.0.1:6379".into()))
+        );
+        assert_eq!(
+            parse_backend("rediss://cache:6380"),
+            Ok(Backend::Redis("rediss://cache:6380".into()))
+        );
+        assert_eq!(
+            parse_backend("https://eu1-x.upstash.io"),
+            Ok(Backend::Upstash("https://eu1-x.upstash.io".into()))
+        );
+        assert_eq!(
+            parse_backend("http://127.0.0.1:8079"),
+            Ok(Backend::Upstash("http://127.0.0.1:8079".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_backends_are_configuration_errors() {
+        for url in ["memcached://h", "redis", "https://", "https://u:p@h/"] {
+            let error = parse_backend(url).expect_err(url);
+            assert!(error.to_string().starts_with("bad configuration"), "{url}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_bounded() {
+        assert!(matches!(check_key(""), Err(LockError::Invalid(_))));
+        assert!(check_key(&"k".repeat(MAX_LOCK_KEY_BYTES)).is_ok());
+        assert!(matches!(
+            check_key(&"k".repeat(MAX_LOCK_KEY_BYTES + 1)),
+            Err(LockError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn redis_keys_are_prefixed() {
+        assert_eq!(redis_key("s1:u1:p1"), "cart-lock:s1:u1:p1");
+    }
+}
