@@ -53,11 +53,27 @@ pub fn change_line(
     settings: &Settings,
     write: &WriteSettings,
 ) -> Result<Committed, Problem> {
+    let key = cart_repo::cart_key(req.store, req.user);
+    // Read and validate before taking the lease, so a request that breaks a limit is refused
+    // without writing anything. Reading before the lease is safe: if the cart moves on before
+    // our save, the compare-and-swap notices and the change is re-derived from the newer cart.
+    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
+        return Ok(done);
+    }
+    if let Some(tags) = &req.if_match {
+        if !tags.matches_strong(loaded.cart.revision) {
+            return Err(precondition_failed(loaded.cart.revision));
+        }
+    }
+    loaded
+        .cart
+        .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
     let lock_key = format!("{}:{}:{}", req.store, req.user, req.product);
     let (lease, _stats) = measure(Phase::Lock, || {
         line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
     })?;
-    let outcome = change_line_locked(req, settings, write);
+    let outcome = change_line_locked(req, settings, write, &key, loaded);
     measure(Phase::Lock, || line_lock::release(&lease));
     outcome
 }
@@ -72,19 +88,12 @@ fn change_line_locked(
     req: &LineRequest<'_>,
     settings: &Settings,
     write: &WriteSettings,
+    key: &str,
+    mut loaded: Loaded,
 ) -> Result<Committed, Problem> {
-    let key = cart_repo::cart_key(req.store, req.user);
+    let key = key.to_owned();
     let store = req.store.as_str();
     let product_id = req.product.as_str();
-    let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-    if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
-        return Ok(done);
-    }
-    if let Some(tags) = &req.if_match {
-        if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
-        }
-    }
     let product = product_for(req, &loaded)?;
     measure(Phase::Store, || crate::relay::mark_pending(&key))?;
     let mut held: Option<Held> = None;
