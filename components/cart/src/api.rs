@@ -212,7 +212,7 @@ fn write(
             line_change::change_line(&req, settings, &write_settings).map(|c| (store, c))
         }
         WriteOp::Clear { store, if_match } => {
-            clear::clear_cart(&store, user, if_match, mark).map(|c| (store, c))
+            clear::clear_cart(&store, user, if_match, mark, "requested").map(|c| (store, c))
         }
         WriteOp::Checkout { store, if_match } => {
             checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))
@@ -337,8 +337,7 @@ fn get_cart(
     store: &StoreId,
     user: &UserId,
 ) -> Result<HttpResponse, Problem> {
-    let key = cart_repo::cart_key(store, user);
-    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    let loaded = crate::lifecycle::load_for_read(store, user)?;
     let revision = loaded.cart.revision;
     if not_modified(request, revision)? {
         return Ok(HttpResponse::empty(304).with_header("etag", etag(revision)));

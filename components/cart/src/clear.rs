@@ -15,6 +15,7 @@ pub fn clear_cart(
     user: &UserId,
     if_match: Option<EntityTags>,
     mark: Option<AppliedKey>,
+    reason: &str,
 ) -> Result<Committed, Problem> {
     let key = cart_repo::cart_key(store, user);
     let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
@@ -49,7 +50,12 @@ pub fn clear_cart(
         next.emit(
             &factory,
             EventType::Cleared,
-            serde_json::json!({"storeId": store.as_str(), "userId": user.as_str(), "removedLines": lines}),
+            serde_json::json!({
+                "storeId": store.as_str(),
+                "userId": user.as_str(),
+                "reason": reason,
+                "removedLines": lines,
+            }),
         );
         match measure(Phase::Store, || {
             cart_repo::save(&key, loaded.version, &next)

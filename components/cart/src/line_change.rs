@@ -58,6 +58,7 @@ pub fn change_line(
     // without writing anything. Reading before the lease is safe: if the cart moves on before
     // our save, the compare-and-swap notices and the change is re-derived from the newer cart.
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    let loaded = crate::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
         return Ok(done);
     }
@@ -69,7 +70,7 @@ pub fn change_line(
     loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
-    let lock_key = format!("{}:{}:{}", req.store, req.user, req.product);
+    let lock_key = line_lock::line_key(req.store, req.user, req.product.as_str());
     let (lease, _stats) = measure(Phase::Lock, || {
         line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
     })?;
@@ -89,18 +90,52 @@ fn change_line_locked(
     settings: &Settings,
     write: &WriteSettings,
     key: &str,
+    loaded: Loaded,
+) -> Result<Committed, Problem> {
+    let product_id = req.product.as_str();
+    let product = product_for(req, &loaded)?;
+    measure(Phase::Store, || crate::relay::mark_pending(key))?;
+    // Activity keeps the cart's other holds alive (bounded; see `holds`).
+    let ttl = write.reservation_ttl_for(req.user);
+    let maintained = crate::holds::maintain(
+        req.store,
+        req.user,
+        &loaded.cart,
+        Some(product_id),
+        ttl,
+        write.lock_ttl_ms,
+    );
+    let outcome = save_loop(req, settings, write, key, loaded, &product, &maintained);
+    maintained.release();
+    outcome
+}
+
+/// Applies the change to the newest cart until a compare-and-swap succeeds.
+fn save_loop(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+    key: &str,
     mut loaded: Loaded,
+    product: &ProductSnapshot,
+    maintained: &crate::holds::Maintained,
 ) -> Result<Committed, Problem> {
     let key = key.to_owned();
     let store = req.store.as_str();
     let product_id = req.product.as_str();
-    let product = product_for(req, &loaded)?;
-    measure(Phase::Store, || crate::relay::mark_pending(&key))?;
     let mut held: Option<Held> = None;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = apply_once(req, settings, write, &key, &loaded, &product, &mut held);
+        let attempt_ctx = Attempt {
+            req,
+            settings,
+            write,
+            key: &key,
+            product,
+            maintained,
+        };
+        let result = apply_once(&attempt_ctx, &loaded, &mut held);
         match result {
             Ok(committed) => {
                 finish_after_commit(store, &loaded, &committed, product_id);
@@ -200,7 +235,7 @@ fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
     product
 }
 
-fn snapshot_from_line(line: &Line) -> ProductSnapshot {
+pub(crate) fn snapshot_from_line(line: &Line) -> ProductSnapshot {
     ProductSnapshot {
         product_id: line.product_id.clone(),
         title: line.title.clone(),
@@ -217,15 +252,29 @@ fn snapshot_from_line(line: &Line) -> ProductSnapshot {
 }
 
 /// One attempt against `loaded`: compute, hold, save.
+/// Everything one save attempt needs besides the cart it starts from.
+struct Attempt<'a> {
+    req: &'a LineRequest<'a>,
+    settings: &'a Settings,
+    write: &'a WriteSettings,
+    key: &'a str,
+    product: &'a ProductSnapshot,
+    maintained: &'a crate::holds::Maintained,
+}
+
 fn apply_once(
-    req: &LineRequest<'_>,
-    settings: &Settings,
-    write: &WriteSettings,
-    key: &str,
+    ctx: &Attempt<'_>,
     loaded: &Loaded,
-    product: &ProductSnapshot,
     held: &mut Option<Held>,
 ) -> Result<Committed, SaveError> {
+    let Attempt {
+        req,
+        settings,
+        write,
+        key,
+        product,
+        maintained,
+    } = *ctx;
     let store = req.store.as_str();
     let target = loaded
         .cart
@@ -253,7 +302,7 @@ fn apply_once(
                         product,
                         &rid,
                         target,
-                        write.reservation_ttl_ms,
+                        write.reservation_ttl_for(req.user),
                     )
                 })
                 .map_err(SaveError::Failed)?;
@@ -272,6 +321,7 @@ fn apply_once(
         .line(req.product.as_str())
         .map_or(0, |l| l.quantity);
     let mut next = loaded.cart.clone();
+    maintained.apply(&mut next);
     let status = reservation.as_ref().map(|r| r.status);
     match reservation {
         Some(state) => next.put_line(product, target, state, now),

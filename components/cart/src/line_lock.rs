@@ -5,13 +5,18 @@ use crate::bindings::locks::{self, Lease, LockError};
 use crate::clock::{random_unit, sleep_ms, Stopwatch};
 use crate::metrics;
 use cart_domain::backoff::backoff_delay_ms;
-use cart_domain::{Problem, ProblemKind};
+use cart_domain::{Problem, ProblemKind, StoreId, UserId};
 
 /// What acquiring cost, for metrics and Server-Timing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LockStats {
     pub attempts: u32,
     pub waited_ms: u64,
+}
+
+/// The lease key of one cart line.
+pub fn line_key(store: &StoreId, user: &UserId, product: &str) -> String {
+    format!("{store}:{user}:{product}")
 }
 
 pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), Problem> {

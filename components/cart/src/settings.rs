@@ -5,6 +5,9 @@
 use crate::bindings::config;
 use cart_domain::Limits;
 
+/// User ids of guest (anonymous) carts start with this.
+pub const GUEST_PREFIX: &str = "guest-";
+
 /// Settings that every request needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +22,8 @@ pub struct WriteSettings {
     /// POST without `Idempotency-Key` is a 400 when set.
     pub idempotency_key_required: bool,
     pub reservation_ttl_ms: u64,
+    /// Guest (anonymous) carts hold stock for a shorter time.
+    pub guest_reservation_ttl_ms: u64,
     pub lock_ttl_ms: u32,
     pub lock_wait_ms: u64,
 }
@@ -54,10 +59,21 @@ impl Settings {
 }
 
 impl WriteSettings {
+    /// The hold TTL for this shopper's cart.
+    pub fn reservation_ttl_for(&self, user: &cart_domain::UserId) -> u64 {
+        if user.as_str().starts_with(GUEST_PREFIX) {
+            self.guest_reservation_ttl_ms
+        } else {
+            self.reservation_ttl_ms
+        }
+    }
+
     pub fn load() -> Self {
         WriteSettings {
             idempotency_key_required: flag("idempotency_key_required"),
             reservation_ttl_ms: number::<u64>("reservation_ttl_seconds", 900).saturating_mul(1000),
+            guest_reservation_ttl_ms: number::<u64>("guest_reservation_ttl_seconds", 300)
+                .saturating_mul(1000),
             lock_ttl_ms: number("lock_ttl_ms", 30_000),
             lock_wait_ms: number("lock_wait_ms", 5_000),
         }

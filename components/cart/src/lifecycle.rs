@@ -1,0 +1,98 @@
+//! What happens to a cart as time passes: abandoned carts are emptied (their holds go back to
+//! stock), and reading a cart re-confirms `unconfirmed`/`expired` lines once the inventory is
+//! healthy again (bounded work per request; see `holds`).
+
+use crate::cart_repo::{self, Loaded, SaveError};
+use crate::holds;
+use crate::settings::{WriteSettings, GUEST_PREFIX};
+use crate::timing::{measure, Phase};
+use cart_domain::{Problem, StoreId, UserId};
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn abandon_after_ms(user: &UserId) -> u64 {
+    let (name, default) = if user.as_str().starts_with(GUEST_PREFIX) {
+        ("guest_abandon_after_days", 30)
+    } else {
+        ("abandon_after_days", 90)
+    };
+    crate::bindings::config::get(name)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default)
+        .saturating_mul(DAY_MS)
+}
+
+/// Empties the cart when it has not changed for the abandonment period, releasing its holds.
+pub fn expire_if_abandoned(
+    store: &StoreId,
+    user: &UserId,
+    loaded: Loaded,
+) -> Result<Loaded, Problem> {
+    if loaded.cart.lines.is_empty() {
+        return Ok(loaded);
+    }
+    let idle = crate::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);
+    if idle < abandon_after_ms(user) {
+        return Ok(loaded);
+    }
+    crate::metrics::inc("cart_abandoned_carts_expired_total");
+    crate::clear::clear_cart(store, user, None, None, "abandoned")?;
+    let key = cart_repo::cart_key(store, user);
+    measure(Phase::Store, || cart_repo::load(&key))
+}
+
+/// The cart for a read: abandoned carts expired, lapsed or unconfirmed holds re-confirmed.
+pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> {
+    let key = cart_repo::cart_key(store, user);
+    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if loaded.cart.lines.is_empty() {
+        return Ok(loaded);
+    }
+    let loaded = expire_if_abandoned(store, user, loaded)?;
+    let write = WriteSettings::load();
+    let ttl = write.reservation_ttl_for(user);
+    if !holds::any_need_attention(&loaded.cart, None, ttl) {
+        return Ok(loaded);
+    }
+    let maintained = holds::maintain(store, user, &loaded.cart, None, ttl, write.lock_ttl_ms);
+    if maintained.is_empty() {
+        return Ok(loaded);
+    }
+    let saved = save_maintained(&key, loaded, &maintained);
+    maintained.release();
+    saved
+}
+
+/// Saves re-confirmed holds as a new revision (the line statuses the shopper sees changed).
+fn save_maintained(
+    key: &str,
+    mut loaded: Loaded,
+    maintained: &holds::Maintained,
+) -> Result<Loaded, Problem> {
+    for _ in 0..4 {
+        let mut next = loaded.cart.clone();
+        maintained.apply(&mut next);
+        if next == loaded.cart {
+            return Ok(loaded);
+        }
+        next.revision = loaded.cart.revision + 1;
+        next.previous_version = loaded.version;
+        match measure(Phase::Store, || cart_repo::save(key, loaded.version, &next)) {
+            Ok(version) => {
+                cart_repo::prune(key, loaded.cart.previous_version);
+                return Ok(Loaded {
+                    version,
+                    cart: next,
+                });
+            }
+            Err(SaveError::Conflict) => {
+                crate::metrics::inc("cart_version_conflicts_total");
+                loaded = measure(Phase::Store, || cart_repo::load(key))?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    // Another writer kept winning; the holds are refreshed in inventory either way and the
+    // statuses will be saved by a later request.
+    measure(Phase::Store, || cart_repo::load(key))
+}

@@ -1,0 +1,331 @@
+//! The cart HTTP API through the whole app as `spin.toml` describes it: the real compiled cart,
+//! adapter, inventory and event sink, composed and routed like Spin does.
+
+mod support;
+
+use cart_tests::{get, patch_json, post_json, request};
+use serde_json::json;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopping_session_end_to_end() {
+    let app = app();
+    let s = "shop";
+    put_product(&app, s, "beans", 1890, 10).await;
+    put_product(&app, s, "kettle", 4900, 5).await;
+    put_product(&app, s, "filters", 450, 20).await;
+
+    let first = add(&app, s, "alice", "beans", 2).await;
+    assert_eq!(first.status(), 200, "{}", first.text());
+    let first_etag = first.header("etag").expect("etag").to_owned();
+    let view = first.json();
+    assert_eq!(view["lines"][0]["title"], "Title of beans");
+    assert_eq!(view["lines"][0]["unitPrice"], json!({"amount": 1890, "currency": "EUR"}));
+    assert_eq!(view["lines"][0]["reservation"]["status"], "confirmed");
+    assert!(view["lines"][0]["reservation"]["expiresAtMs"].as_u64().is_some());
+
+    assert_eq!(add(&app, s, "alice", "kettle", 1).await.status(), 200);
+    assert_eq!(add(&app, s, "alice", "filters", 4).await.status(), 200);
+    assert_eq!(set_qty(&app, s, "alice", "beans", 5).await.status(), 200);
+    let removed = remove(&app, s, "alice", "filters").await;
+    assert_eq!(removed.status(), 200, "{}", removed.text());
+
+    let r = cart(&app, s, "alice").await;
+    assert_eq!(r.status(), 200);
+    let view = r.json();
+    assert_eq!(
+        lines(&view),
+        [("beans".to_string(), 5), ("kettle".to_string(), 1)].into()
+    );
+    assert_eq!(view["subtotal"], json!({"amount": 5 * 1890 + 4900, "currency": "EUR"}));
+    assert_eq!(view["itemCount"], 6);
+    for line in view["lines"].as_array().unwrap() {
+        assert_eq!(
+            line["lineTotal"]["amount"].as_i64().unwrap(),
+            line["unitPrice"]["amount"].as_i64().unwrap() * line["quantity"].as_i64().unwrap()
+        );
+    }
+
+    let summary = get(&format!("{}/summary", cart_path(s)))
+        .header("x-user-id", "alice")
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(summary.status(), 200);
+    assert_eq!(summary.header("cache-control"), Some("private, max-age=5"));
+    let sv = summary.json();
+    assert_eq!((sv["itemCount"].as_u64(), sv["lineCount"].as_u64()), (Some(6), Some(2)));
+    assert_eq!(sv["subtotal"]["amount"], 14350);
+    assert_eq!(sv["version"], view["version"]);
+
+    // A stale If-Match loses, naming the current version; nothing changes.
+    let stale = patch_json(&item_path(s, "kettle"), &json!({"quantity": 2}))
+        .header("x-user-id", "alice")
+        .header("if-match", &first_etag)
+        .send(&app)
+        .await
+        .unwrap();
+    assert_problem(&stale, 412, "precondition-failed");
+    assert_eq!(stale.json()["currentVersion"], view["version"]);
+    assert_eq!(lines(&cart(&app, s, "alice").await.json())["kettle"], 1);
+
+    // The inventory holds exactly what the cart shows.
+    assert_eq!(reservations(&app, s, "beans").await.values().copied().collect::<Vec<_>>(), vec![5]);
+    assert_eq!(reservations(&app, s, "kettle").await.values().copied().collect::<Vec<_>>(), vec![1]);
+    assert!(reservations(&app, s, "filters").await.is_empty());
+    let beans = product(&app, s, "beans").await;
+    assert_eq!((beans["reserved"].as_u64(), beans["available"].as_u64()), (Some(5), Some(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etag_revalidation_and_matching_if_match() {
+    let app = app();
+    put_product(&app, "s", "p", 100, 10).await;
+    let empty = cart(&app, "s", "u").await;
+    assert_eq!(empty.status(), 200);
+    assert_eq!(empty.json()["version"], 0);
+    assert_eq!(empty.json()["lines"], json!([]));
+
+    let added = add(&app, "s", "u", "p", 1).await;
+    let etag = added.header("etag").unwrap().to_owned();
+    let not_modified = get(&cart_path("s"))
+        .header("x-user-id", "u")
+        .header("if-none-match", &etag)
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+    assert!(not_modified.bytes().is_empty());
+
+    let ok = patch_json(&item_path("s", "p"), &json!({"quantity": 3}))
+        .header("x-user-id", "u")
+        .header("if-match", &etag)
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+    assert_ne!(ok.header("etag"), Some(etag.as_str()));
+    let modified = get(&cart_path("s"))
+        .header("x-user-id", "u")
+        .header("if-none-match", &etag)
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(modified.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_product_again_grows_its_line() {
+    let app = app();
+    put_product(&app, "s", "mug", 1200, 50).await;
+    add(&app, "s", "u", "mug", 2).await;
+    let view = add(&app, "s", "u", "mug", 3).await.json();
+    assert_eq!(view["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(view["lines"][0]["quantity"], 5);
+    assert_eq!(view["subtotal"]["amount"], 6000);
+    let held: Vec<u64> = reservations(&app, "s", "mug").await.values().copied().collect();
+    assert_eq!(held, vec![5], "one absolute hold, never a second one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_stock_names_what_is_available_counting_own_hold() {
+    let app = app();
+    put_product(&app, "s", "kettle", 4900, 5).await;
+    assert_eq!(add(&app, "s", "bob", "kettle", 2).await.status(), 200);
+    assert_eq!(add(&app, "s", "alice", "kettle", 2).await.status(), 200);
+
+    // Alice holds 2, Bob 2: Alice can have at most 3 in total.
+    let r = set_qty(&app, "s", "alice", "kettle", 4).await;
+    assert_problem(&r, 409, "insufficient-stock");
+    assert_eq!(r.json()["available"], 3);
+    assert_eq!(r.json()["productId"], "kettle");
+    assert_eq!(lines(&cart(&app, "s", "alice").await.json())["kettle"], 2);
+
+    // Re-setting what she already holds always works, even with the rest of the stock gone.
+    put_product(&app, "s", "kettle", 4900, 4).await;
+    let again = set_qty(&app, "s", "alice", "kettle", 2).await;
+    assert_eq!(again.status(), 200, "{}", again.text());
+    let r = add(&app, "s", "alice", "kettle", 1).await;
+    assert_problem(&r, 409, "insufficient-stock");
+    assert_eq!(r.json()["available"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_and_clear_release_reservations() {
+    let app = app();
+    put_product(&app, "s", "a", 100, 10).await;
+    put_product(&app, "s", "b", 200, 10).await;
+    add(&app, "s", "u", "a", 3).await;
+    add(&app, "s", "u", "b", 4).await;
+    let r = set_qty(&app, "s", "u", "a", 0).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(lines(&r.json()).get("a"), None, "quantity 0 removes the line");
+    assert!(reservations(&app, "s", "a").await.is_empty());
+
+    let cleared = request(http::Method::DELETE, &cart_path("s"))
+        .header("x-user-id", "u")
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200, "{}", cleared.text());
+    assert_eq!(cleared.json()["lines"], json!([]));
+    assert!(reservations(&app, "s", "b").await.is_empty());
+    assert_eq!(product(&app, "s", "b").await["available"], 10);
+
+    // After a clear, new lines use a new reservation epoch.
+    let view = add(&app, "s", "u", "b", 1).await.json();
+    assert!(view["lines"][0]["reservation"]["id"].as_str().unwrap().ends_with("~1"));
+
+    let missing = remove(&app, "s", "u", "a").await;
+    assert_problem(&missing, 404, "line-not-found");
+    let missing = set_qty(&app, "s", "u", "a", 2).await;
+    assert_problem(&missing, 404, "line-not-found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_products_and_quantity_rules() {
+    let app = app();
+    put_product_with(&app, "s", "mug", json!({
+        "title": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "stock": 100,
+        "minQuantity": 2, "maxQuantity": 10, "quantityStep": 2
+    }))
+    .await;
+    assert_problem(&add(&app, "s", "u", "nope", 1).await, 422, "unknown-product");
+    assert_problem(&add(&app, "s", "u", "mug", 1).await, 422, "invalid-quantity");
+    assert_problem(&add(&app, "s", "u", "mug", 3).await, 422, "invalid-quantity");
+    assert_problem(&add(&app, "s", "u", "mug", 12).await, 422, "quantity-limit-exceeded");
+    assert_eq!(add(&app, "s", "u", "mug", 4).await.status(), 200);
+
+    put_product_with(&app, "s", "usd", json!({
+        "title": "Dollar thing", "unitPrice": {"amount": 100, "currency": "USD"}, "stock": 5
+    }))
+    .await;
+    assert_problem(&add(&app, "s", "u", "usd", 1).await, 422, "currency-mismatch");
+    assert!(reservations(&app, "s", "usd").await.is_empty(), "the refused line holds nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_never_reaches_another_users_cart() {
+    let app = app();
+    put_product(&app, "s", "p", 100, 10).await;
+    add(&app, "s", "alice", "p", 2).await;
+    let bob = cart(&app, "s", "bob").await.json();
+    assert_eq!(bob["lines"], json!([]));
+    assert_eq!(bob["userId"], "bob");
+    // Bob cannot change Alice's line by any spelling of her id or the path.
+    for user in ["Alice", "alice ", "alice/..", "..", "alice%00", "ａlice", "alice:x"] {
+        let r = set_qty(&app, "s", user, "p", 5).await;
+        assert!(
+            r.status() == 401 || r.status() == 404,
+            "user {user:?} got {} {}",
+            r.status(),
+            r.text()
+        );
+    }
+    for path in [
+        "/v1/stores/s/cart/items/..%2Fp",
+        "/v1/stores/s/cart/items/%70",
+        "/v1/stores/s/../s/cart/items/p",
+        "/v1/stores/s/cart/items/p/..",
+    ] {
+        let r = request(http::Method::DELETE, path)
+            .header("x-user-id", "bob")
+            .send(&app)
+            .await
+            .unwrap();
+        assert!((400..500).contains(&r.status()), "{path}: {}", r.status());
+    }
+    assert_eq!(lines(&cart(&app, "s", "alice").await.json())["p"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_class_is_a_clear_4xx_and_changes_nothing() {
+    let app = app_with(&[("max_lines_per_cart", "2"), ("max_body_bytes", "256")]);
+    put_product(&app, "s", "a", 100, 10).await;
+    put_product(&app, "s", "b", 100, 10).await;
+    put_product(&app, "s", "c", 100, 10).await;
+    add(&app, "s", "u", "a", 1).await;
+    add(&app, "s", "u", "b", 1).await;
+    let items = items_path("s");
+    let json_post = |body: &str| {
+        request(http::Method::POST, &items)
+            .header("x-user-id", "u")
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+    };
+    let cases: Vec<(&str, cart_tests::TestRequest, u16, &str)> = vec![
+        ("malformed JSON", json_post("{\"productId\": "), 400, "invalid-body"),
+        ("unknown field", json_post(r#"{"productId":"c","quantity":1,"price":1}"#), 400, "invalid-body"),
+        ("missing field", json_post(r#"{"productId":"c"}"#), 400, "invalid-body"),
+        ("fractional quantity", json_post(r#"{"productId":"c","quantity":1.5}"#), 400, "invalid-body"),
+        ("zero quantity", json_post(r#"{"productId":"c","quantity":0}"#), 422, "invalid-quantity"),
+        ("negative quantity", json_post(r#"{"productId":"c","quantity":-4}"#), 422, "invalid-quantity"),
+        ("quantity above limit", json_post(r#"{"productId":"c","quantity":100000}"#), 422, "quantity-limit-exceeded"),
+        ("too many lines", json_post(r#"{"productId":"c","quantity":1}"#), 422, "too-many-lines"),
+        ("oversized body", json_post(&format!(r#"{{"productId":"c","quantity":1,"x":"{}"}}"#, "y".repeat(400))), 413, "body-too-large"),
+        ("bad product id", json_post(r#"{"productId":"../a","quantity":1}"#), 400, "invalid-id"),
+        ("unicode product id", json_post(r#"{"productId":"caf\u00e9","quantity":1}"#), 400, "invalid-id"),
+        ("wrong content type", request(http::Method::POST, &items).header("x-user-id", "u").header("content-type", "text/plain").body(r#"{"productId":"c","quantity":1}"#), 415, "unsupported-media-type"),
+        ("no content type", request(http::Method::POST, &items).header("x-user-id", "u").body(r#"{"productId":"c","quantity":1}"#), 415, "unsupported-media-type"),
+        ("bad store id", post_json("/v1/stores/s%2Fx/cart/items", &json!({"productId":"c","quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
+        ("dots store id", post_json("/v1/stores/../cart/items", &json!({"productId":"c","quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
+        ("bad path product id", patch_json("/v1/stores/s/cart/items/a%20b", &json!({"quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
+        ("no identity", post_json(&items, &json!({"productId":"c","quantity":1})), 401, "unauthenticated"),
+        ("bad identity", post_json(&items, &json!({"productId":"c","quantity":1})).header("x-user-id", "u:v"), 401, "unauthenticated"),
+        ("bad If-Match", post_json(&items, &json!({"productId":"a","quantity":1})).header("x-user-id", "u").header("if-match", "7"), 400, "invalid-header"),
+        ("bad Idempotency-Key", post_json(&items, &json!({"productId":"a","quantity":1})).header("x-user-id", "u").header("idempotency-key", "\"open"), 400, "invalid-header"),
+        ("negative set", patch_json(&item_path("s", "a"), &json!({"quantity": -1})).header("x-user-id", "u"), 422, "invalid-quantity"),
+        ("unknown route", get("/v1/stores/s/wishlist").header("x-user-id", "u"), 404, "not-found"),
+        ("wrong method", request(http::Method::PUT, &cart_path("s")).header("x-user-id", "u"), 405, "method-not-allowed"),
+        ("checkout with fields", post_json("/v1/stores/s/cart/checkout", &json!({"pay": true})).header("x-user-id", "u"), 400, "invalid-body"),
+    ];
+    for (name, req, status, slug) in cases {
+        let before = state_snapshot(app.kv());
+        let r = req.send(&app).await.unwrap();
+        assert_eq!(r.status(), status, "{name}: {}", r.text());
+        assert_problem(&r, status, slug);
+        assert_eq!(state_snapshot(app.kv()), before, "{name} changed the store");
+    }
+    assert_eq!(lines(&cart(&app, "s", "u").await.json()).len(), 2);
+    let held: u64 = reservations(&app, "s", "c").await.values().sum();
+    assert_eq!(held, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_operational_routes() {
+    let app = app();
+    let r = get("/healthz").send(&app).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json()["status"], "ok");
+    put_product(&app, "s", "p", 100, 10).await;
+    add(&app, "s", "u", "p", 1).await;
+    let metrics = get("/metrics").send(&app).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text();
+    assert!(text.contains("cart_operation_duration_ms_count{operation=\"add_item\"} 1"), "{text}");
+    assert!(text.contains("# TYPE cart_lock_acquisitions_total counter"), "{text}");
+    assert!(text.contains("cart_inventory_breaker_state 0"), "{text}");
+
+    // Admin routes refuse callers without the admin token.
+    let anon = request(http::Method::POST, "/admin/outbox/relay").send(&app).await.unwrap();
+    assert_problem(&anon, 401, "unauthenticated");
+    let user = request(http::Method::POST, "/admin/outbox/relay")
+        .header("authorization", "Bearer not-the-token")
+        .send(&app)
+        .await
+        .unwrap();
+    assert_problem(&user, 403, "forbidden");
+    assert_eq!(admin_post(&app, "/admin/outbox/relay").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_timing_breaks_the_request_down() {
+    let app = app();
+    put_product(&app, "s", "p", 100, 10).await;
+    let r = add(&app, "s", "u", "p", 1).await;
+    let timing = r.header("server-timing").unwrap_or_default().to_owned();
+    for phase in ["lock;dur=", "inventory;dur=", "store;dur=", "total;dur="] {
+        assert!(timing.contains(phase), "{timing}");
+    }
+}

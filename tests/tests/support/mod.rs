@@ -1,0 +1,223 @@
+//! Shared helpers for the cart suites: load the real app from `spin.toml`, seed inventory
+//! through its public API, and compare store contents.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use cart_tests::{
+    delete, get, patch_json, post_json, put_json, request, workspace_root, AppOptions, KvStore,
+    SpinApp, TestResponse,
+};
+use serde_json::{json, Value};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The app exactly as `spin.toml` describes it, with a fresh key-value store and the given
+/// `--variable`s (the admin token is always set so admin routes can be exercised).
+pub fn app_with(vars: &[(&str, &str)]) -> Arc<SpinApp> {
+    let mut variables: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    variables
+        .entry("admin_token".into())
+        .or_insert_with(|| ADMIN_TOKEN.into());
+    SpinApp::load(
+        &workspace_root().join("spin.toml"),
+        AppOptions {
+            variables,
+            kv: Some(KvStore::new()),
+            env: Some(HashMap::new()),
+            ..AppOptions::default()
+        },
+    )
+    .expect("spin.toml loads")
+}
+
+pub fn app() -> Arc<SpinApp> {
+    app_with(&[])
+}
+
+/// The app with extra `allowed_outbound_hosts` for the cart component (what an operator adds
+/// when pointing variables at real services).
+pub fn app_with_hosts(hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml");
+    let extra: String = hosts.iter().map(|h| format!(", \"{h}\"")).collect();
+    let text = text.replacen(
+        "allowed_outbound_hosts = [\"http://*.spin.internal\"]",
+        &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
+        1,
+    );
+    let mut variables: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    variables
+        .entry("admin_token".into())
+        .or_insert_with(|| ADMIN_TOKEN.into());
+    SpinApp::load_str(
+        &text,
+        &root,
+        AppOptions {
+            variables,
+            kv: Some(KvStore::new()),
+            env: Some(HashMap::new()),
+            ..AppOptions::default()
+        },
+    )
+    .expect("modified spin.toml loads")
+}
+
+pub fn cart_path(store: &str) -> String {
+    format!("/v1/stores/{store}/cart")
+}
+
+pub fn items_path(store: &str) -> String {
+    format!("/v1/stores/{store}/cart/items")
+}
+
+pub fn item_path(store: &str, product: &str) -> String {
+    format!("/v1/stores/{store}/cart/items/{product}")
+}
+
+/// Creates or replaces a product through the reference inventory's public API.
+pub async fn put_product(app: &SpinApp, store: &str, product: &str, price: i64, stock: u32) {
+    put_product_with(app, store, product, json!({
+        "title": format!("Title of {product}"),
+        "unitPrice": {"amount": price, "currency": "EUR"},
+        "stock": stock,
+    }))
+    .await;
+}
+
+pub async fn put_product_with(app: &SpinApp, store: &str, product: &str, body: Value) {
+    let r = put_json(
+        &format!("/inventory/v1/stores/{store}/products/{product}"),
+        &body,
+    )
+    .send(app)
+    .await
+    .expect("inventory PUT");
+    assert_eq!(r.status(), 200, "inventory PUT failed: {}", r.text());
+}
+
+pub async fn product(app: &SpinApp, store: &str, product: &str) -> Value {
+    let r = get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+        .send(app)
+        .await
+        .expect("inventory GET");
+    assert_eq!(r.status(), 200, "{}", r.text());
+    r.json()
+}
+
+/// Quantities of the product's unexpired reservations, by reservation id.
+pub async fn reservations(app: &SpinApp, store: &str, product: &str) -> BTreeMap<String, u64> {
+    let r = get(&format!(
+        "/inventory/v1/stores/{store}/products/{product}/reservations"
+    ))
+    .send(app)
+    .await
+    .expect("reservations GET");
+    assert_eq!(r.status(), 200, "{}", r.text());
+    r.json()["reservations"]
+        .as_array()
+        .expect("reservations array")
+        .iter()
+        .map(|r| {
+            (
+                r["reservationId"].as_str().unwrap_or_default().to_owned(),
+                r["quantity"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+pub async fn add(app: &SpinApp, store: &str, user: &str, product: &str, qty: i64) -> TestResponse {
+    post_json(&items_path(store), &json!({"productId": product, "quantity": qty}))
+        .header("x-user-id", user)
+        .send(app)
+        .await
+        .expect("add")
+}
+
+pub async fn set_qty(app: &SpinApp, store: &str, user: &str, product: &str, qty: i64) -> TestResponse {
+    patch_json(&item_path(store, product), &json!({"quantity": qty}))
+        .header("x-user-id", user)
+        .send(app)
+        .await
+        .expect("patch")
+}
+
+pub async fn remove(app: &SpinApp, store: &str, user: &str, product: &str) -> TestResponse {
+    delete(&item_path(store, product))
+        .header("x-user-id", user)
+        .send(app)
+        .await
+        .expect("delete line")
+}
+
+pub async fn cart(app: &SpinApp, store: &str, user: &str) -> TestResponse {
+    get(&cart_path(store))
+        .header("x-user-id", user)
+        .send(app)
+        .await
+        .expect("get cart")
+}
+
+pub async fn admin_post(app: &SpinApp, path: &str) -> TestResponse {
+    request(http::Method::POST, path)
+        .header("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .send(app)
+        .await
+        .expect("admin post")
+}
+
+/// Line quantities of a cart view by product id.
+pub fn lines(view: &Value) -> BTreeMap<String, u64> {
+    view["lines"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| {
+                    (
+                        l["productId"].as_str().unwrap_or_default().to_owned(),
+                        l["quantity"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Store contents that carry state. Metrics counters (`metrics:*`) are observability, updated
+/// for every request including rejected ones, so they are left out of "nothing changed".
+pub fn state_snapshot(kv: &KvStore) -> BTreeMap<String, Vec<u8>> {
+    kv.snapshot()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("metrics:"))
+        .collect()
+}
+
+/// Asserts a problem+json response with the given status and type slug.
+pub fn assert_problem(r: &TestResponse, status: u16, slug: &str) {
+    assert_eq!(r.status(), status, "expected {status} {slug}, got: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "problem content type for {slug}"
+    );
+    let body = r.json();
+    assert_eq!(
+        body["type"].as_str(),
+        Some(format!("https://errors.edge-cart.dev/{slug}").as_str()),
+        "problem type: {body}"
+    );
+    assert_eq!(body["status"].as_u64(), Some(u64::from(status)));
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "problem has a detail: {body}"
+    );
+}
