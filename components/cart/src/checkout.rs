@@ -211,7 +211,7 @@ fn save_checked_out(
         subtotal: snapshot.subtotal().ok().flatten(),
         lines: snapshot.lines,
     };
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
         let mut next = loaded.cart.clone();
         next.lines.retain(|l| {
             !committed_lines
@@ -249,6 +249,7 @@ fn save_checked_out(
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
+                crate::line_change::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

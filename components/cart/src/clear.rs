@@ -20,7 +20,7 @@ pub fn clear_cart(
     let key = cart_repo::cart_key(store, user);
     let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     measure(Phase::Store, || crate::relay::mark_pending(&key))?;
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
         if let Some(done) = already_applied(mark.as_ref(), &loaded)? {
             return Ok(done);
         }
@@ -76,6 +76,7 @@ pub fn clear_cart(
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
+                crate::line_change::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

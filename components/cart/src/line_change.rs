@@ -29,7 +29,18 @@ use cart_domain::{
 };
 
 /// How many times a change is re-applied after losing a compare-and-swap race.
-pub const MAX_SAVE_ATTEMPTS: u32 = 16;
+pub const MAX_SAVE_ATTEMPTS: u32 = 32;
+
+/// Waits a little before re-applying after a lost compare-and-swap, so that many writers to one
+/// cart spread out instead of colliding again in lockstep.
+pub fn conflict_backoff(attempt: u32) {
+    crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
+        attempt,
+        2,
+        50,
+        crate::clock::random_unit(),
+    ));
+}
 
 pub struct LineRequest<'a> {
     pub store: &'a StoreId,
@@ -154,6 +165,7 @@ fn save_loop(
                     )
                     .with("retryAfterSeconds", 1));
                 }
+                conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
                 if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
                     undo_hold(store, &loaded, product_id, held.as_ref());

@@ -72,6 +72,24 @@ pub fn list_reservations(
     Ok(holds_of(&doc, product, now_ms))
 }
 
+/// Every unexpired hold in the store, across its products (for the cart's orphan sweep).
+pub fn list_store_reservations(
+    kv: &Kv,
+    store: &str,
+    now_ms: u64,
+) -> Result<Vec<ReservationView>, ApiError> {
+    let mut all = Vec::new();
+    for product in product_ids(kv, store)? {
+        match load(kv, store, &product) {
+            Ok(doc) => all.extend(holds_of(&doc, &product, now_ms)),
+            // Indexed before it was written, or written by a crashed creator: nothing held.
+            Err(ApiError::ProductNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
+}
+
 /// The store's product ids as the index lists them (empty for an unknown store).
 pub fn product_ids(kv: &Kv, store: &str) -> Result<Vec<String>, ApiError> {
     let index: Option<ProductIndex> = kv.get_doc(&keys::product_index(store))?;

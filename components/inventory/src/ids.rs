@@ -7,7 +7,8 @@
 use std::fmt;
 
 /// Longest accepted id, in bytes (the charset is ASCII, so also in characters).
-pub const MAX_ID_LEN: usize = 128;
+/// Long enough for the cart's reservation ids (`{user}~{product}~{epoch}`, ids of up to 64).
+pub const MAX_ID_LEN: usize = 192;
 
 /// Product ids that would collide with this service's own keys (`inv:{store}:products` is the
 /// store's product index), so they can never name a product.
@@ -38,7 +39,7 @@ impl fmt::Display for IdError {
     }
 }
 
-/// Checks `raw` against `^[A-Za-z0-9._~-]{1,128}$`.
+/// Checks `raw` against `^[A-Za-z0-9._~-]{1,192}$`.
 pub fn validate_id(raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {
         return Err(IdError::Empty);

@@ -56,6 +56,10 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
             let list = catalog::list_reservations(&kv, &store, &product, now)?;
             Ok(http_io::json(200, &json!({ "reservations": list })))
         }
+        Endpoint::ListStoreReservations { store } => {
+            let list = catalog::list_store_reservations(&kv, &store, now)?;
+            Ok(http_io::json(200, &json!({ "reservations": list })))
+        }
         Endpoint::GetReservation { store, reservation } => Ok(http_io::json(
             200,
             &reservations::get(&kv, &store, &reservation, now)?,

@@ -13,6 +13,7 @@ pub enum Endpoint {
     GetProduct { store: String, product: String },
     PutProduct { store: String, product: String },
     ListProductReservations { store: String, product: String },
+    ListStoreReservations { store: String },
     GetReservation { store: String, reservation: String },
     PutReservation { store: String, reservation: String },
     DeleteReservation { store: String, reservation: String },
@@ -49,6 +50,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
                 _ => Err(not_allowed(LIST_ALLOW)),
             }
         }
+        ["reservations"] => match method {
+            Method::Get => Ok(Endpoint::ListStoreReservations { store }),
+            _ => Err(not_allowed(LIST_ALLOW)),
+        },
         ["reservations", reservation] => {
             let reservation = id(reservation, "reservationId", validate_id)?;
             let action = matches!(reservation.as_str(), "commit" | "sweep");
