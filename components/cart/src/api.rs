@@ -9,6 +9,7 @@ use crate::http_io::{HttpRequest, HttpResponse};
 use crate::idempotency::{self, Begin};
 use crate::identity;
 use crate::line_change::{self, LineRequest};
+use crate::merge;
 use crate::routes::Route;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
@@ -29,6 +30,8 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
         Ok(Route::ClearCart { .. }) => "clear_cart",
         Ok(Route::AddItem { .. }) => "add_item",
         Ok(Route::Checkout { .. }) => "checkout",
+        Ok(Route::MergeGuestCart { .. }) => "merge_guest_cart",
+        Ok(Route::IssueGuestToken) => "issue_guest_token",
         Ok(Route::SetQuantity { .. }) => "set_quantity",
         Ok(Route::RemoveItem { .. }) => "remove_item",
         Err(_) => "unrouted",
@@ -81,9 +84,29 @@ fn run(
         let report = crate::relay::sweep(limit, force)?;
         return Ok(HttpResponse::json(200, &report));
     }
-    let user = identity::caller(request, settings)?;
+    if route == Route::IssueGuestToken {
+        return issue_guest_token();
+    }
+    let (user, is_guest) = identity::caller_kind(request, settings)?;
     match route {
-        Route::Health
+        Route::MergeGuestCart { store } => {
+            let store = store_id(&store, settings)?;
+            if is_guest {
+                return Err(Problem::new(
+                    ProblemKind::Forbidden,
+                    "sign in first: a guest cart is merged into a signed-in shopper's cart",
+                ));
+            }
+            let body: MergeBody =
+                serde_json::from_slice(json_body(request, settings)?).map_err(|e| {
+                    Problem::new(ProblemKind::InvalidBody, format!("invalid JSON body: {e}"))
+                })?;
+            let guest = verify_guest_token(&body.guest_token)?;
+            let op = WriteOp::Merge { store, guest };
+            write(request, &user, op, settings, after)
+        }
+        Route::IssueGuestToken
+        | Route::Health
         | Route::Metrics
         | Route::AdminInvalidateProduct
         | Route::AdminRelay { .. } => unreachable_health(),
@@ -172,6 +195,63 @@ enum WriteOp {
         store: StoreId,
         if_match: Option<EntityTags>,
     },
+    Merge {
+        store: StoreId,
+        guest: UserId,
+    },
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MergeBody {
+    guest_token: String,
+}
+
+fn verify_guest_token(token: &str) -> Result<UserId, Problem> {
+    let guests = identity::guest_tokens()?.ok_or_else(guest_carts_disabled)?;
+    let claims = guests
+        .verify(token, crate::clock::now_ms() / 1000)
+        .map_err(|e| {
+            Problem::new(
+                ProblemKind::InvalidGuestToken,
+                format!("the guest token was refused: {e}"),
+            )
+            .with("code", e.code())
+        })?;
+    UserId::parse(&claims.subject)
+        .map_err(|e| Problem::new(ProblemKind::InvalidGuestToken, format!("guest subject {e}")))
+}
+
+fn guest_carts_disabled() -> Problem {
+    Problem::new(
+        ProblemKind::Forbidden,
+        "guest carts are disabled: set the guest_token_secret variable (32+ bytes)",
+    )
+}
+
+/// A new guest identity: a random id in a token signed with `guest_token_secret`.
+fn issue_guest_token() -> Result<HttpResponse, Problem> {
+    let guests = identity::guest_tokens()?.ok_or_else(guest_carts_disabled)?;
+    let ttl_seconds = crate::bindings::config::get("guest_token_ttl_seconds")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(30 * 24 * 3600);
+    let id: String = wasi::random::random::get_random_bytes(12)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let now = crate::clock::now_ms() / 1000;
+    let token = guests
+        .issue(&id, now, ttl_seconds)
+        .map_err(|e| Problem::new(ProblemKind::Internal, format!("cannot issue: {e}")))?;
+    Ok(HttpResponse::json(
+        201,
+        &serde_json::json!({
+            "token": token,
+            "userId": format!("{}{id}", cart_auth::GUEST_SUBJECT_PREFIX),
+            "expiresAt": now + ttl_seconds,
+        }),
+    )
+    .with_header("cache-control", "no-store"))
 }
 
 /// Checkout's optional body: an empty JSON object.
@@ -213,6 +293,10 @@ fn write(
         }
         WriteOp::Clear { store, if_match } => {
             clear::clear_cart(&store, user, if_match, mark, "requested").map(|c| (store, c))
+        }
+        WriteOp::Merge { store, guest } => {
+            merge::merge_guest_cart(&store, user, &guest, settings, &write_settings)
+                .map(|c| (store, c))
         }
         WriteOp::Checkout { store, if_match } => {
             checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))

@@ -19,6 +19,7 @@ mod inventory_port;
 mod lifecycle;
 mod line_change;
 mod line_lock;
+mod merge;
 mod metrics;
 mod product_cache;
 mod relay;

@@ -28,6 +28,12 @@ pub enum Route {
     Checkout {
         store: String,
     },
+    /// `POST /v1/stores/{storeId}/cart/merge` with `{"guestToken"}`
+    MergeGuestCart {
+        store: String,
+    },
+    /// `POST /v1/guest-tokens`: a signed anonymous identity for a guest cart.
+    IssueGuestToken,
     AddItem {
         store: String,
     },
@@ -111,6 +117,16 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
                 store: store.to_string(),
             }),
             _ => Err(method_not_allowed("GET")),
+        },
+        ["", "v1", "guest-tokens"] => match method {
+            "POST" => Ok(Route::IssueGuestToken),
+            _ => Err(method_not_allowed("POST")),
+        },
+        ["", "v1", "stores", store, "cart", "merge"] => match method {
+            "POST" => Ok(Route::MergeGuestCart {
+                store: store.to_string(),
+            }),
+            _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "checkout"] => match method {
             "POST" => Ok(Route::Checkout {

@@ -110,7 +110,9 @@ mod tests {
     #[test]
     fn half_opens_after_the_open_period() {
         let c = BreakerConfig::default();
-        let s = Some(OpenState { opened_at_ms: 1_000 });
+        let s = Some(OpenState {
+            opened_at_ms: 1_000,
+        });
         assert_eq!(phase(None, 5_000, &c), Phase::Closed);
         assert_eq!(phase(s, 1_000 + c.open_ms - 1, &c), Phase::Open);
         assert_eq!(phase(s, 1_000 + c.open_ms, &c), Phase::HalfOpen);

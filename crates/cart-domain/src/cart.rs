@@ -100,7 +100,12 @@ pub enum LineChange {
 
 impl Cart {
     /// Appends an event to the outbox with the next sequence number.
-    pub fn emit(&mut self, factory: &EventFactory<'_>, event_type: EventType, data: serde_json::Value) {
+    pub fn emit(
+        &mut self,
+        factory: &EventFactory<'_>,
+        event_type: EventType,
+        data: serde_json::Value,
+    ) {
         self.last_sequence += 1;
         self.outbox
             .push(factory.event(self.last_sequence, event_type, data));

@@ -29,6 +29,7 @@ pub enum ProblemKind {
     LineBusy,
     CartConflict,
     CartEmpty,
+    InvalidGuestToken,
     InventoryUnavailable,
     StoreUnavailable,
     LockUnavailable,
@@ -57,7 +58,8 @@ impl ProblemKind {
             | CurrencyMismatch
             | UnknownProduct
             | IdempotencyKeyReused
-            | CartEmpty => 422,
+            | CartEmpty
+            | InvalidGuestToken => 422,
             PreconditionRequired => 428,
             Internal => 500,
             InventoryUnavailable | StoreUnavailable | LockUnavailable => 503,
@@ -88,6 +90,7 @@ impl ProblemKind {
             LineBusy => "line-busy",
             CartConflict => "cart-conflict",
             CartEmpty => "cart-empty",
+            InvalidGuestToken => "invalid-guest-token",
             InventoryUnavailable => "inventory-unavailable",
             StoreUnavailable => "store-unavailable",
             LockUnavailable => "lock-unavailable",
@@ -122,6 +125,7 @@ impl ProblemKind {
             LineBusy => "The cart line is being changed by another request",
             CartConflict => "The cart kept changing; try again",
             CartEmpty => "The cart is empty",
+            InvalidGuestToken => "The guest token is not valid",
             InventoryUnavailable => "The inventory service is unavailable",
             StoreUnavailable => "The cart store is unavailable",
             LockUnavailable => "The lock service is unavailable",

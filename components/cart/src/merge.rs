@@ -1,0 +1,201 @@
+//! Merging a guest cart into the signed-in shopper's cart on login.
+//!
+//! For every guest line, the user's line grows by the guest quantity: the guest's hold is
+//! released and the user's line is reserved at the combined absolute quantity under the user's
+//! own reservation id (transferred, never doubled). One compare-and-swap saves the user's cart
+//! together with a merge mark naming the guest cart revision; then the guest cart is emptied.
+//!
+//! Exact under retries: a retry that finds the mark skips straight to emptying the guest cart;
+//! a retry after a crash before the save redoes only absolute, idempotent steps.
+
+use crate::bindings::locks::Lease;
+use crate::cart_repo::{self, SaveError};
+use crate::clear;
+use crate::inventory_port;
+use crate::line_change::{conflict_backoff, snapshot_from_line, Committed, MAX_SAVE_ATTEMPTS};
+use crate::line_lock;
+use crate::settings::{Settings, WriteSettings};
+use crate::timing::{measure, Phase};
+use cart_domain::events::{line_data, EventFactory, EventType};
+use cart_domain::idempotency::{remember, AppliedKey};
+use cart_domain::reservation::{reservation_id, ReservationState};
+use cart_domain::{Line, Problem, ProblemKind, ProductId, StoreId, UserId};
+
+/// One guest line's outcome in the user's cart.
+struct Merged {
+    line: Line,
+    state: ReservationState,
+    quantity: u32,
+    guest_quantity: u32,
+}
+
+pub fn merge_guest_cart(
+    store: &StoreId,
+    user: &UserId,
+    guest: &UserId,
+    settings: &Settings,
+    write: &WriteSettings,
+) -> Result<Committed, Problem> {
+    let guest_key = cart_repo::cart_key(store, guest);
+    let user_key = cart_repo::cart_key(store, user);
+    let guest_cart = measure(Phase::Store, || cart_repo::load(&guest_key))?;
+    let user_cart = measure(Phase::Store, || cart_repo::load(&user_key))?;
+    if guest_cart.cart.lines.is_empty() {
+        return Ok(Committed {
+            cart: user_cart.cart,
+            events: 0,
+        });
+    }
+    let mark = AppliedKey {
+        key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
+        fingerprint: "merge".into(),
+        at_ms: crate::clock::now_ms(),
+    };
+    let committed = if user_cart.cart.applied(&mark.key_hash).is_some() {
+        Committed {
+            cart: user_cart.cart,
+            events: 0,
+        }
+    } else {
+        let mut products: Vec<String> = guest_cart
+            .cart
+            .lines
+            .iter()
+            .map(|l| l.product_id.clone())
+            .collect();
+        products.sort();
+        let mut leases: Vec<Lease> = Vec::new();
+        for product in &products {
+            let key = line_lock::line_key(store, user, product);
+            match measure(Phase::Lock, || {
+                line_lock::acquire(&key, write.lock_ttl_ms, write.lock_wait_ms)
+            }) {
+                Ok((lease, _)) => leases.push(lease),
+                Err(p) => {
+                    leases.iter().for_each(line_lock::release);
+                    return Err(p);
+                }
+            }
+        }
+        crate::relay::mark_pending(&user_key)?;
+        let outcome = transfer(
+            store,
+            user,
+            &user_key,
+            &guest_cart.cart.lines,
+            mark,
+            settings,
+            write,
+        );
+        leases.iter().for_each(line_lock::release);
+        outcome?
+    };
+    clear::clear_cart(store, guest, None, None, "merged")?;
+    crate::metrics::inc("cart_guest_merges_total");
+    Ok(committed)
+}
+
+fn transfer(
+    store: &StoreId,
+    user: &UserId,
+    user_key: &str,
+    guest_lines: &[Line],
+    mark: AppliedKey,
+    settings: &Settings,
+    write: &WriteSettings,
+) -> Result<Committed, Problem> {
+    let mut loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
+    let ttl = write.reservation_ttl_for(user);
+    let mut merged = Vec::with_capacity(guest_lines.len());
+    for guest_line in guest_lines {
+        let product = ProductId::parse(&guest_line.product_id)
+            .map_err(|e| Problem::new(ProblemKind::Internal, format!("stored product id {e}")))?;
+        let existing = loaded.cart.line(product.as_str()).map_or(0, |l| l.quantity);
+        let target = existing
+            .saturating_add(guest_line.quantity)
+            .min(settings.limits.max_quantity_per_line);
+        let rid = reservation_id(store, user, &product, loaded.cart.epoch);
+        // Release first, so the guest's own hold does not count against the transfer.
+        inventory_port::release(store.as_str(), &guest_line.reservation);
+        let snapshot = snapshot_from_line(guest_line);
+        let state = measure(Phase::Inventory, || {
+            inventory_port::reserve_line(store.as_str(), &snapshot, &rid, target, ttl)
+        });
+        let (state, quantity) = match state {
+            Ok(state) => (state, target),
+            Err(p) if p.kind == ProblemKind::InsufficientStock => {
+                // Keep what can be held: the combined quantity capped at what is available.
+                let available = p
+                    .extensions
+                    .get("available")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0) as u32;
+                let quantity = available.max(existing);
+                if quantity == 0 {
+                    continue;
+                }
+                let state = measure(Phase::Inventory, || {
+                    inventory_port::reserve_line(store.as_str(), &snapshot, &rid, quantity, ttl)
+                })?;
+                (state, quantity)
+            }
+            Err(p) => return Err(p),
+        };
+        merged.push(Merged {
+            line: guest_line.clone(),
+            state,
+            quantity,
+            guest_quantity: guest_line.quantity,
+        });
+    }
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let now = crate::clock::now_ms();
+        let mut next = loaded.cart.clone();
+        let factory = EventFactory {
+            store_id: store.as_str(),
+            user_id: user.as_str(),
+            cart_key: user_key,
+            now_ms: now,
+        };
+        for m in &merged {
+            let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
+            let snapshot = snapshot_from_line(&m.line);
+            next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
+            let mut data = line_data(
+                store.as_str(),
+                user.as_str(),
+                &m.line.product_id,
+                previous,
+                m.quantity,
+                Some(&m.line.unit_price),
+                None,
+            );
+            data["mergedFromGuest"] = serde_json::Value::from(m.guest_quantity);
+            next.emit(&factory, EventType::ItemAdded, data);
+        }
+        next.revision = loaded.cart.revision + 1;
+        next.previous_version = loaded.version;
+        remember(&mut next.applied_keys, mark.clone(), now);
+        match measure(Phase::Store, || {
+            cart_repo::save(user_key, loaded.version, &next)
+        }) {
+            Ok(_) => {
+                cart_repo::prune(user_key, loaded.cart.previous_version);
+                return Ok(Committed {
+                    events: merged.len(),
+                    cart: next,
+                });
+            }
+            Err(SaveError::Conflict) => {
+                crate::metrics::inc("cart_version_conflicts_total");
+                conflict_backoff(attempt);
+                loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    Err(Problem::new(
+        ProblemKind::CartConflict,
+        "the cart kept changing while merging; retry the merge",
+    ))
+}
