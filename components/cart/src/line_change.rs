@@ -105,7 +105,6 @@ fn change_line_locked(
 ) -> Result<Committed, Problem> {
     let product_id = req.product.as_str();
     let product = product_for(req, &loaded)?;
-    measure(Phase::Store, || crate::relay::mark_pending(key))?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
     let ttl = write.reservation_ttl_for(req.user);
     let maintained = crate::holds::maintain(
@@ -357,6 +356,8 @@ fn apply_once(
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
+    // List the cart for the relay sweep before the commit that puts events in its outbox.
+    measure(Phase::Store, || crate::relay::mark_pending(key)).map_err(SaveError::Failed)?;
     measure(Phase::Store, || cart_repo::save(key, loaded.version, &next))?;
     Ok(Committed { cart: next, events })
 }

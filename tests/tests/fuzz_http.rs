@@ -1,0 +1,207 @@
+//! A bounded, seeded fuzz suite over the cart's HTTP surface (request line, ids, headers, JSON
+//! bodies), through the whole app: no response may be a 5xx (a panic or trap in a component is
+//! a 500), every 4xx is a problem+json, and every rejected request leaves the store's cart state
+//! unchanged. The case count and failures are printed (straight to stderr, so CI shows them).
+//!
+//! `FUZZ_CASES` (default 600) and `FUZZ_SEED` reproduce or extend a run.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use cart_tests::{request, KvStore};
+use support::*;
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+const IDS: &[&str] = &[
+    "s", "p1", "p2", "mug", "", ".", "..", "...", "%2e%2e", "a%2Fb", "a/b", "caf%C3%A9", "é", "a b",
+    "a%20b", "a:b", "a~b", "UPPER", "x.y_z-1", "%00", "%ff", "null", "items", "cart", "checkout",
+    "0", "-1", "a?b", "a#b", "\u{1F600}",
+];
+
+fn id(rng: &mut Rng) -> String {
+    if rng.chance(5) {
+        return "x".repeat(60 + rng.below(200));
+    }
+    rng.pick(IDS).to_string()
+}
+
+fn path(rng: &mut Rng) -> String {
+    let store = id(rng);
+    let product = id(rng);
+    let mut p = match rng.below(10) {
+        0 => format!("/v1/stores/{store}/cart"),
+        1 => format!("/v1/stores/{store}/cart/summary"),
+        2 | 3 => format!("/v1/stores/{store}/cart/items"),
+        4 | 5 => format!("/v1/stores/{store}/cart/items/{product}"),
+        6 => format!("/v1/stores/{store}/cart/checkout"),
+        7 => format!("/v1/stores/{store}/cart/merge"),
+        8 => format!("/v1/{}/{}", id(rng), id(rng)),
+        _ => ["/healthz", "/metrics", "/v1/guest-tokens", "/v1", "/v1/stores", "/admin/outbox/relay"][rng.below(6)].to_string(),
+    };
+    if rng.chance(10) {
+        p.push('/');
+    }
+    if rng.chance(10) {
+        p.push_str(&format!("?{}={}", id(rng), id(rng)));
+    }
+    p
+}
+
+fn json_value(rng: &mut Rng, depth: u32) -> String {
+    match rng.below(if depth > 3 { 6 } else { 8 }) {
+        0 => "null".into(),
+        1 => rng.pick(&["true", "false"]).to_string(),
+        2 => rng
+            .pick(&["0", "1", "-1", "3", "999", "1000", "1.5", "1e3", "-0", "99999999999999999999", "4294967297"])
+            .to_string(),
+        3 => format!("\"{}\"", id(rng).replace('\\', "\\\\").replace('"', "\\\"")),
+        4 => "\"\\u0000\\ud800\"".into(),
+        5 => format!("\"{}\"", "y".repeat(rng.below(3000))),
+        6 => format!("[{}]", (0..rng.below(4)).map(|_| json_value(rng, depth + 1)).collect::<Vec<_>>().join(",")),
+        _ => {
+            let fields: Vec<String> = (0..rng.below(4))
+                .map(|_| {
+                    let key = rng.pick(&["productId", "quantity", "guestToken", "x", "price", ""]);
+                    format!("\"{key}\":{}", json_value(rng, depth + 1))
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+    }
+}
+
+fn body(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(8) {
+        0 => Vec::new(),
+        1 => format!("{{\"productId\":\"{}\",\"quantity\":{}}}", id(rng), json_value(rng, 3)).into_bytes(),
+        2 => format!("{{\"quantity\":{}}}", json_value(rng, 3)).into_bytes(),
+        3 => {
+            let mut b = json_value(rng, 0).into_bytes();
+            let cut = rng.below(b.len() + 1);
+            b.truncate(cut);
+            b
+        }
+        4 => vec![0xff, 0xfe, b'{', 0x00, 0x80],
+        5 => format!("{{\"productId\":\"p1\",\"quantity\":1,\"{}\":1}}", id(rng)).into_bytes(),
+        6 => "[".repeat(rng.below(5000)).into_bytes(),
+        _ => json_value(rng, 0).into_bytes(),
+    }
+}
+
+fn cart_state(kv: &KvStore, strict: bool) -> BTreeMap<String, Vec<u8>> {
+    // Strict: everything but metrics. Otherwise also leave out infrastructure that a request
+    // may touch before a business rule refuses it (released leases, breaker counters, the
+    // product cache), none of which is cart state.
+    let infra = ["lock:", "breaker:", "product:", "product-refresh:"];
+    state_snapshot(kv)
+        .into_iter()
+        .filter(|(k, _)| strict || !infra.iter().any(|p| k.starts_with(p)))
+        .collect()
+}
+
+/// Problems that are decided from the request alone, before any work is done.
+const INPUT_PROBLEMS: &[&str] = &[
+    "invalid-body", "invalid-id", "invalid-header", "unsupported-media-type", "body-too-large",
+    "unauthenticated", "not-found", "method-not-allowed",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_surface_survives_hostile_input() {
+    let cases: usize = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed_cafe);
+    let app = app_with(&[("max_body_bytes", "4096")]);
+    put_product(&app, "s", "p1", 100, 50).await;
+    put_product(&app, "s", "p2", 200, 50).await;
+    add(&app, "s", "u", "p1", 2).await;
+
+    let mut rng = Rng(seed);
+    let mut failures = Vec::new();
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    for case in 0..cases {
+        let method = rng.pick(&["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"]).to_string();
+        let p = path(&mut rng);
+        let mut req = request(http::Method::from_bytes(method.as_bytes()).unwrap(), &p);
+        if !rng.chance(10) {
+            let user = if rng.chance(80) { "u".to_string() } else { id(&mut rng) };
+            if http::HeaderValue::from_str(&user).is_ok() {
+                req = req.header("x-user-id", &user);
+            }
+        }
+        if rng.chance(80) {
+            let ct = rng.pick(&["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "", "json"]);
+            req = req.header("content-type", ct);
+        }
+        if rng.chance(15) {
+            req = req.header("if-match", rng.pick(&["\"1\"", "*", "1", "W/\"1\"", "\"x\"", ",", "\"999\""]));
+        }
+        if rng.chance(15) {
+            let key = rng.pick(&["k1", "\"k2\"", "\"open", "a b", "\"\"", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"]);
+            req = req.header("idempotency-key", key);
+        }
+        if rng.chance(10) {
+            req = req.header("authorization", rng.pick(&["Bearer a.b.c", "Bearer ", "Basic dTpw", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.", "bearer x"]));
+        }
+        if rng.chance(3) {
+            req = req.header("x-padding", &"h".repeat(8000));
+        }
+        let req = req.body(body(&mut rng));
+        let before_strict = cart_state(app.kv(), true);
+        let before = cart_state(app.kv(), false);
+        let response = match req.send(&app).await {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("case {case}: {method} {p}: host error {e:#}"));
+                continue;
+            }
+        };
+        let status = response.status();
+        *by_status.entry(status).or_default() += 1;
+        if status >= 500 {
+            failures.push(format!("case {case}: {method} {p}: {status} {}", response.text()));
+            continue;
+        }
+        if (400..500).contains(&status) {
+            if method != "HEAD" && response.header("content-type") != Some("application/problem+json") {
+                failures.push(format!("case {case}: {method} {p}: {status} without problem+json"));
+            }
+            let slug = response
+                .parse_json::<serde_json::Value>()
+                .ok()
+                .and_then(|b| b["type"].as_str().map(|t| t.rsplit('/').next().unwrap_or("").to_owned()))
+                .unwrap_or_default();
+            let strict = INPUT_PROBLEMS.contains(&slug.as_str());
+            let after = cart_state(app.kv(), strict);
+            if after != if strict { before_strict } else { before } {
+                failures.push(format!("case {case}: {method} {p}: {status} {slug} changed the store"));
+            }
+        }
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "fuzz: {cases} cases, {} failures (seed {seed:#x}); statuses {by_status:?}",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
