@@ -124,6 +124,7 @@ fn cart_state(kv: &KvStore, strict: bool) -> BTreeMap<String, Vec<u8>> {
 /// Problems that are decided from the request alone, before any work is done.
 const INPUT_PROBLEMS: &[&str] = &[
     "invalid-body", "invalid-id", "invalid-header", "unsupported-media-type", "body-too-large",
+    "headers-too-large",
     "unauthenticated", "not-found", "method-not-allowed",
 ];
 

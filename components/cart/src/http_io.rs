@@ -39,10 +39,29 @@ impl HttpRequest {
 
 /// Reads method, path, headers, and up to `max_body` bytes of body (413 beyond that, without
 /// reading the rest).
-pub async fn read_request(req: IncomingRequest, max_body: usize) -> Result<HttpRequest, Problem> {
+pub async fn read_request(
+    req: IncomingRequest,
+    max_body: usize,
+    max_headers: usize,
+) -> Result<HttpRequest, Problem> {
     let method = req.method().to_string();
     let path = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let headers = req.headers().entries();
+    // Spin's own `spin-*` headers are not the client's, so they do not count.
+    let header_bytes: usize = headers
+        .iter()
+        .filter(|(name, _)| !name.starts_with("spin-"))
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    if header_bytes > max_headers {
+        return Err(Problem::new(
+            ProblemKind::HeadersTooLarge,
+            format!(
+                "the request headers take {header_bytes} bytes; at most {max_headers} are accepted"
+            ),
+        )
+        .with("maxBytes", max_headers));
+    }
     let mut body = Vec::new();
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {

@@ -34,22 +34,27 @@ use spin_sdk::http_component;
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let settings = settings::Settings::load();
-    let (route, response, head_only, method, after) =
-        match http_io::read_request(request, settings.limits.max_body_bytes).await {
-            Ok(req) => {
-                let route = routes::route(&req.method, &req.path);
-                let name = api::operation_name(&route);
-                let (response, after) = api::dispatch(&req, route, &settings);
-                (name, response, req.is_head(), req.method, after)
-            }
-            Err(problem) => (
-                "unread",
-                http_io::HttpResponse::problem(&problem),
-                false,
-                String::new(),
-                api::AfterResponse::default(),
-            ),
-        };
+    let (route, response, head_only, method, after) = match http_io::read_request(
+        request,
+        settings.limits.max_body_bytes,
+        settings.limits.max_header_bytes,
+    )
+    .await
+    {
+        Ok(req) => {
+            let route = routes::route(&req.method, &req.path);
+            let name = api::operation_name(&route);
+            let (response, after) = api::dispatch(&req, route, &settings);
+            (name, response, req.is_head(), req.method, after)
+        }
+        Err(problem) => (
+            "unread",
+            http_io::HttpResponse::problem(&problem),
+            false,
+            String::new(),
+            api::AfterResponse::default(),
+        ),
+    };
     let total_us = started.elapsed().as_micros() as u64;
     let status = response.status;
     let response = response.with_header("server-timing", timing::server_timing(total_us));

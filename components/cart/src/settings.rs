@@ -52,7 +52,10 @@ impl Settings {
                     defaults.max_quantity_per_line,
                 ),
                 max_body_bytes: number("max_body_bytes", defaults.max_body_bytes),
-                max_id_len: defaults.max_id_len,
+                max_header_bytes: number("max_header_bytes", defaults.max_header_bytes),
+                // Never above the default: reservation ids embed two ids and must fit inventory.
+                max_id_len: number("max_id_length", defaults.max_id_len)
+                    .clamp(1, defaults.max_id_len),
             },
         }
     }

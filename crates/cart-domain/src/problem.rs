@@ -13,6 +13,7 @@ pub enum ProblemKind {
     InvalidHeader,
     UnsupportedMediaType,
     BodyTooLarge,
+    HeadersTooLarge,
     InvalidQuantity,
     QuantityLimitExceeded,
     TooManyLines,
@@ -51,6 +52,7 @@ impl ProblemKind {
             InsufficientStock | LineBusy | CartConflict | IdempotencyKeyInUse => 409,
             PreconditionFailed => 412,
             BodyTooLarge => 413,
+            HeadersTooLarge => 431,
             UnsupportedMediaType => 415,
             InvalidQuantity
             | QuantityLimitExceeded
@@ -74,6 +76,7 @@ impl ProblemKind {
             InvalidHeader => "invalid-header",
             UnsupportedMediaType => "unsupported-media-type",
             BodyTooLarge => "body-too-large",
+            HeadersTooLarge => "headers-too-large",
             InvalidQuantity => "invalid-quantity",
             QuantityLimitExceeded => "quantity-limit-exceeded",
             TooManyLines => "too-many-lines",
@@ -109,6 +112,7 @@ impl ProblemKind {
             InvalidHeader => "A request header is not valid",
             UnsupportedMediaType => "The request body must be application/json",
             BodyTooLarge => "The request body is too large",
+            HeadersTooLarge => "The request headers are too large",
             InvalidQuantity => "The quantity is not valid",
             QuantityLimitExceeded => "The quantity is above the limit",
             TooManyLines => "The cart has too many lines",
