@@ -72,6 +72,7 @@ fn backends(vars: &[(&str, &str)]) -> Vec<Backend> {
 
 /// The figures a suite saw, read from `/metrics`.
 async fn figures(app: &SpinApp) -> String {
+    app.wait_idle().await;
     let text = get("/metrics").send(app).await.unwrap().text();
     let pick = |name: &str| {
         text.lines()

@@ -201,6 +201,22 @@ pub fn state_snapshot(kv: &KvStore) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Keys whose values differ between two snapshots (for readable failure messages).
+pub fn changed_keys(
+    before: &BTreeMap<String, Vec<u8>>,
+    after: &BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
+    let mut keys: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Asserts a problem+json response with the given status and type slug.
 pub fn assert_problem(r: &TestResponse, status: u16, slug: &str) {
     assert_eq!(r.status(), status, "expected {status} {slug}, got: {}", r.text());
