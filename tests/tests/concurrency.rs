@@ -36,7 +36,7 @@ fn redis_backend(vars: &[(&str, &str)]) -> Option<Backend> {
     let url = redis.url();
     let mut vars = vars.to_vec();
     vars.push(("lock_url", url.as_str()));
-    let app = app_with_hosts(&[url.clone()], &vars);
+    let app = app_with_hosts(std::slice::from_ref(&url), &vars);
     Some(Backend {
         name: "redis",
         app,
@@ -53,7 +53,7 @@ fn upstash_backend(vars: &[(&str, &str)]) -> Option<Backend> {
     let mut vars = vars.to_vec();
     vars.push(("lock_url", url.as_str()));
     vars.push(("lock_token", "upstash-test-token"));
-    let app = app_with_hosts(&[url.clone()], &vars);
+    let app = app_with_hosts(std::slice::from_ref(&url), &vars);
     Some(Backend {
         name: "upstash",
         app,
@@ -130,6 +130,10 @@ async fn hundred_adds_against_stock_ten_reserve_exactly_ten() {
             in_carts += q;
             // No doubled hold: each cart's line is backed by exactly its own reservation.
             if q > 0 {
+                assert_eq!(
+                    view["lines"][0]["reservation"]["status"], "confirmed",
+                    "[{}] {user}", backend.name
+                );
                 let rid = view["lines"][0]["reservation"]["id"].as_str().unwrap().to_owned();
                 assert_eq!(held.get(&rid).copied(), Some(q), "[{}] {user}", backend.name);
             }

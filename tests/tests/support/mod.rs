@@ -13,9 +13,10 @@ use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// The app exactly as `spin.toml` describes it, with a fresh key-value store and the given
-/// `--variable`s (the admin token is always set so admin routes can be exercised).
-pub fn app_with(vars: &[(&str, &str)]) -> Arc<SpinApp> {
+/// Variables every test app gets unless a test sets them: the admin token, and an inventory
+/// timeout generous enough that a loaded CI machine never turns a slow reservation into an
+/// `unconfirmed` line (fault tests set their own).
+fn test_variables(vars: &[(&str, &str)]) -> HashMap<String, String> {
     let mut variables: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -23,6 +24,16 @@ pub fn app_with(vars: &[(&str, &str)]) -> Arc<SpinApp> {
     variables
         .entry("admin_token".into())
         .or_insert_with(|| ADMIN_TOKEN.into());
+    variables
+        .entry("inventory_timeout_ms".into())
+        .or_insert_with(|| "20000".into());
+    variables
+}
+
+/// The app exactly as `spin.toml` describes it, with a fresh key-value store and the given
+/// `--variable`s (the admin token is always set so admin routes can be exercised).
+pub fn app_with(vars: &[(&str, &str)]) -> Arc<SpinApp> {
+    let variables = test_variables(vars);
     SpinApp::load(
         &workspace_root().join("spin.toml"),
         AppOptions {
@@ -50,13 +61,7 @@ pub fn app_with_hosts(hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
         &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
         1,
     );
-    let mut variables: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    variables
-        .entry("admin_token".into())
-        .or_insert_with(|| ADMIN_TOKEN.into());
+    let variables = test_variables(vars);
     SpinApp::load_str(
         &text,
         &root,
