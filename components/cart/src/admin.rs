@@ -1,7 +1,6 @@
 //! Operator endpoints need `Authorization: Bearer <admin_token>`. With no `admin_token`
 //! configured they are disabled (403): never open by default.
 
-use crate::bindings::config;
 use crate::http_io::HttpRequest;
 use cart_domain::{Problem, ProblemKind};
 
@@ -14,7 +13,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub fn authorize(request: &HttpRequest) -> Result<(), Problem> {
-    let expected = config::get("admin_token").unwrap_or_default();
+    let expected = crate::settings::var("admin_token").unwrap_or_default();
     if expected.trim().is_empty() {
         return Err(Problem::new(
             ProblemKind::Forbidden,

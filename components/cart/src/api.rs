@@ -24,6 +24,7 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
         Ok(Route::Health) => "health",
         Ok(Route::Metrics) => "metrics",
         Ok(Route::AdminInvalidateProduct) => "admin_cache_invalidate",
+        Ok(Route::AdminSweepReservations { .. }) => "admin_reservation_sweep",
         Ok(Route::AdminRelay { .. }) => "admin_outbox_relay",
         Ok(Route::GetCart { .. }) => "get_cart",
         Ok(Route::Summary { .. }) => "get_summary",
@@ -75,6 +76,12 @@ fn run(
     if route == Route::Metrics {
         return metrics_response();
     }
+    if let Route::AdminSweepReservations { store } = &route {
+        admin::authorize(request)?;
+        let store = store_id(store, settings)?;
+        let report = crate::orphan_sweep::sweep_orphans(&store)?;
+        return Ok(HttpResponse::json(200, &report));
+    }
     if route == Route::AdminInvalidateProduct {
         admin::authorize(request)?;
         return invalidate_product(request, settings);
@@ -109,6 +116,7 @@ fn run(
         | Route::Health
         | Route::Metrics
         | Route::AdminInvalidateProduct
+        | Route::AdminSweepReservations { .. }
         | Route::AdminRelay { .. } => unreachable_health(),
         Route::GetCart { store } => {
             let store = store_id(&store, settings)?;
@@ -232,7 +240,7 @@ fn guest_carts_disabled() -> Problem {
 /// A new guest identity: a random id in a token signed with `guest_token_secret`.
 fn issue_guest_token() -> Result<HttpResponse, Problem> {
     let guests = identity::guest_tokens()?.ok_or_else(guest_carts_disabled)?;
-    let ttl_seconds = crate::bindings::config::get("guest_token_ttl_seconds")
+    let ttl_seconds = crate::settings::var("guest_token_ttl_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(30 * 24 * 3600);
     let id: String = wasi::random::random::get_random_bytes(12)

@@ -9,7 +9,7 @@
 //!   breaker, failure re-opens it for another period.
 
 use crate::bindings::inventory::InventoryError;
-use crate::bindings::{config, kv, locks};
+use crate::bindings::{kv, locks};
 use crate::clock::now_ms;
 use cart_domain::breaker::{
     bucket_of, phase, should_open, window_buckets, BreakerConfig, OpenState, Phase,
@@ -31,7 +31,7 @@ thread_local! {
 }
 
 fn setting(name: &str, default: u64) -> u64 {
-    config::get(name)
+    crate::settings::var(name)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
 }

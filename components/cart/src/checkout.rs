@@ -24,7 +24,7 @@ use cart_domain::precondition::{precondition_failed, EntityTags};
 use cart_domain::{Cart, Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
 
 fn checkout_hold_ms() -> u64 {
-    crate::bindings::config::get("checkout_hold_seconds")
+    crate::settings::var("checkout_hold_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1_800)
         .saturating_mul(1_000)

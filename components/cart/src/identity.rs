@@ -9,14 +9,13 @@
 //!
 //! A caller only ever reaches `cart:{store}:{self}`, so one user can never name another's cart.
 
-use crate::bindings::config;
 use crate::http_io::HttpRequest;
 use crate::settings::Settings;
 use cart_auth::{bearer_token, AuthError, GuestTokens, Verifier, VerifierConfig};
 use cart_domain::{Problem, ProblemKind, UserId};
 
 fn var(name: &str) -> Option<String> {
-    config::get(name).filter(|v| !v.trim().is_empty())
+    crate::settings::var(name).filter(|v| !v.trim().is_empty())
 }
 
 fn now_unix() -> u64 {

@@ -21,6 +21,7 @@ mod line_change;
 mod line_lock;
 mod merge;
 mod metrics;
+mod orphan_sweep;
 mod product_cache;
 mod relay;
 mod routes;

@@ -16,7 +16,7 @@ fn abandon_after_ms(user: &UserId) -> u64 {
     } else {
         ("abandon_after_days", 90)
     };
-    crate::bindings::config::get(name)
+    crate::settings::var(name)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(default)
         .saturating_mul(DAY_MS)

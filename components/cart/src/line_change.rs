@@ -235,7 +235,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
 /// The `reservation_policy` variable (`reserve` or `checkout`) overrides every product's own
 /// policy, e.g. to stop holding stock during a sale without touching the catalogue.
 fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
-    match crate::bindings::config::get("reservation_policy")
+    match crate::settings::var("reservation_policy")
         .as_deref()
         .map(str::trim)
     {

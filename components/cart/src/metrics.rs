@@ -54,9 +54,14 @@ pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
 /// Writes the buffered updates. Failures lose counts, never requests.
 pub fn flush() {
     let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    for (series, delta) in pending {
-        let _ = kv::increment(&format!("{PREFIX}{series}"), delta);
+    if pending.is_empty() {
+        return;
     }
+    let deltas: Vec<(String, i64)> = pending
+        .into_iter()
+        .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
+        .collect();
+    let _ = kv::increment_many(&deltas);
 }
 
 fn decode(bytes: &[u8]) -> Option<i64> {

@@ -8,7 +8,7 @@
 //!
 //! The inventory side invalidates a record with `POST /admin/cache/invalidate`.
 
-use crate::bindings::{config, kv, locks};
+use crate::bindings::{kv, locks};
 use crate::clock::{now_ms, random_unit};
 use crate::inventory_port::{self, LookupError};
 use crate::metrics;
@@ -29,7 +29,7 @@ pub fn cache_key(store: &str, product: &str) -> String {
 }
 
 fn ttl_ms() -> u64 {
-    config::get("product_cache_ttl_ms")
+    crate::settings::var("product_cache_ttl_ms")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(60_000)
 }

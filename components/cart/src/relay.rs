@@ -10,7 +10,7 @@
 //! * Failures leave the events pending and back the whole relay off (`outbox:backoff`,
 //!   exponential up to a minute) so a down event pipeline is not hammered on every write.
 
-use crate::bindings::{config, events, kv, locks};
+use crate::bindings::{events, kv, locks};
 use crate::cart_repo::{self, SaveError};
 use crate::clock::{now_ms, random_unit, sleep_ms};
 use cart_domain::backoff::backoff_delay_ms;
@@ -35,7 +35,7 @@ fn marker_key(cart_key: &str) -> String {
 }
 
 fn topic() -> String {
-    config::get("events_topic")
+    crate::settings::var("events_topic")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| "cart-events".to_owned())
 }

@@ -9,6 +9,10 @@ pub enum Route {
     Health,
     /// `GET /metrics`: Prometheus text format.
     Metrics,
+    /// `POST /admin/reservations/sweep?storeId=…`: release orphaned holds.
+    AdminSweepReservations {
+        store: String,
+    },
     /// `POST /admin/cache/invalidate` with `{"storeId", "productId"}`
     AdminInvalidateProduct,
     /// `POST /admin/outbox/relay[?force=true&limit=N]`
@@ -79,6 +83,14 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(500)
                     .min(5_000),
+            }),
+            _ => Err(method_not_allowed("POST")),
+        };
+    }
+    if path == "/admin/reservations/sweep" {
+        return match method {
+            "POST" => Ok(Route::AdminSweepReservations {
+                store: query_param(query, "storeId").unwrap_or_default().to_owned(),
             }),
             _ => Err(method_not_allowed("POST")),
         };

@@ -4,6 +4,69 @@
 
 use crate::bindings::config;
 use cart_domain::Limits;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Every variable the cart reads. They are fetched together in one `config.get-many` call the
+/// first time any is needed (one crossing to the adapter instead of one per variable).
+const VARIABLES: &[&str] = &[
+    "allow_insecure_user_header",
+    "max_lines_per_cart",
+    "max_quantity_per_line",
+    "max_body_bytes",
+    "max_header_bytes",
+    "max_id_length",
+    "idempotency_key_required",
+    "reservation_ttl_seconds",
+    "guest_reservation_ttl_seconds",
+    "lock_ttl_ms",
+    "lock_wait_ms",
+    "events_topic",
+    "admin_token",
+    "product_cache_ttl_ms",
+    "reservation_policy",
+    "checkout_hold_seconds",
+    "breaker_window_ms",
+    "breaker_min_volume",
+    "breaker_error_percent",
+    "breaker_open_ms",
+    "abandon_after_days",
+    "guest_abandon_after_days",
+    "jwt_hs256_secret",
+    "jwt_public_key",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway_seconds",
+    "guest_token_secret",
+    "guest_token_ttl_seconds",
+];
+
+thread_local! {
+    /// An instance serves one request, so this cache lives exactly as long as the request.
+    static VALUES: RefCell<Option<HashMap<&'static str, String>>> = const { RefCell::new(None) };
+}
+
+/// A variable's value (`None` when unset).
+pub fn var(name: &str) -> Option<String> {
+    VALUES.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let values = cell.get_or_insert_with(|| {
+            let names: Vec<String> = VARIABLES.iter().map(|n| (*n).to_owned()).collect();
+            VARIABLES
+                .iter()
+                .copied()
+                .zip(config::get_many(&names))
+                .filter_map(|(n, v)| v.map(|v| (n, v)))
+                .collect()
+        });
+        match values.get(name) {
+            Some(v) => Some(v.clone()),
+            // Not in the list: ask for it on its own (and notice the omission in review).
+            None if !VARIABLES.contains(&name) => config::get(name),
+            None => None,
+        }
+    })
+}
 
 /// User ids of guest (anonymous) carts start with this.
 pub const GUEST_PREFIX: &str = "guest-";
@@ -29,13 +92,13 @@ pub struct WriteSettings {
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    config::get(name)
+    var(name)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
 }
 
 fn flag(name: &str) -> bool {
-    config::get(name)
+    var(name)
         .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
         .unwrap_or(false)
 }

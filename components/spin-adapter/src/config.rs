@@ -15,6 +15,10 @@ impl Guest for crate::Adapter {
         // read as "not set".
         variables::get(&name).ok()
     }
+
+    fn get_many(names: Vec<String>) -> Vec<Option<String>> {
+        names.iter().map(|name| variables::get(name).ok()).collect()
+    }
 }
 
 /// A setting that cannot be read or makes no sense.

@@ -82,6 +82,16 @@ impl Guest for crate::Adapter {
             _ => Err(failure(&response)),
         }
     }
+
+    fn list_reservations(store_id: String) -> Result<Vec<Reservation>, InventoryError> {
+        let client = Client::load()?;
+        let url = client.url(&["stores", &store_id, "reservations"]);
+        let response = client.call(Method::Get, &url, None)?;
+        if !response.is_success() {
+            return Err(failure(&response));
+        }
+        parse_reservation_list(&response.body)
+    }
 }
 
 /// The configured inventory endpoint.
@@ -267,6 +277,36 @@ fn parse_reservation(
         quantity: reservation.quantity.unwrap_or(quantity),
         expires_at_ms: reservation.expires_at_ms,
     })
+}
+
+#[derive(Deserialize)]
+struct ReservationList {
+    reservations: Vec<ListedReservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedReservation {
+    reservation_id: String,
+    product_id: String,
+    quantity: u32,
+    expires_at_ms: u64,
+}
+
+/// Reads `{"reservations": [...]}` from the store-wide listing.
+fn parse_reservation_list(body: &[u8]) -> Result<Vec<Reservation>, InventoryError> {
+    let list: ReservationList =
+        serde_json::from_slice(body).map_err(|e| bad_response("reservation list", &e))?;
+    Ok(list
+        .reservations
+        .into_iter()
+        .map(|r| Reservation {
+            reservation_id: r.reservation_id,
+            product_id: r.product_id,
+            quantity: r.quantity,
+            expires_at_ms: r.expires_at_ms,
+        })
+        .collect())
 }
 
 /// A 2xx the adapter cannot read: the service misbehaves, which the breaker should see.

@@ -31,6 +31,16 @@ impl Guest for crate::Adapter {
             .map_err(|e| kv_store::unavailable("increment", &key, &e))
     }
 
+    fn increment_many(deltas: Vec<(String, i64)>) -> Result<(), StoreError> {
+        let bucket = kv_store::open()?;
+        for (key, delta) in &deltas {
+            kv_store::check_key(key)?;
+            atomics::increment(&bucket, key, *delta)
+                .map_err(|e| kv_store::unavailable("increment", key, &e))?;
+        }
+        Ok(())
+    }
+
     fn list_keys(prefix: String, limit: u32) -> Result<Vec<String>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut found = Vec::new();

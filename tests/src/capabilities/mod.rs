@@ -248,6 +248,21 @@ impl kv::Host for CapView<'_> {
         Ok(Ok(self.state.kv_list_keys(&prefix, limit)))
     }
 
+    async fn increment_many(
+        &mut self,
+        deltas: Vec<(String, i64)>,
+    ) -> wasmtime::Result<Result<(), kv::StoreError>> {
+        if let Some(f) = self.enter(Interface::Kv, "increment-many").await? {
+            return Ok(Err(store_error(f)));
+        }
+        for (key, delta) in deltas {
+            if let Err(e) = self.state.kv_increment(&key, delta) {
+                return Ok(Err(kv::StoreError::Invalid(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     async fn increment(
         &mut self,
         key: String,
@@ -388,6 +403,27 @@ impl inventory::Host for CapView<'_> {
         Ok(Ok(()))
     }
 
+    async fn list_reservations(
+        &mut self,
+        store_id: String,
+    ) -> wasmtime::Result<Result<Vec<inventory::Reservation>, inventory::InventoryError>> {
+        if let Some(f) = self.enter(Interface::Inventory, "list-reservations").await? {
+            return Ok(Err(inventory_fault(f)));
+        }
+        Ok(Ok(self
+            .state
+            .reservations(&store_id)
+            .into_iter()
+            .filter(|r| !r.committed && !r.expired)
+            .map(|r| inventory::Reservation {
+                reservation_id: r.reservation_id,
+                product_id: r.product_id,
+                quantity: r.quantity,
+                expires_at_ms: r.expires_at_ms,
+            })
+            .collect()))
+    }
+
     async fn commit(
         &mut self,
         store_id: String,
@@ -440,6 +476,13 @@ impl config::Host for CapView<'_> {
             return Ok(None);
         }
         Ok(self.state.config(&name))
+    }
+
+    async fn get_many(&mut self, names: Vec<String>) -> wasmtime::Result<Vec<Option<String>>> {
+        if self.enter(Interface::Config, "get-many").await?.is_some() {
+            return Ok(vec![None; names.len()]);
+        }
+        Ok(names.iter().map(|n| self.state.config(n)).collect())
     }
 }
 

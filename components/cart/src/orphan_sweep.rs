@@ -1,0 +1,72 @@
+//! The admin sweep that releases orphaned reservations: holds in inventory whose cart line is
+//! gone (a crash between a commit and a release, a cleared cart whose release failed).
+//!
+//! Each candidate is decided under its line's lease (taken without waiting), because a line
+//! change reserves before it commits: a hold without a line may be a change in flight, which
+//! holds that lease until its commit. A busy line is skipped for the next sweep.
+
+use crate::bindings::inventory;
+use crate::cart_repo;
+use crate::line_lock;
+use cart_domain::reservation::ReservationState;
+use cart_domain::{Problem, ProblemKind, ReservationStatus, StoreId, UserId};
+use serde::Serialize;
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanReport {
+    pub examined: usize,
+    pub released: usize,
+    pub skipped_busy: usize,
+}
+
+pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
+    let holds =
+        crate::breaker::call(|| inventory::list_reservations(store.as_str())).map_err(|e| {
+            Problem::new(
+                ProblemKind::InventoryUnavailable,
+                format!("could not list reservations: {e:?}"),
+            )
+        })?;
+    let mut report = OrphanReport::default();
+    for hold in holds {
+        report.examined += 1;
+        // Reservation ids are `{user}~{product}~{epoch}` (see cart_domain::reservation).
+        let mut parts = hold.reservation_id.splitn(3, '~');
+        let (Some(user), Some(product)) = (parts.next(), parts.next()) else {
+            continue; // not one of ours
+        };
+        let Ok(user) = UserId::parse(user) else {
+            continue;
+        };
+        let lock_key = line_lock::line_key(store, &user, product);
+        let Ok(Some(lease)) = crate::bindings::locks::try_acquire(&lock_key, 10_000) else {
+            report.skipped_busy += 1;
+            continue;
+        };
+        let key = cart_repo::cart_key(store, &user);
+        let still_held = cart_repo::load(&key).map(|loaded| {
+            loaded
+                .cart
+                .line(&hold.product_id)
+                .is_some_and(|l| l.reservation.id == hold.reservation_id)
+        });
+        if let Ok(false) = still_held {
+            crate::inventory_port::release(
+                store.as_str(),
+                &ReservationState {
+                    id: hold.reservation_id.clone(),
+                    status: ReservationStatus::Confirmed,
+                    expires_at_ms: None,
+                },
+            );
+            report.released += 1;
+        }
+        line_lock::release(&lease);
+    }
+    crate::metrics::add(
+        "cart_orphan_reservations_released_total",
+        report.released as i64,
+    );
+    Ok(report)
+}
