@@ -20,9 +20,14 @@ async fn a_shopping_session_end_to_end() {
     let first_etag = first.header("etag").expect("etag").to_owned();
     let view = first.json();
     assert_eq!(view["lines"][0]["title"], "Title of beans");
-    assert_eq!(view["lines"][0]["unitPrice"], json!({"amount": 1890, "currency": "EUR"}));
+    assert_eq!(
+        view["lines"][0]["unitPrice"],
+        json!({"amount": 1890, "currency": "EUR"})
+    );
     assert_eq!(view["lines"][0]["reservation"]["status"], "confirmed");
-    assert!(view["lines"][0]["reservation"]["expiresAtMs"].as_u64().is_some());
+    assert!(view["lines"][0]["reservation"]["expiresAtMs"]
+        .as_u64()
+        .is_some());
 
     assert_eq!(add(&app, s, "alice", "kettle", 1).await.status(), 200);
     assert_eq!(add(&app, s, "alice", "filters", 4).await.status(), 200);
@@ -37,7 +42,10 @@ async fn a_shopping_session_end_to_end() {
         lines(&view),
         [("beans".to_string(), 5), ("kettle".to_string(), 1)].into()
     );
-    assert_eq!(view["subtotal"], json!({"amount": 5 * 1890 + 4900, "currency": "EUR"}));
+    assert_eq!(
+        view["subtotal"],
+        json!({"amount": 5 * 1890 + 4900, "currency": "EUR"})
+    );
     assert_eq!(view["itemCount"], 6);
     for line in view["lines"].as_array().unwrap() {
         assert_eq!(
@@ -54,7 +62,10 @@ async fn a_shopping_session_end_to_end() {
     assert_eq!(summary.status(), 200);
     assert_eq!(summary.header("cache-control"), Some("private, max-age=5"));
     let sv = summary.json();
-    assert_eq!((sv["itemCount"].as_u64(), sv["lineCount"].as_u64()), (Some(6), Some(2)));
+    assert_eq!(
+        (sv["itemCount"].as_u64(), sv["lineCount"].as_u64()),
+        (Some(6), Some(2))
+    );
     assert_eq!(sv["subtotal"]["amount"], 14350);
     assert_eq!(sv["version"], view["version"]);
 
@@ -70,11 +81,28 @@ async fn a_shopping_session_end_to_end() {
     assert_eq!(lines(&cart(&app, s, "alice").await.json())["kettle"], 1);
 
     // The inventory holds exactly what the cart shows.
-    assert_eq!(reservations(&app, s, "beans").await.values().copied().collect::<Vec<_>>(), vec![5]);
-    assert_eq!(reservations(&app, s, "kettle").await.values().copied().collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        reservations(&app, s, "beans")
+            .await
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![5]
+    );
+    assert_eq!(
+        reservations(&app, s, "kettle")
+            .await
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
     assert!(reservations(&app, s, "filters").await.is_empty());
     let beans = product(&app, s, "beans").await;
-    assert_eq!((beans["reserved"].as_u64(), beans["available"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(
+        (beans["reserved"].as_u64(), beans["available"].as_u64()),
+        (Some(5), Some(5))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +152,11 @@ async fn adding_a_product_again_grows_its_line() {
     assert_eq!(view["lines"].as_array().unwrap().len(), 1);
     assert_eq!(view["lines"][0]["quantity"], 5);
     assert_eq!(view["subtotal"]["amount"], 6000);
-    let held: Vec<u64> = reservations(&app, "s", "mug").await.values().copied().collect();
+    let held: Vec<u64> = reservations(&app, "s", "mug")
+        .await
+        .values()
+        .copied()
+        .collect();
     assert_eq!(held, vec![5], "one absolute hold, never a second one");
 }
 
@@ -160,7 +192,11 @@ async fn remove_and_clear_release_reservations() {
     add(&app, "s", "u", "b", 4).await;
     let r = set_qty(&app, "s", "u", "a", 0).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(lines(&r.json()).get("a"), None, "quantity 0 removes the line");
+    assert_eq!(
+        lines(&r.json()).get("a"),
+        None,
+        "quantity 0 removes the line"
+    );
     assert!(reservations(&app, "s", "a").await.is_empty());
 
     let cleared = request(http::Method::DELETE, &cart_path("s"))
@@ -175,7 +211,10 @@ async fn remove_and_clear_release_reservations() {
 
     // After a clear, new lines use a new reservation epoch.
     let view = add(&app, "s", "u", "b", 1).await.json();
-    assert!(view["lines"][0]["reservation"]["id"].as_str().unwrap().ends_with("~1"));
+    assert!(view["lines"][0]["reservation"]["id"]
+        .as_str()
+        .unwrap()
+        .ends_with("~1"));
 
     let missing = remove(&app, "s", "u", "a").await;
     assert_problem(&missing, 404, "line-not-found");
@@ -186,23 +225,56 @@ async fn remove_and_clear_release_reservations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_products_and_quantity_rules() {
     let app = app();
-    put_product_with(&app, "s", "mug", json!({
-        "title": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "stock": 100,
-        "minQuantity": 2, "maxQuantity": 10, "quantityStep": 2
-    }))
+    put_product_with(
+        &app,
+        "s",
+        "mug",
+        json!({
+            "title": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "stock": 100,
+            "minQuantity": 2, "maxQuantity": 10, "quantityStep": 2
+        }),
+    )
     .await;
-    assert_problem(&add(&app, "s", "u", "nope", 1).await, 422, "unknown-product");
-    assert_problem(&add(&app, "s", "u", "mug", 1).await, 422, "invalid-quantity");
-    assert_problem(&add(&app, "s", "u", "mug", 3).await, 422, "invalid-quantity");
-    assert_problem(&add(&app, "s", "u", "mug", 12).await, 422, "quantity-limit-exceeded");
+    assert_problem(
+        &add(&app, "s", "u", "nope", 1).await,
+        422,
+        "unknown-product",
+    );
+    assert_problem(
+        &add(&app, "s", "u", "mug", 1).await,
+        422,
+        "invalid-quantity",
+    );
+    assert_problem(
+        &add(&app, "s", "u", "mug", 3).await,
+        422,
+        "invalid-quantity",
+    );
+    assert_problem(
+        &add(&app, "s", "u", "mug", 12).await,
+        422,
+        "quantity-limit-exceeded",
+    );
     assert_eq!(add(&app, "s", "u", "mug", 4).await.status(), 200);
 
-    put_product_with(&app, "s", "usd", json!({
-        "title": "Dollar thing", "unitPrice": {"amount": 100, "currency": "USD"}, "stock": 5
-    }))
+    put_product_with(
+        &app,
+        "s",
+        "usd",
+        json!({
+            "title": "Dollar thing", "unitPrice": {"amount": 100, "currency": "USD"}, "stock": 5
+        }),
+    )
     .await;
-    assert_problem(&add(&app, "s", "u", "usd", 1).await, 422, "currency-mismatch");
-    assert!(reservations(&app, "s", "usd").await.is_empty(), "the refused line holds nothing");
+    assert_problem(
+        &add(&app, "s", "u", "usd", 1).await,
+        422,
+        "currency-mismatch",
+    );
+    assert!(
+        reservations(&app, "s", "usd").await.is_empty(),
+        "the refused line holds nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,30 +327,171 @@ async fn every_bad_input_class_is_a_clear_4xx_and_changes_nothing() {
             .body(body.to_owned())
     };
     let cases: Vec<(&str, cart_tests::TestRequest, u16, &str)> = vec![
-        ("malformed JSON", json_post("{\"productId\": "), 400, "invalid-body"),
-        ("unknown field", json_post(r#"{"productId":"c","quantity":1,"price":1}"#), 400, "invalid-body"),
-        ("missing field", json_post(r#"{"productId":"c"}"#), 400, "invalid-body"),
-        ("fractional quantity", json_post(r#"{"productId":"c","quantity":1.5}"#), 400, "invalid-body"),
-        ("zero quantity", json_post(r#"{"productId":"c","quantity":0}"#), 422, "invalid-quantity"),
-        ("negative quantity", json_post(r#"{"productId":"c","quantity":-4}"#), 422, "invalid-quantity"),
-        ("quantity above limit", json_post(r#"{"productId":"c","quantity":100000}"#), 422, "quantity-limit-exceeded"),
-        ("too many lines", json_post(r#"{"productId":"c","quantity":1}"#), 422, "too-many-lines"),
-        ("oversized body", json_post(&format!(r#"{{"productId":"c","quantity":1,"x":"{}"}}"#, "y".repeat(400))), 413, "body-too-large"),
-        ("bad product id", json_post(r#"{"productId":"../a","quantity":1}"#), 400, "invalid-id"),
-        ("unicode product id", json_post(r#"{"productId":"caf\u00e9","quantity":1}"#), 400, "invalid-id"),
-        ("wrong content type", request(http::Method::POST, &items).header("x-user-id", "u").header("content-type", "text/plain").body(r#"{"productId":"c","quantity":1}"#), 415, "unsupported-media-type"),
-        ("no content type", request(http::Method::POST, &items).header("x-user-id", "u").body(r#"{"productId":"c","quantity":1}"#), 415, "unsupported-media-type"),
-        ("bad store id", post_json("/v1/stores/s%2Fx/cart/items", &json!({"productId":"c","quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
-        ("dots store id", post_json("/v1/stores/../cart/items", &json!({"productId":"c","quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
-        ("bad path product id", patch_json("/v1/stores/s/cart/items/a%20b", &json!({"quantity":1})).header("x-user-id", "u"), 400, "invalid-id"),
-        ("no identity", post_json(&items, &json!({"productId":"c","quantity":1})), 401, "unauthenticated"),
-        ("bad identity", post_json(&items, &json!({"productId":"c","quantity":1})).header("x-user-id", "u:v"), 401, "unauthenticated"),
-        ("bad If-Match", post_json(&items, &json!({"productId":"a","quantity":1})).header("x-user-id", "u").header("if-match", "7"), 400, "invalid-header"),
-        ("bad Idempotency-Key", post_json(&items, &json!({"productId":"a","quantity":1})).header("x-user-id", "u").header("idempotency-key", "\"open"), 400, "invalid-header"),
-        ("negative set", patch_json(&item_path("s", "a"), &json!({"quantity": -1})).header("x-user-id", "u"), 422, "invalid-quantity"),
-        ("unknown route", get("/v1/stores/s/wishlist").header("x-user-id", "u"), 404, "not-found"),
-        ("wrong method", request(http::Method::PUT, &cart_path("s")).header("x-user-id", "u"), 405, "method-not-allowed"),
-        ("checkout with fields", post_json("/v1/stores/s/cart/checkout", &json!({"pay": true})).header("x-user-id", "u"), 400, "invalid-body"),
+        (
+            "malformed JSON",
+            json_post("{\"productId\": "),
+            400,
+            "invalid-body",
+        ),
+        (
+            "unknown field",
+            json_post(r#"{"productId":"c","quantity":1,"price":1}"#),
+            400,
+            "invalid-body",
+        ),
+        (
+            "missing field",
+            json_post(r#"{"productId":"c"}"#),
+            400,
+            "invalid-body",
+        ),
+        (
+            "fractional quantity",
+            json_post(r#"{"productId":"c","quantity":1.5}"#),
+            400,
+            "invalid-body",
+        ),
+        (
+            "zero quantity",
+            json_post(r#"{"productId":"c","quantity":0}"#),
+            422,
+            "invalid-quantity",
+        ),
+        (
+            "negative quantity",
+            json_post(r#"{"productId":"c","quantity":-4}"#),
+            422,
+            "invalid-quantity",
+        ),
+        (
+            "quantity above limit",
+            json_post(r#"{"productId":"c","quantity":100000}"#),
+            422,
+            "quantity-limit-exceeded",
+        ),
+        (
+            "too many lines",
+            json_post(r#"{"productId":"c","quantity":1}"#),
+            422,
+            "too-many-lines",
+        ),
+        (
+            "oversized body",
+            json_post(&format!(
+                r#"{{"productId":"c","quantity":1,"x":"{}"}}"#,
+                "y".repeat(400)
+            )),
+            413,
+            "body-too-large",
+        ),
+        (
+            "bad product id",
+            json_post(r#"{"productId":"../a","quantity":1}"#),
+            400,
+            "invalid-id",
+        ),
+        (
+            "unicode product id",
+            json_post(r#"{"productId":"caf\u00e9","quantity":1}"#),
+            400,
+            "invalid-id",
+        ),
+        (
+            "wrong content type",
+            request(http::Method::POST, &items)
+                .header("x-user-id", "u")
+                .header("content-type", "text/plain")
+                .body(r#"{"productId":"c","quantity":1}"#),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "no content type",
+            request(http::Method::POST, &items)
+                .header("x-user-id", "u")
+                .body(r#"{"productId":"c","quantity":1}"#),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "bad store id",
+            post_json(
+                "/v1/stores/s%2Fx/cart/items",
+                &json!({"productId":"c","quantity":1}),
+            )
+            .header("x-user-id", "u"),
+            400,
+            "invalid-id",
+        ),
+        (
+            "dots store id",
+            post_json(
+                "/v1/stores/../cart/items",
+                &json!({"productId":"c","quantity":1}),
+            )
+            .header("x-user-id", "u"),
+            400,
+            "invalid-id",
+        ),
+        (
+            "bad path product id",
+            patch_json("/v1/stores/s/cart/items/a%20b", &json!({"quantity":1}))
+                .header("x-user-id", "u"),
+            400,
+            "invalid-id",
+        ),
+        (
+            "no identity",
+            post_json(&items, &json!({"productId":"c","quantity":1})),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "bad identity",
+            post_json(&items, &json!({"productId":"c","quantity":1})).header("x-user-id", "u:v"),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "bad If-Match",
+            post_json(&items, &json!({"productId":"a","quantity":1}))
+                .header("x-user-id", "u")
+                .header("if-match", "7"),
+            400,
+            "invalid-header",
+        ),
+        (
+            "bad Idempotency-Key",
+            post_json(&items, &json!({"productId":"a","quantity":1}))
+                .header("x-user-id", "u")
+                .header("idempotency-key", "\"open"),
+            400,
+            "invalid-header",
+        ),
+        (
+            "negative set",
+            patch_json(&item_path("s", "a"), &json!({"quantity": -1})).header("x-user-id", "u"),
+            422,
+            "invalid-quantity",
+        ),
+        (
+            "unknown route",
+            get("/v1/stores/s/wishlist").header("x-user-id", "u"),
+            404,
+            "not-found",
+        ),
+        (
+            "wrong method",
+            request(http::Method::PUT, &cart_path("s")).header("x-user-id", "u"),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "checkout with fields",
+            post_json("/v1/stores/s/cart/checkout", &json!({"pay": true})).header("x-user-id", "u"),
+            400,
+            "invalid-body",
+        ),
     ];
     for (name, req, status, slug) in cases {
         // Earlier requests may still be relaying their events: let them finish first.
@@ -309,12 +522,21 @@ async fn health_and_operational_routes() {
     let metrics = get("/metrics").send(&app).await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text();
-    assert!(text.contains("cart_operation_duration_ms_count{operation=\"add_item\"} 1"), "{text}");
-    assert!(text.contains("# TYPE cart_lock_acquisitions_total counter"), "{text}");
+    assert!(
+        text.contains("cart_operation_duration_ms_count{operation=\"add_item\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE cart_lock_acquisitions_total counter"),
+        "{text}"
+    );
     assert!(text.contains("cart_inventory_breaker_state 0"), "{text}");
 
     // Admin routes refuse callers without the admin token.
-    let anon = request(http::Method::POST, "/admin/outbox/relay").send(&app).await.unwrap();
+    let anon = request(http::Method::POST, "/admin/outbox/relay")
+        .send(&app)
+        .await
+        .unwrap();
     assert_problem(&anon, 401, "unauthenticated");
     let user = request(http::Method::POST, "/admin/outbox/relay")
         .header("authorization", "Bearer not-the-token")

@@ -121,7 +121,12 @@ async fn hundred_adds_against_stock_ten_reserve_exactly_ten() {
         }
         assert_eq!(ok, 10, "[{}] exactly ten adds succeed", backend.name);
         let held = reservations(&app, "s", "hot").await;
-        assert_eq!(held.values().sum::<u64>(), 10, "[{}] {held:?}", backend.name);
+        assert_eq!(
+            held.values().sum::<u64>(),
+            10,
+            "[{}] {held:?}",
+            backend.name
+        );
         let mut in_carts = 0;
         for u in 0..10 {
             let user = format!("user{u}");
@@ -132,10 +137,19 @@ async fn hundred_adds_against_stock_ten_reserve_exactly_ten() {
             if q > 0 {
                 assert_eq!(
                     view["lines"][0]["reservation"]["status"], "confirmed",
-                    "[{}] {user}", backend.name
+                    "[{}] {user}",
+                    backend.name
                 );
-                let rid = view["lines"][0]["reservation"]["id"].as_str().unwrap().to_owned();
-                assert_eq!(held.get(&rid).copied(), Some(q), "[{}] {user}", backend.name);
+                let rid = view["lines"][0]["reservation"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert_eq!(
+                    held.get(&rid).copied(),
+                    Some(q),
+                    "[{}] {user}",
+                    backend.name
+                );
             }
         }
         assert_eq!(in_carts, 10, "[{}] carts sum to the stock", backend.name);
@@ -166,7 +180,12 @@ async fn fifty_concurrent_adds_of_different_products_all_survive() {
         }
         let view = cart(&app, "s", "shopper").await.json();
         let got = lines(&view);
-        assert_eq!(got.len(), 50, "[{}] all 50 lines present: {got:?}", backend.name);
+        assert_eq!(
+            got.len(),
+            50,
+            "[{}] all 50 lines present: {got:?}",
+            backend.name
+        );
         assert!(got.values().all(|q| *q == 1));
         eprintln!("[{}] 50-lines suite: {}", backend.name, figures(&app).await);
     }
@@ -187,7 +206,11 @@ async fn one_idempotency_key_retried_twenty_times_in_parallel_applies_once() {
                         .send(&app)
                         .await
                         .unwrap();
-                    (r.status(), r.header("idempotent-replayed").map(str::to_owned), r.text())
+                    (
+                        r.status(),
+                        r.header("idempotent-replayed").map(str::to_owned),
+                        r.text(),
+                    )
                 })
             })
             .collect();
@@ -200,7 +223,11 @@ async fn one_idempotency_key_retried_twenty_times_in_parallel_applies_once() {
                 other => panic!("[{}] unexpected {other}: {body}", backend.name),
             }
         }
-        assert!(ok >= 1, "[{}] at least the first one completes", backend.name);
+        assert!(
+            ok >= 1,
+            "[{}] at least the first one completes",
+            backend.name
+        );
         let view = cart(&app, "s", "u").await.json();
         assert_eq!(lines(&view)["p"], 3, "[{}] applied once", backend.name);
         assert_eq!(reservations(&app, "s", "p").await.values().sum::<u64>(), 3);
@@ -253,7 +280,9 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
                 json!({"token": "dead-holder", "expiresAtMs": now_ms + ttl_ms, "nonce": "n"})
                     .to_string(),
             ),
-            Some(url) => redis_set_px(url, &format!("cart-lock:{key}"), "dead-holder", ttl_ms).await,
+            Some(url) => {
+                redis_set_px(url, &format!("cart-lock:{key}"), "dead-holder", ttl_ms).await
+            }
         }
         let blocked = add(&app, "s", "u", "p", 1).await;
         assert_problem(&blocked, 409, "line-busy");
@@ -262,7 +291,11 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
         let after = add(&app, "s", "u", "p", 1).await;
         assert_eq!(after.status(), 200, "[{}] {}", backend.name, after.text());
         // Other lines were never blocked.
-        eprintln!("[{}] dead-holder suite: {}", backend.name, figures(&app).await);
+        eprintln!(
+            "[{}] dead-holder suite: {}",
+            backend.name,
+            figures(&app).await
+        );
     }
 }
 

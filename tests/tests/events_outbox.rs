@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cart_tests::{
-    get, put_json, request, wasm_path, CapabilityHost, Fault, Interface, KvStore, ProductSeed,
-    SpinApp, AppOptions, workspace_root,
+    get, put_json, request, wasm_path, workspace_root, AppOptions, CapabilityHost, Fault,
+    Interface, KvStore, ProductSeed, SpinApp,
 };
 use serde_json::{json, Value};
 use support::*;
@@ -72,7 +72,10 @@ async fn every_operation_emits_its_event_in_sequence() {
             "cart.checked_out",
         ]
     );
-    let sequences: Vec<u64> = events.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(sequences, (1..=8).collect::<Vec<_>>());
     let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 8, "ids are unique");
@@ -85,13 +88,25 @@ async fn every_operation_emits_its_event_in_sequence() {
     assert_eq!(events[1]["data"]["previousQuantity"], 2);
     assert_eq!(events[1]["data"]["quantity"], 3);
     assert_eq!(events[2]["data"]["quantity"], 5);
-    assert_eq!(events[2]["data"]["unitPrice"], json!({"amount": 100, "currency": "EUR"}));
+    assert_eq!(
+        events[2]["data"]["unitPrice"],
+        json!({"amount": 100, "currency": "EUR"})
+    );
     assert_eq!(events[4]["data"]["productId"], "b");
-    assert_eq!(events[5]["data"]["removedLines"], json!([{"productId": "a", "quantity": 5}]));
-    assert_eq!(events[7]["data"]["subtotal"], json!({"amount": 500, "currency": "EUR"}));
+    assert_eq!(
+        events[5]["data"]["removedLines"],
+        json!([{"productId": "a", "quantity": 5}])
+    );
+    assert_eq!(
+        events[7]["data"]["subtotal"],
+        json!({"amount": 500, "currency": "EUR"})
+    );
     // Acknowledged events left the outbox; nothing is pending.
     let metrics = get("/metrics").send(&app).await.unwrap().text();
-    assert!(metrics.contains("cart_outbox_pending_events 0"), "{metrics}");
+    assert!(
+        metrics.contains("cart_outbox_pending_events 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,11 +129,14 @@ async fn the_response_is_sent_before_the_relay_publishes() {
 }
 
 async fn support_add(host: &CapabilityHost) -> cart_tests::TestResponse {
-    cart_tests::post_json("/v1/stores/s/cart/items", &json!({"productId": "p", "quantity": 1}))
-        .header("x-user-id", "u")
-        .send(host)
-        .await
-        .unwrap()
+    cart_tests::post_json(
+        "/v1/stores/s/cart/items",
+        &json!({"productId": "p", "quantity": 1}),
+    )
+    .header("x-user-id", "u")
+    .send(host)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +164,10 @@ async fn a_crash_between_commit_and_publish_loses_nothing() {
     let events = host.events("cart-events");
     assert_eq!(events.len(), 1);
     let event: Value = serde_json::from_str(&events[0].value).unwrap();
-    assert_eq!((event["type"].as_str(), event["sequence"].as_u64()), (Some("cart.item.added"), Some(1)));
+    assert_eq!(
+        (event["type"].as_str(), event["sequence"].as_u64()),
+        (Some("cart.item.added"), Some(1))
+    );
 }
 
 /// A loopback port that accepts connections and never answers (a hung event endpoint).
@@ -180,8 +201,10 @@ fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<Spi
         &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
         1,
     );
-    let mut variables: HashMap<String, String> =
-        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut variables: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     variables.insert("admin_token".into(), ADMIN_TOKEN.into());
     variables.insert("inventory_timeout_ms".into(), "20000".into());
     SpinApp::load_str(
@@ -198,9 +221,17 @@ fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<Spi
 }
 
 /// Runs `count` valid mixed operations for users u0..u4, tracking what each cart holds.
-async fn mixed_operations(app: &SpinApp, count: usize, seed: &mut u64, model: &mut BTreeMap<String, BTreeMap<String, u32>>, ops: &mut BTreeMap<String, u64>) {
+async fn mixed_operations(
+    app: &SpinApp,
+    count: usize,
+    seed: &mut u64,
+    model: &mut BTreeMap<String, BTreeMap<String, u32>>,
+    ops: &mut BTreeMap<String, u64>,
+) {
     for _ in 0..count {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let r = (*seed >> 33) as usize;
         let user = format!("u{}", r % 5);
         let product = format!("p{}", (r / 5) % 4);
@@ -231,7 +262,12 @@ async fn mixed_operations(app: &SpinApp, count: usize, seed: &mut u64, model: &m
                 add(app, "s", &user, &product, 1).await
             }
         };
-        assert_eq!(response.status(), 200, "{user} {product}: {}", response.text());
+        assert_eq!(
+            response.status(),
+            200,
+            "{user} {product}: {}",
+            response.text()
+        );
         *ops.entry(user).or_default() += 1;
     }
 }
@@ -248,22 +284,36 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
     let mut seed = 7u64;
 
     // 5xx: the reference sink answers 503.
-    let faults = put_json("/events/admin/faults", &json!({"mode": "unavailable", "remaining": 100000}))
-        .send(&healthy)
-        .await
-        .unwrap();
+    let faults = put_json(
+        "/events/admin/faults",
+        &json!({"mode": "unavailable", "remaining": 100000}),
+    )
+    .send(&healthy)
+    .await
+    .unwrap();
     assert_eq!(faults.status(), 200, "{}", faults.text());
     mixed_operations(&healthy, 70, &mut seed, &mut model, &mut ops).await;
 
     // Timeout: an endpoint that never answers.
     let (hang_port, _hang) = hanging_endpoint();
     let hang_host = format!("http://127.0.0.1:{hang_port}");
-    let hung = app_sharing(&kv, std::slice::from_ref(&hang_host), &[("events_url", &format!("{hang_host}/events")), ("events_timeout_ms", "300")]);
+    let hung = app_sharing(
+        &kv,
+        std::slice::from_ref(&hang_host),
+        &[
+            ("events_url", &format!("{hang_host}/events")),
+            ("events_timeout_ms", "300"),
+        ],
+    );
     mixed_operations(&hung, 65, &mut seed, &mut model, &mut ops).await;
 
     // Connection refused.
     let refused_host = format!("http://127.0.0.1:{}", closed_port());
-    let refused = app_sharing(&kv, std::slice::from_ref(&refused_host), &[("events_url", &format!("{refused_host}/events"))]);
+    let refused = app_sharing(
+        &kv,
+        std::slice::from_ref(&refused_host),
+        &[("events_url", &format!("{refused_host}/events"))],
+    );
     mixed_operations(&refused, 65, &mut seed, &mut model, &mut ops).await;
     healthy.wait_idle().await;
     hung.wait_idle().await;
@@ -273,10 +323,16 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
     // Nothing reached the pipeline, and the events are pending in the carts' outboxes.
     assert!(records(&healthy, "cart-events").await.is_empty());
     let pending = get("/metrics").send(&healthy).await.unwrap().text();
-    assert!(pending.contains("cart_outbox_pending_events 200"), "{pending}");
+    assert!(
+        pending.contains("cart_outbox_pending_events 200"),
+        "{pending}"
+    );
 
     // Recovery: the sink is healthy again and an admin sweep relays everything.
-    put_json("/events/admin/faults", &json!({"mode": "none"})).send(&healthy).await.unwrap();
+    put_json("/events/admin/faults", &json!({"mode": "none"}))
+        .send(&healthy)
+        .await
+        .unwrap();
     for _ in 0..10 {
         let sweep = request(http::Method::POST, "/admin/outbox/relay?force=true")
             .header("authorization", &format!("Bearer {ADMIN_TOKEN}"))
@@ -300,14 +356,21 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
             .filter(|e| seen.insert(e["id"].as_str().unwrap().to_owned()))
             .map(|e| e["sequence"].as_u64().unwrap())
             .collect();
-        assert_eq!(unique, (1..=*count).collect::<Vec<_>>(), "{user}: zero lost, in order");
+        assert_eq!(
+            unique,
+            (1..=*count).collect::<Vec<_>>(),
+            "{user}: zero lost, in order"
+        );
         delivered += unique.len();
     }
     assert_eq!(delivered, 200);
     // The carts themselves are what the shoppers did.
     for (user, lines) in &model {
         let view = cart(&healthy, "s", user).await.json();
-        let expected: BTreeMap<String, u64> = lines.iter().map(|(p, q)| (p.clone(), u64::from(*q))).collect();
+        let expected: BTreeMap<String, u64> = lines
+            .iter()
+            .map(|(p, q)| (p.clone(), u64::from(*q)))
+            .collect();
         assert_eq!(support::lines(&view), expected, "{user}");
     }
 }

@@ -35,9 +35,36 @@ impl Rng {
 }
 
 const IDS: &[&str] = &[
-    "s", "p1", "p2", "mug", "", ".", "..", "...", "%2e%2e", "a%2Fb", "a/b", "caf%C3%A9", "é", "a b",
-    "a%20b", "a:b", "a~b", "UPPER", "x.y_z-1", "%00", "%ff", "null", "items", "cart", "checkout",
-    "0", "-1", "a?b", "a#b", "\u{1F600}",
+    "s",
+    "p1",
+    "p2",
+    "mug",
+    "",
+    ".",
+    "..",
+    "...",
+    "%2e%2e",
+    "a%2Fb",
+    "a/b",
+    "caf%C3%A9",
+    "é",
+    "a b",
+    "a%20b",
+    "a:b",
+    "a~b",
+    "UPPER",
+    "x.y_z-1",
+    "%00",
+    "%ff",
+    "null",
+    "items",
+    "cart",
+    "checkout",
+    "0",
+    "-1",
+    "a?b",
+    "a#b",
+    "\u{1F600}",
 ];
 
 fn id(rng: &mut Rng) -> String {
@@ -58,7 +85,15 @@ fn path(rng: &mut Rng) -> String {
         6 => format!("/v1/stores/{store}/cart/checkout"),
         7 => format!("/v1/stores/{store}/cart/merge"),
         8 => format!("/v1/{}/{}", id(rng), id(rng)),
-        _ => ["/healthz", "/metrics", "/v1/guest-tokens", "/v1", "/v1/stores", "/admin/outbox/relay"][rng.below(6)].to_string(),
+        _ => [
+            "/healthz",
+            "/metrics",
+            "/v1/guest-tokens",
+            "/v1",
+            "/v1/stores",
+            "/admin/outbox/relay",
+        ][rng.below(6)]
+        .to_string(),
     };
     if rng.chance(10) {
         p.push('/');
@@ -74,12 +109,30 @@ fn json_value(rng: &mut Rng, depth: u32) -> String {
         0 => "null".into(),
         1 => rng.pick(&["true", "false"]).to_string(),
         2 => rng
-            .pick(&["0", "1", "-1", "3", "999", "1000", "1.5", "1e3", "-0", "99999999999999999999", "4294967297"])
+            .pick(&[
+                "0",
+                "1",
+                "-1",
+                "3",
+                "999",
+                "1000",
+                "1.5",
+                "1e3",
+                "-0",
+                "99999999999999999999",
+                "4294967297",
+            ])
             .to_string(),
         3 => format!("\"{}\"", id(rng).replace('\\', "\\\\").replace('"', "\\\"")),
         4 => "\"\\u0000\\ud800\"".into(),
         5 => format!("\"{}\"", "y".repeat(rng.below(3000))),
-        6 => format!("[{}]", (0..rng.below(4)).map(|_| json_value(rng, depth + 1)).collect::<Vec<_>>().join(",")),
+        6 => format!(
+            "[{}]",
+            (0..rng.below(4))
+                .map(|_| json_value(rng, depth + 1))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         _ => {
             let fields: Vec<String> = (0..rng.below(4))
                 .map(|_| {
@@ -95,7 +148,12 @@ fn json_value(rng: &mut Rng, depth: u32) -> String {
 fn body(rng: &mut Rng) -> Vec<u8> {
     match rng.below(8) {
         0 => Vec::new(),
-        1 => format!("{{\"productId\":\"{}\",\"quantity\":{}}}", id(rng), json_value(rng, 3)).into_bytes(),
+        1 => format!(
+            "{{\"productId\":\"{}\",\"quantity\":{}}}",
+            id(rng),
+            json_value(rng, 3)
+        )
+        .into_bytes(),
         2 => format!("{{\"quantity\":{}}}", json_value(rng, 3)).into_bytes(),
         3 => {
             let mut b = json_value(rng, 0).into_bytes();
@@ -123,15 +181,27 @@ fn cart_state(kv: &KvStore, strict: bool) -> BTreeMap<String, Vec<u8>> {
 
 /// Problems that are decided from the request alone, before any work is done.
 const INPUT_PROBLEMS: &[&str] = &[
-    "invalid-body", "invalid-id", "invalid-header", "unsupported-media-type", "body-too-large",
+    "invalid-body",
+    "invalid-id",
+    "invalid-header",
+    "unsupported-media-type",
+    "body-too-large",
     "headers-too-large",
-    "unauthenticated", "not-found", "method-not-allowed",
+    "unauthenticated",
+    "not-found",
+    "method-not-allowed",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_surface_survives_hostile_input() {
-    let cases: usize = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-    let seed: u64 = std::env::var("FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed_cafe);
+    let cases: usize = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let seed: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_cafe);
     let app = app_with(&[("max_body_bytes", "4096")]);
     put_product(&app, "s", "p1", 100, 50).await;
     put_product(&app, "s", "p2", 200, 50).await;
@@ -141,28 +211,53 @@ async fn the_http_surface_survives_hostile_input() {
     let mut failures = Vec::new();
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     for case in 0..cases {
-        let method = rng.pick(&["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"]).to_string();
+        let method = rng
+            .pick(&["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"])
+            .to_string();
         let p = path(&mut rng);
         let mut req = request(http::Method::from_bytes(method.as_bytes()).unwrap(), &p);
         if !rng.chance(10) {
-            let user = if rng.chance(80) { "u".to_string() } else { id(&mut rng) };
+            let user = if rng.chance(80) {
+                "u".to_string()
+            } else {
+                id(&mut rng)
+            };
             if http::HeaderValue::from_str(&user).is_ok() {
                 req = req.header("x-user-id", &user);
             }
         }
         if rng.chance(80) {
-            let ct = rng.pick(&["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "", "json"]);
+            let ct = rng.pick(&[
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "",
+                "json",
+            ]);
             req = req.header("content-type", ct);
         }
         if rng.chance(15) {
-            req = req.header("if-match", rng.pick(&["\"1\"", "*", "1", "W/\"1\"", "\"x\"", ",", "\"999\""]));
+            req = req.header(
+                "if-match",
+                rng.pick(&["\"1\"", "*", "1", "W/\"1\"", "\"x\"", ",", "\"999\""]),
+            );
         }
         if rng.chance(15) {
             let key = rng.pick(&["k1", "\"k2\"", "\"open", "a b", "\"\"", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"]);
             req = req.header("idempotency-key", key);
         }
         if rng.chance(10) {
-            req = req.header("authorization", rng.pick(&["Bearer a.b.c", "Bearer ", "Basic dTpw", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.", "bearer x"]));
+            req = req.header(
+                "authorization",
+                rng.pick(&[
+                    "Bearer a.b.c",
+                    "Bearer ",
+                    "Basic dTpw",
+                    "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.",
+                    "bearer x",
+                ]),
+            );
         }
         if rng.chance(3) {
             req = req.header("x-padding", &"h".repeat(8000));
@@ -181,24 +276,37 @@ async fn the_http_surface_survives_hostile_input() {
         let status = response.status();
         *by_status.entry(status).or_default() += 1;
         if status >= 500 {
-            failures.push(format!("case {case}: {method} {p}: {status} {}", response.text()));
+            failures.push(format!(
+                "case {case}: {method} {p}: {status} {}",
+                response.text()
+            ));
             continue;
         }
         if (400..500).contains(&status) {
-            if method != "HEAD" && response.header("content-type") != Some("application/problem+json") {
-                failures.push(format!("case {case}: {method} {p}: {status} without problem+json"));
+            if method != "HEAD"
+                && response.header("content-type") != Some("application/problem+json")
+            {
+                failures.push(format!(
+                    "case {case}: {method} {p}: {status} without problem+json"
+                ));
             }
             let slug = response
                 .parse_json::<serde_json::Value>()
                 .ok()
-                .and_then(|b| b["type"].as_str().map(|t| t.rsplit('/').next().unwrap_or("").to_owned()))
+                .and_then(|b| {
+                    b["type"]
+                        .as_str()
+                        .map(|t| t.rsplit('/').next().unwrap_or("").to_owned())
+                })
                 .unwrap_or_default();
             let strict = INPUT_PROBLEMS.contains(&slug.as_str());
             app.wait_idle().await;
             let after = cart_state(app.kv(), strict);
             let changed = changed_keys(if strict { &before_strict } else { &before }, &after);
             if !changed.is_empty() {
-                failures.push(format!("case {case}: {method} {p}: {status} {slug} changed {changed:?}"));
+                failures.push(format!(
+                    "case {case}: {method} {p}: {status} {slug} changed {changed:?}"
+                ));
             }
         }
     }
@@ -207,5 +315,10 @@ async fn the_http_surface_survives_hostile_input() {
         "fuzz: {cases} cases, {} failures (seed {seed:#x}); statuses {by_status:?}",
         failures.len()
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -183,7 +183,12 @@ fn hold_all(store: &str, lines: &[Line]) -> Result<Vec<bool>, Problem> {
 fn release_new_holds(store: &str, lines: &[Line], newly_held: &[bool]) {
     for (line, new) in lines.iter().zip(newly_held) {
         if *new {
-            crate::inventory_port::release(store, &line.reservation);
+            // The hold exists now whatever the line's status said (checkout-policy lines too).
+            let held = cart_domain::reservation::ReservationState {
+                status: ReservationStatus::Confirmed,
+                ..line.reservation.clone()
+            };
+            crate::inventory_port::release(store, &held);
         }
     }
 }

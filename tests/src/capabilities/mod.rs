@@ -407,7 +407,10 @@ impl inventory::Host for CapView<'_> {
         &mut self,
         store_id: String,
     ) -> wasmtime::Result<Result<Vec<inventory::Reservation>, inventory::InventoryError>> {
-        if let Some(f) = self.enter(Interface::Inventory, "list-reservations").await? {
+        if let Some(f) = self
+            .enter(Interface::Inventory, "list-reservations")
+            .await?
+        {
             return Ok(Err(inventory_fault(f)));
         }
         Ok(Ok(self

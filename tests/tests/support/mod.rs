@@ -89,11 +89,16 @@ pub fn item_path(store: &str, product: &str) -> String {
 
 /// Creates or replaces a product through the reference inventory's public API.
 pub async fn put_product(app: &SpinApp, store: &str, product: &str, price: i64, stock: u32) {
-    put_product_with(app, store, product, json!({
-        "title": format!("Title of {product}"),
-        "unitPrice": {"amount": price, "currency": "EUR"},
-        "stock": stock,
-    }))
+    put_product_with(
+        app,
+        store,
+        product,
+        json!({
+            "title": format!("Title of {product}"),
+            "unitPrice": {"amount": price, "currency": "EUR"},
+            "stock": stock,
+        }),
+    )
     .await;
 }
 
@@ -140,14 +145,23 @@ pub async fn reservations(app: &SpinApp, store: &str, product: &str) -> BTreeMap
 }
 
 pub async fn add(app: &SpinApp, store: &str, user: &str, product: &str, qty: i64) -> TestResponse {
-    post_json(&items_path(store), &json!({"productId": product, "quantity": qty}))
-        .header("x-user-id", user)
-        .send(app)
-        .await
-        .expect("add")
+    post_json(
+        &items_path(store),
+        &json!({"productId": product, "quantity": qty}),
+    )
+    .header("x-user-id", user)
+    .send(app)
+    .await
+    .expect("add")
 }
 
-pub async fn set_qty(app: &SpinApp, store: &str, user: &str, product: &str, qty: i64) -> TestResponse {
+pub async fn set_qty(
+    app: &SpinApp,
+    store: &str,
+    user: &str,
+    product: &str,
+    qty: i64,
+) -> TestResponse {
     patch_json(&item_path(store, product), &json!({"quantity": qty}))
         .header("x-user-id", user)
         .send(app)
@@ -224,7 +238,12 @@ pub fn changed_keys(
 
 /// Asserts a problem+json response with the given status and type slug.
 pub fn assert_problem(r: &TestResponse, status: u16, slug: &str) {
-    assert_eq!(r.status(), status, "expected {status} {slug}, got: {}", r.text());
+    assert_eq!(
+        r.status(),
+        status,
+        "expected {status} {slug}, got: {}",
+        r.text()
+    );
     assert_eq!(
         r.header("content-type"),
         Some("application/problem+json"),
