@@ -77,22 +77,48 @@ pub fn merge_guest_cart(
                 }
             }
         }
-        crate::relay::mark_pending(&user_key)?;
-        let outcome = transfer(
-            store,
-            user,
-            &user_key,
-            &guest_cart.cart.lines,
-            mark,
-            settings,
-            write,
-        );
+        // Decide again under the leases: a concurrent retry may have merged meanwhile.
+        let outcome = merge_locked(store, user, guest, &user_key, &guest_key, settings, write);
         leases.iter().for_each(line_lock::release);
         outcome?
     };
     clear::clear_cart(store, guest, None, None, "merged")?;
     crate::metrics::inc("cart_guest_merges_total");
     Ok(committed)
+}
+
+fn merge_locked(
+    store: &StoreId,
+    user: &UserId,
+    guest: &UserId,
+    user_key: &str,
+    guest_key: &str,
+    settings: &Settings,
+    write: &WriteSettings,
+) -> Result<Committed, Problem> {
+    let guest_cart = measure(Phase::Store, || cart_repo::load(guest_key))?;
+    let user_cart = measure(Phase::Store, || cart_repo::load(user_key))?;
+    let mark = AppliedKey {
+        key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
+        fingerprint: "merge".into(),
+        at_ms: crate::clock::now_ms(),
+    };
+    if guest_cart.cart.lines.is_empty() || user_cart.cart.applied(&mark.key_hash).is_some() {
+        return Ok(Committed {
+            cart: user_cart.cart,
+            events: 0,
+        });
+    }
+    crate::relay::mark_pending(user_key)?;
+    transfer(
+        store,
+        user,
+        user_key,
+        &guest_cart.cart.lines,
+        mark,
+        settings,
+        write,
+    )
 }
 
 fn transfer(
