@@ -83,14 +83,15 @@ fn is_failure<T>(result: &Result<T, InventoryError>) -> bool {
 
 fn record(config: &BreakerConfig, failed: bool) {
     let now = now_ms();
-    let suffix = if failed { "err" } else { "ok" };
-    let _ = kv::increment(
-        &format!("breaker:inventory:{}:{suffix}", bucket_of(now, config)),
-        1,
-    );
+    let bucket = bucket_of(now, config);
     if !failed {
+        // A success can only lower the error rate: count it after the response.
+        crate::deferred::defer(move || {
+            let _ = kv::increment(&format!("breaker:inventory:{bucket}:ok"), 1);
+        });
         return;
     }
+    let _ = kv::increment(&format!("breaker:inventory:{bucket}:err"), 1);
     let (mut ok, mut err) = (0u64, 0u64);
     for bucket in window_buckets(now, config) {
         for (suffix, total) in [("ok", &mut ok), ("err", &mut err)] {

@@ -70,14 +70,18 @@ pub fn save(key: &str, expected: u64, cart: &Cart) -> Result<u64, SaveError> {
     })
 }
 
-/// Deletes a superseded version. Best effort: a leftover version costs space, not correctness.
+/// Deletes a superseded version after the response has been sent (it is not on the shopper's
+/// critical path). Best effort: a leftover version costs space, not correctness.
 pub fn prune(key: &str, version: u64) {
     if version == 0 {
         return;
     }
-    if let Err(e) = documents::prune(key, &[version]) {
-        eprintln!(
-            "{{\"level\":\"warn\",\"msg\":\"prune failed\",\"key\":\"{key}\",\"error\":\"{e:?}\"}}"
-        );
-    }
+    let key = key.to_owned();
+    crate::deferred::defer(move || {
+        if let Err(e) = documents::prune(&key, &[version]) {
+            eprintln!(
+                "{{\"level\":\"warn\",\"msg\":\"prune failed\",\"key\":\"{key}\",\"error\":\"{e:?}\"}}"
+            );
+        }
+    });
 }

@@ -11,6 +11,7 @@ mod cart_repo;
 mod checkout;
 mod clear;
 mod clock;
+mod deferred;
 mod holds;
 mod http_io;
 mod idempotency;
@@ -64,6 +65,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     if let Some(cart_key) = after.cart_key {
         relay::after_commit(&cart_key, after.events);
     }
+    deferred::run_all();
     metrics::observe_operation(route, status, total_us);
     metrics::flush();
     // One structured line per operation (component stderr goes to Spin's log directory).

@@ -1,0 +1,226 @@
+//! Benchmarks, measured side by side in one run and reported as ratios (DESIGN.md section 6).
+//! Not a test: it never asserts a time.
+//!
+//! ```text
+//! cargo run -p cart-tests --release --bin bench [-- --seconds 3 --concurrency 16]
+//! ```
+//!
+//! 1. Throughput: a hello-world component vs cart reads vs cart adds, through the same host,
+//!    with `--concurrency` requests in flight for `--seconds` each.
+//! 2. Overhead: one request at a time, hello-world vs a cart read vs a cart add.
+//! 3. Seed anchor: the cart logic over in-memory capabilities with the seed's dependency
+//!    latencies injected per call (lock 3 ms, inventory 55, store 35, cache 8, events 12),
+//!    against the essential round trips (lock + inventory + store write + 1 ms).
+//! 4. Budget: key-value operations and cross-component calls per request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cart_tests::{
+    ensure_fixtures, fixture_path, get, post_json, put_json, wasm_path, workspace_root,
+    AppOptions, CapabilityHost, Handle, Interface, KvStore, ProductSeed, SpinApp,
+};
+use serde_json::json;
+
+struct Args {
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { seconds: 3, concurrency: 16 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse().ok());
+        match (flag.as_str(), value) {
+            ("--seconds", Some(v)) => a.seconds = v,
+            ("--concurrency", Some(v)) => a.concurrency = v as usize,
+            _ => eprintln!("ignoring {flag}"),
+        }
+    }
+    a
+}
+
+fn cart_app() -> Result<Arc<SpinApp>> {
+    let variables: HashMap<String, String> = [("allow_insecure_user_header", "true")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    SpinApp::load(
+        &workspace_root().join("spin.toml"),
+        AppOptions {
+            variables,
+            kv: Some(KvStore::new()),
+            env: Some(HashMap::new()),
+            ..AppOptions::default()
+        },
+    )
+}
+
+fn hello_app() -> Result<Arc<SpinApp>> {
+    ensure_fixtures()?;
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"hello\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{}\"\n",
+        fixture_path("hello").display()
+    );
+    SpinApp::load_str(&manifest, &workspace_root(), AppOptions::default())
+}
+
+/// Requests per second with `concurrency` in flight for `seconds`; `make` builds request i.
+async fn throughput<H, F>(host: Arc<H>, seconds: u64, concurrency: usize, make: F) -> (f64, u64)
+where
+    H: Handle + 'static,
+    F: Fn(u64) -> cart_tests::TestRequest + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (host, make, done, errors) = (host.clone(), make.clone(), done.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut i = worker as u64 * 1_000_000;
+                while Instant::now() < deadline {
+                    match make(i).send(&*host).await {
+                        Ok(r) if r.status() < 400 => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let rps = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    (rps, errors.load(Ordering::Relaxed))
+}
+
+/// Mean latency of `n` sequential requests, in milliseconds.
+async fn latency<H: Handle, F: Fn(u64) -> cart_tests::TestRequest>(host: &H, n: u64, make: F) -> f64 {
+    let started = Instant::now();
+    for i in 0..n {
+        let _ = make(i).send(host).await;
+    }
+    started.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
+fn add_request(user: String, product: &str) -> cart_tests::TestRequest {
+    post_json("/v1/stores/bench/cart/items", &json!({"productId": product, "quantity": 1}))
+        .header("x-user-id", &user)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let a = args();
+    let hello = hello_app().context("hello app")?;
+    let cart = cart_app().context("cart app")?;
+    for p in 0..4 {
+        let r = put_json(
+            &format!("/inventory/v1/stores/bench/products/p{p}"),
+            &json!({"title": "Bench item", "unitPrice": {"amount": 100, "currency": "EUR"}, "stock": 100_000_000}),
+        )
+        .send(&*cart)
+        .await?;
+        anyhow::ensure!(r.status() == 200, "seeding failed: {}", r.text());
+    }
+    for p in 0..3 {
+        add_request("reader".into(), &format!("p{p}")).send(&*cart).await?;
+    }
+    cart.wait_idle().await;
+
+    println!("## Throughput ({} s each, {} in flight)\n", a.seconds, a.concurrency);
+    let (hello_rps, _) = throughput(hello.clone(), a.seconds, a.concurrency, |_| get("/")).await;
+    let (read_rps, read_err) = throughput(cart.clone(), a.seconds, a.concurrency, |_| {
+        get("/v1/stores/bench/cart").header("x-user-id", "reader")
+    })
+    .await;
+    cart.wait_idle().await;
+    let (add_rps, add_err) = throughput(cart.clone(), a.seconds, a.concurrency, |i| {
+        // One user per worker and request number: no lock or CAS contention between requests.
+        add_request(format!("w{i}"), &format!("p{}", i % 4))
+    })
+    .await;
+    cart.wait_idle().await;
+    println!("| workload | RPS | ratio to hello-world | errors |\n|---|---|---|---|");
+    println!("| hello-world | {hello_rps:.0} | 1.00 | 0 |");
+    println!("| GET cart (3 lines) | {read_rps:.0} | {:.2} | {read_err} |", read_rps / hello_rps);
+    println!("| POST add item | {add_rps:.0} | {:.2} | {add_err} |", add_rps / hello_rps);
+
+    println!("\n## Overhead (one request at a time, 200 requests)\n");
+    let hello_ms = latency(&*hello, 200, |_| get("/")).await;
+    let read_ms = latency(&*cart, 200, |_| get("/v1/stores/bench/cart").header("x-user-id", "reader")).await;
+    let add_ms = latency(&*cart, 200, |i| add_request(format!("seq{i}"), "p0")).await;
+    cart.wait_idle().await;
+    println!("| request | mean ms | ratio to hello-world |\n|---|---|---|");
+    println!("| hello-world | {hello_ms:.3} | 1.00 |");
+    println!("| GET cart | {read_ms:.3} | {:.2} |", read_ms / hello_ms);
+    println!("| POST add item | {add_ms:.3} | {:.2} |", add_ms / hello_ms);
+
+    println!("\n## Budget per request (counted by the host)\n");
+    let kv_before = cart.kv().counters();
+    let stats_before = cart.stats();
+    add_request("budget".into(), "p1").send(&*cart).await?;
+    cart.wait_idle().await;
+    let kv = cart.kv().counters().since(&kv_before);
+    let stats = cart.stats().since(&stats_before);
+    println!(
+        "POST add item (incl. the relay after the response): {} key-value operations, {} cross-component calls, {} outbound requests",
+        kv.total(),
+        stats.dependency_calls_total(),
+        stats.outbound_total()
+    );
+    let kv_before = cart.kv().counters();
+    let stats_before = cart.stats();
+    get("/v1/stores/bench/cart").header("x-user-id", "reader").send(&*cart).await?;
+    cart.wait_idle().await;
+    let kv = cart.kv().counters().since(&kv_before);
+    let stats = cart.stats().since(&stats_before);
+    println!(
+        "GET cart: {} key-value operations, {} cross-component calls",
+        kv.total(),
+        stats.dependency_calls_total()
+    );
+
+    println!("\n## Seed anchor (injected dependency latency per call)\n");
+    let host = CapabilityHost::new(wasm_path("cart")?)?;
+    host.set_config("allow_insecure_user_header", "true");
+    host.seed_product(ProductSeed::new("bench", "p0", "Bench item", 100, 1_000_000));
+    // Warm the product cache and the cart, as a shopper's second add would find them.
+    add_request("anchor".into(), "p0").send(&*host).await?;
+    host.wait_idle().await;
+    for (interface, ms) in [
+        (Interface::Locks, 3),
+        (Interface::Inventory, 55),
+        (Interface::Documents, 35),
+        (Interface::Kv, 8),
+        (Interface::Events, 12),
+    ] {
+        host.set_latency(interface, Duration::from_millis(ms));
+    }
+    let started = Instant::now();
+    let n = 5;
+    for _ in 0..n {
+        let r = add_request("anchor".into(), "p0").send(&*host).await?;
+        anyhow::ensure!(r.status() == 200, "anchor add failed: {}", r.text());
+    }
+    let add_ms = started.elapsed().as_secs_f64() * 1000.0 / n as f64;
+    host.wait_idle().await;
+    let essential = 3.0 + 55.0 + 35.0 + 1.0;
+    println!("| measure | ms |\n|---|---|");
+    println!("| seed add-to-cart | 120 |");
+    println!("| bar: lock + inventory + store write + 1 ms | {essential:.0} |");
+    println!("| our add-to-cart (response received) | {add_ms:.1} |");
+    println!("| ratio to the bar | {:.2} |", add_ms / essential);
+    Ok(())
+}
