@@ -66,8 +66,8 @@ pub fn change_line(
 ) -> Result<Committed, Problem> {
     let key = cart_repo::cart_key(req.store, req.user);
     // Read and validate before taking the lease, so a request that breaks a limit is refused
-    // without writing anything. Reading before the lease is safe: if the cart moves on before
-    // our save, the compare-and-swap notices and the change is re-derived from the newer cart.
+    // without writing anything (the lease itself is a write). Under the lease the cart is read
+    // again: see `reread_and_change`.
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     let loaded = crate::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
@@ -85,9 +85,30 @@ pub fn change_line(
     let (lease, _stats) = measure(Phase::Lock, || {
         line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
     })?;
-    let outcome = change_line_locked(req, settings, write, &key, loaded);
+    let outcome = reread_and_change(req, settings, write, &key);
     measure(Phase::Lock, || line_lock::release(&lease));
     outcome
+}
+
+/// Under the lease, the line's quantity must come from a fresh read: a reservation computed
+/// from the pre-lease read could shrink a hold that a request finishing just before us grew,
+/// and let other shoppers take the difference before we put it back.
+fn reread_and_change(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+    key: &str,
+) -> Result<Committed, Problem> {
+    let loaded = measure(Phase::Store, || cart_repo::load(key))?;
+    if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
+        return Ok(done);
+    }
+    if let Some(tags) = &req.if_match {
+        if !tags.matches_strong(loaded.cart.revision) {
+            return Err(precondition_failed(loaded.cart.revision));
+        }
+    }
+    change_line_locked(req, settings, write, key, loaded)
 }
 
 /// A hold this request made, to re-use on retry or undo on failure.
