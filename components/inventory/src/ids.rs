@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn refuses_empty_long_and_foreign_characters() {
         assert_eq!(validate_id(""), Err(IdError::Empty));
-        assert_eq!(validate_id(&"x".repeat(MAX_ID_LEN + 1)), Err(IdError::TooLong));
+        assert_eq!(
+            validate_id(&"x".repeat(MAX_ID_LEN + 1)),
+            Err(IdError::TooLong)
+        );
         assert_eq!(validate_id("a:b"), Err(IdError::BadCharacter(':')));
         assert_eq!(validate_id("a/b"), Err(IdError::BadCharacter('/')));
         assert_eq!(validate_id("é"), Err(IdError::BadCharacter('é')));
