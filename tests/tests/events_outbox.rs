@@ -2,14 +2,13 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cart_tests::{
-    get, put_json, request, wasm_path, workspace_root, AppOptions, CapabilityHost, Fault,
-    Interface, KvStore, ProductSeed, SpinApp,
+    get, put_json, request, wasm_path, CapabilityHost, Fault, Interface, KvStore, ProductSeed,
+    SpinApp,
 };
 use serde_json::{json, Value};
 use support::*;
@@ -170,54 +169,10 @@ async fn a_crash_between_commit_and_publish_loses_nothing() {
     );
 }
 
-/// A loopback port that accepts connections and never answers (a hung event endpoint).
-fn hanging_endpoint() -> (u16, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().take(1000) {
-            match stream {
-                Ok(s) => held.push(s),
-                Err(_) => break,
-            }
-        }
-    });
-    (port, handle)
-}
-
 /// A loopback port with nothing listening (connection refused).
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
-    let root = workspace_root();
-    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
-    let extra: String = hosts.iter().map(|h| format!(", \"{h}\"")).collect();
-    let text = text.replacen(
-        "allowed_outbound_hosts = [\"http://*.spin.internal\"]",
-        &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
-        1,
-    );
-    let mut variables: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    variables.insert("admin_token".into(), ADMIN_TOKEN.into());
-    variables.insert("inventory_timeout_ms".into(), "20000".into());
-    SpinApp::load_str(
-        &text,
-        &root,
-        AppOptions {
-            variables,
-            kv: Some(kv.clone()),
-            env: Some(HashMap::new()),
-            ..AppOptions::default()
-        },
-    )
-    .unwrap()
 }
 
 /// Runs `count` valid mixed operations for users u0..u4, tracking what each cart holds.

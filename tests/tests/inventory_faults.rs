@@ -3,15 +3,13 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cart_tests::{
-    get, post_json, put_json, request, wasm_path, workspace_root, AppOptions, CapabilityHost,
-    Fault, Interface, KvStore, ProductSeed, SpinApp,
+    get, post_json, put_json, request, wasm_path, CapabilityHost, Fault, Interface, KvStore,
+    ProductSeed,
 };
 use serde_json::{json, Value};
 use support::*;
@@ -152,59 +150,6 @@ async fn the_breaker_opens_degrades_lines_and_closes_after_recovery() {
         metrics.contains("cart_inventory_breaker_state 0"),
         "{metrics}"
     );
-}
-
-/// A loopback port that accepts connections, counts them and never answers.
-fn hanging_endpoint() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().take(1000) {
-            match stream {
-                Ok(s) => {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    held.push(s);
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    (port, accepted)
-}
-
-fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
-    let root = workspace_root();
-    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
-    let extra: String = hosts.iter().map(|h| format!(", \"{h}\"")).collect();
-    let text = text.replacen(
-        "allowed_outbound_hosts = [\"http://*.spin.internal\"]",
-        &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
-        1,
-    );
-    let mut variables: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    variables
-        .entry("admin_token".into())
-        .or_insert_with(|| ADMIN_TOKEN.into());
-    variables
-        .entry("inventory_timeout_ms".into())
-        .or_insert_with(|| "20000".into());
-    SpinApp::load_str(
-        &text,
-        &root,
-        AppOptions {
-            variables,
-            kv: Some(kv.clone()),
-            env: Some(HashMap::new()),
-            ..AppOptions::default()
-        },
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

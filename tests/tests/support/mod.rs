@@ -53,6 +53,12 @@ pub fn app() -> Arc<SpinApp> {
 /// The app with extra `allowed_outbound_hosts` for the cart component (what an operator adds
 /// when pointing variables at real services).
 pub fn app_with_hosts(hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
+    app_sharing(&KvStore::new(), hosts, vars)
+}
+
+/// Like `app_with_hosts`, over a given key-value store: several apps with different
+/// configuration can share one store, as successive deployments of one app would.
+pub fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml");
     let extra: String = hosts.iter().map(|h| format!(", \"{h}\"")).collect();
@@ -61,18 +67,38 @@ pub fn app_with_hosts(hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
         &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
         1,
     );
-    let variables = test_variables(vars);
     SpinApp::load_str(
         &text,
         &root,
         AppOptions {
-            variables,
-            kv: Some(KvStore::new()),
+            variables: test_variables(vars),
+            kv: Some(kv.clone()),
             env: Some(HashMap::new()),
             ..AppOptions::default()
         },
     )
     .expect("modified spin.toml loads")
+}
+
+/// A loopback port that accepts connections, counts them and never answers (a hung service).
+pub fn hanging_endpoint() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(1000) {
+            match stream {
+                Ok(s) => {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    held.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    (port, accepted)
 }
 
 pub fn cart_path(store: &str) -> String {
