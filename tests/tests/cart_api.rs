@@ -580,3 +580,67 @@ fn the_scripted_session_passes_over_a_loopback_port() {
     );
     assert!(stdout.contains("session OK"), "{stdout}");
 }
+
+/// The compiled cart logic imports only the project's contract and WASI: everything Spin-
+/// specific lives in the adapter, which exports the contract and imports Spin's interfaces.
+#[test]
+fn the_cart_logic_imports_only_the_contract_and_wasi() {
+    let engine = cart_tests::engine::engine();
+    let imports = |name: &str| -> Vec<String> {
+        let component = cart_tests::engine::load_component(&cart_tests::wasm_path(name).unwrap())
+            .expect("component loads");
+        component
+            .component_type()
+            .imports(engine)
+            .map(|(import, _)| import.to_owned())
+            .collect()
+    };
+    let cart = imports("cart");
+    assert!(
+        cart.iter()
+            .any(|i| i.starts_with("storefront:cart/documents@")),
+        "{cart:?}"
+    );
+    for import in &cart {
+        assert!(
+            import.starts_with("storefront:cart/") || import.starts_with("wasi:"),
+            "the cart logic imports {import}"
+        );
+    }
+    let adapter_path =
+        cart_tests::workspace_root().join("target/wasm32-wasip2/release/spin_adapter.wasm");
+    let adapter = cart_tests::engine::load_component(&adapter_path).expect("adapter loads");
+    let exports: Vec<String> = adapter
+        .component_type()
+        .exports(engine)
+        .map(|(export, _)| export.to_owned())
+        .collect();
+    for interface in ["documents", "kv", "locks", "inventory", "events", "config"] {
+        assert!(
+            exports
+                .iter()
+                .any(|e| e.starts_with(&format!("storefront:cart/{interface}@"))),
+            "adapter exports {interface}: {exports:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_can_require_idempotency_keys_on_post() {
+    let app = app_with(&[("idempotency_key_required", "true")]);
+    put_product(&app, "s", "p", 100, 10).await;
+    let before = state_snapshot(app.kv());
+    let r = add(&app, "s", "u", "p", 1).await;
+    assert_problem(&r, 400, "idempotency-key-required");
+    app.wait_idle().await;
+    assert!(changed_keys(&before, &state_snapshot(app.kv())).is_empty());
+    let ok = post_json(&items_path("s"), &json!({"productId": "p", "quantity": 1}))
+        .header("x-user-id", "u")
+        .header("idempotency-key", "\"k-1\"")
+        .send(&app)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+    // Other methods stay optional.
+    assert_eq!(set_qty(&app, "s", "u", "p", 2).await.status(), 200);
+}

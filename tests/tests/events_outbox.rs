@@ -329,3 +329,45 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
         assert_eq!(support::lines(&view), expected, "{user}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_rest_v3_and_retriable_record_errors() {
+    // The v3 records API (Confluent Cloud), selected by a variable.
+    let app = app_with(&[("events_api", "v3"), ("events_cluster_id", "lkc-test")]);
+    put_product(&app, "s", "p", 100, 10).await;
+    assert_eq!(add(&app, "s", "u", "p", 1).await.status(), 200);
+    assert_eq!(set_qty(&app, "s", "u", "p", 2).await.status(), 200);
+    app.wait_idle().await;
+    let events = cart_events(&records(&app, "cart-events").await, "cart:s:u");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["cart.item.added", "cart.item.updated"]);
+
+    // v2 with HTTP 200 but a retriable per-record error (error_code 2): not acknowledged.
+    let app = support::app();
+    put_product(&app, "s", "p", 100, 10).await;
+    put_json(
+        "/events/admin/faults",
+        &json!({"mode": "retriable-record-error", "remaining": 1000}),
+    )
+    .send(&app)
+    .await
+    .unwrap();
+    assert_eq!(add(&app, "s", "u", "p", 1).await.status(), 200);
+    app.wait_idle().await;
+    assert!(records(&app, "cart-events").await.is_empty());
+    let pending = get("/metrics").send(&app).await.unwrap().text();
+    assert!(
+        pending.contains("cart_outbox_pending_events 1"),
+        "{pending}"
+    );
+    put_json("/events/admin/faults", &json!({"mode": "none"}))
+        .send(&app)
+        .await
+        .unwrap();
+    let sweep = admin_post(&app, "/admin/outbox/relay?force=true").await;
+    assert_eq!(sweep.json()["published"], 1, "{}", sweep.text());
+    assert_eq!(
+        cart_events(&records(&app, "cart-events").await, "cart:s:u").len(),
+        1
+    );
+}

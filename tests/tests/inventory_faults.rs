@@ -324,3 +324,30 @@ async fn checkout_with_a_short_line_commits_nothing_and_names_it() {
         .unwrap();
     assert_problem(&empty, 422, "cart-empty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_carts_expire_and_release_their_holds() {
+    // Zero days: any cart that has not changed since its last write counts as abandoned.
+    let app = app_with(&[("abandon_after_days", "0")]);
+    put_product(&app, "s", "p", 100, 10).await;
+    assert_eq!(add(&app, "s", "u", "p", 2).await.status(), 200);
+    assert_eq!(reservations(&app, "s", "p").await.values().sum::<u64>(), 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let view = cart(&app, "s", "u").await.json();
+    assert_eq!(view["lines"], json!([]));
+    assert!(reservations(&app, "s", "p").await.is_empty());
+    app.wait_idle().await;
+    let records = get("/events/topics/cart-events/records")
+        .send(&*app)
+        .await
+        .unwrap()
+        .json();
+    let last = records["records"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(last["value"]["type"], "cart.cleared");
+    assert_eq!(last["value"]["data"]["reason"], "abandoned");
+}

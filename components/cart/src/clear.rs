@@ -69,6 +69,10 @@ pub fn clear_cart(
                 measure(Phase::Store, || {
                     cart_repo::prune(&key, loaded.cart.previous_version)
                 });
+                if reason != "requested" {
+                    // Not the request's own write: relay this cart after the response too.
+                    crate::relay::schedule(&key, 1);
+                }
                 return Ok(Committed {
                     cart: next,
                     events: 1,

@@ -62,9 +62,10 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let response = response.with_header("server-timing", timing::server_timing(total_us));
     http_io::send_response(response_out, response, head_only).await;
     // The client has the whole response now; publish the outbox off the critical path.
-    if let Some(cart_key) = after.cart_key {
-        relay::after_commit(&cart_key, after.events);
+    if let Some(cart_key) = &after.cart_key {
+        relay::after_commit(cart_key, after.events);
     }
+    relay::run_scheduled(after.cart_key.as_deref());
     deferred::run_all();
     metrics::observe_operation(route, status, total_us);
     metrics::flush();

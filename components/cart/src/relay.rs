@@ -101,6 +101,32 @@ pub struct RelayReport {
     pub backing_off: bool,
 }
 
+thread_local! {
+    /// Carts committed by work other than the request's own write (an abandoned cart emptied
+    /// on read, the guest cart emptied by a merge), to relay after the response too.
+    static SCHEDULED: std::cell::RefCell<Vec<(String, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Asks for `cart_key`'s outbox to be relayed after the response.
+pub fn schedule(cart_key: &str, new_events: usize) {
+    SCHEDULED.with(|s| s.borrow_mut().push((cart_key.to_owned(), new_events)));
+}
+
+/// Relays every scheduled cart not already relayed (`done`).
+pub fn run_scheduled(done: Option<&str>) {
+    let scheduled = SCHEDULED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut seen: Vec<String> = done.map(str::to_owned).into_iter().collect();
+    for (cart_key, events) in scheduled {
+        if seen.contains(&cart_key) {
+            bump(metric_keys::COMMITTED, events as i64);
+            continue;
+        }
+        after_commit(&cart_key, events);
+        seen.push(cart_key);
+    }
+}
+
 /// After a commit: count the new events, then relay unless the pipeline is backing off.
 pub fn after_commit(cart_key: &str, new_events: usize) {
     bump(metric_keys::COMMITTED, new_events as i64);
