@@ -242,6 +242,14 @@ fn save_checked_out(
             EventType::CheckedOut,
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
+        // Committed reservations must not be lost from the cart: a marker failure is logged,
+        // not returned (the event still sits in the outbox for the next change to relay).
+        if let Err(e) = crate::relay::mark_pending(key) {
+            eprintln!(
+                "{{\"level\":\"warn\",\"msg\":\"outbox marker not written\",\"detail\":{}}}",
+                serde_json::Value::String(e.to_string())
+            );
+        }
         match measure(Phase::Store, || cart_repo::save(key, loaded.version, &next)) {
             Ok(_) => {
                 measure(Phase::Store, || {

@@ -19,7 +19,6 @@ pub fn clear_cart(
 ) -> Result<Committed, Problem> {
     let key = cart_repo::cart_key(store, user);
     let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-    measure(Phase::Store, || crate::relay::mark_pending(&key))?;
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         if let Some(done) = already_applied(mark.as_ref(), &loaded)? {
             return Ok(done);
@@ -57,6 +56,8 @@ pub fn clear_cart(
                 "removedLines": lines,
             }),
         );
+        // List the cart for the relay sweep before the commit that puts events in its outbox.
+        measure(Phase::Store, || crate::relay::mark_pending(&key))?;
         match measure(Phase::Store, || {
             cart_repo::save(&key, loaded.version, &next)
         }) {

@@ -109,7 +109,6 @@ fn merge_locked(
             events: 0,
         });
     }
-    crate::relay::mark_pending(user_key)?;
     transfer(
         store,
         user,
@@ -202,6 +201,7 @@ fn transfer(
         next.revision = loaded.cart.revision + 1;
         next.previous_version = loaded.version;
         remember(&mut next.applied_keys, mark.clone(), now);
+        crate::relay::mark_pending(user_key)?;
         match measure(Phase::Store, || {
             cart_repo::save(user_key, loaded.version, &next)
         }) {
