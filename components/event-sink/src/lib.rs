@@ -12,12 +12,13 @@ mod http_io;
 mod ids;
 mod kafka;
 mod keys;
-mod kv;
 mod log;
 mod offsets;
-mod problem;
 mod routes;
 mod time;
+
+// The shared mechanics, under the paths the modules here use (`crate::kv`, `crate::problem`).
+use spin_reference_kit::{kv, problem};
 
 use error::{ApiError, Failure};
 use faults::{FaultMode, FaultState};

@@ -4,6 +4,7 @@ use crate::api::FieldError;
 use crate::ids::IdError;
 use crate::kv::KvError;
 use crate::problem::Problem;
+use spin_reference_kit::common;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -59,37 +60,12 @@ impl From<FieldError> for ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::NotFound => Problem::new(
-                404,
-                "not-found",
-                "Not found",
-                "no such resource in the inventory API".into(),
-            ),
-            ApiError::MethodNotAllowed { allow } => Problem::new(
-                405,
-                "method-not-allowed",
-                "Method not allowed",
-                format!("allowed methods: {allow}"),
-            ),
-            ApiError::InvalidId { what, reason } => {
-                Problem::new(400, "invalid-id", "Invalid id", format!("{what} {reason}"))
-                    .with("field", *what)
-            }
-            ApiError::UnsupportedMediaType => Problem::new(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "the body must be sent as Content-Type: application/json".into(),
-            ),
-            ApiError::BodyTooLarge { limit } => Problem::new(
-                413,
-                "body-too-large",
-                "Body too large",
-                format!("the body must be at most {limit} bytes"),
-            ),
-            ApiError::InvalidBody(detail) => {
-                Problem::new(400, "invalid-body", "Invalid body", detail.clone())
-            }
+            ApiError::NotFound => common::not_found("inventory"),
+            ApiError::MethodNotAllowed { allow } => common::method_not_allowed(allow),
+            ApiError::InvalidId { what, reason } => common::invalid_id(what, reason),
+            ApiError::UnsupportedMediaType => common::unsupported_media_type(),
+            ApiError::BodyTooLarge { limit } => common::body_too_large(*limit),
+            ApiError::InvalidBody(detail) => common::invalid_body(detail.clone()),
             ApiError::InvalidField(e) => Problem::new(
                 400,
                 "invalid-body",
@@ -137,24 +113,7 @@ impl ApiError {
                 "stock was lowered below these holds; nothing was committed".into(),
             )
             .with("reservationIds", reservation_ids.clone()),
-            ApiError::Kv(KvError::Contention { .. }) => Problem::new(
-                503,
-                "contention",
-                "Too much contention",
-                "the record kept changing under concurrent updates; retry shortly".into(),
-            ),
-            ApiError::Kv(KvError::Store(msg)) => Problem::new(
-                503,
-                "storage-unavailable",
-                "Storage unavailable",
-                format!("the key-value store failed: {msg}"),
-            ),
-            ApiError::Kv(KvError::Corrupt { key, reason }) => Problem::new(
-                500,
-                "corrupt-record",
-                "Corrupt record",
-                format!("stored record {key:?} could not be read: {reason}"),
-            ),
+            ApiError::Kv(e) => common::kv_failure(e),
         }
     }
 }
@@ -167,25 +126,6 @@ mod tests {
     fn slugs_and_statuses_are_stable() {
         let cases: Vec<(ApiError, u16, &str)> = vec![
             (ApiError::NotFound, 404, "not-found"),
-            (
-                ApiError::MethodNotAllowed { allow: "GET" },
-                405,
-                "method-not-allowed",
-            ),
-            (
-                ApiError::InvalidId {
-                    what: "storeId",
-                    reason: IdError::Empty,
-                },
-                400,
-                "invalid-id",
-            ),
-            (
-                ApiError::UnsupportedMediaType,
-                415,
-                "unsupported-media-type",
-            ),
-            (ApiError::InvalidBody("x".into()), 400, "invalid-body"),
             (
                 ApiError::ProductNotFound {
                     product_id: "p".into(),
@@ -222,6 +162,12 @@ mod tests {
             let p = err.problem();
             assert_eq!((p.status, p.slug), (status, slug), "{err:?}");
         }
+        // The variants shared by every component map through `spin_reference_kit::common` (tested
+        // there); only the service name in `not-found` is this component's own.
+        assert_eq!(
+            ApiError::NotFound.problem().detail,
+            "no such resource in the inventory API"
+        );
     }
 
     #[test]

@@ -12,12 +12,13 @@ mod error;
 mod http_io;
 mod ids;
 mod keys;
-mod kv;
 mod model;
-mod problem;
 mod reservations;
 mod routes;
 mod seed;
+
+// The shared mechanics, under the paths the modules here use (`crate::kv`, `crate::problem`).
+use spin_reference_kit::{kv, problem};
 
 use api::{CommitInput, ProductInput, ReserveInput};
 use error::ApiError;

@@ -1,4 +1,4 @@
-//! RFC 9457 problem details: the one error body shape this service answers with.
+//! RFC 9457 problem details: the one error body shape the reference services answer with.
 
 use serde_json::{Map, Value};
 

@@ -18,7 +18,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// Attempts before a CAS update gives up with [`KvError::Contention`]. Real Spin needed at most
-/// 4 tries at 16-way concurrency; 100 concurrent reservers on one product need more.
+/// 4 tries at 16-way concurrency; 100 concurrent reservers on one product need more (inventory),
+/// while the event sink only CAS-updates its topic index, and rarely.
 pub const MAX_ATTEMPTS: u32 = 24;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
