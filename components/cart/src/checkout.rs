@@ -47,35 +47,18 @@ pub fn checkout(
             return Err(precondition_failed(loaded.cart.revision));
         }
     }
-    let mut products: Vec<String> = loaded
-        .cart
-        .lines
-        .iter()
-        .map(|l| l.product_id.clone())
-        .collect();
-    products.sort();
-    let mut leases = Vec::with_capacity(products.len());
-    for product in &products {
-        let lock_key = format!("{store}:{user}:{product}");
-        match measure(Phase::Lock, || {
-            line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
-        }) {
-            Ok((lease, _)) => leases.push(lease),
-            Err(p) => {
-                release_leases(&leases);
-                return Err(p);
-            }
-        }
-    }
+    let leases = measure(Phase::Lock, || {
+        line_lock::acquire_lines(
+            store,
+            user,
+            &loaded.cart.lines,
+            write.lock_ttl_ms,
+            write.lock_wait_ms,
+        )
+    })?;
     let outcome = checkout_locked(store, user, &key, if_match.as_ref(), mark);
-    release_leases(&leases);
+    measure(Phase::Lock, || line_lock::release_all(&leases));
     outcome
-}
-
-fn release_leases(leases: &[crate::bindings::locks::Lease]) {
-    for lease in leases {
-        measure(Phase::Lock, || line_lock::release(lease));
-    }
 }
 
 fn checkout_locked(

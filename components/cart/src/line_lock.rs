@@ -60,6 +60,35 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
     }
 }
 
+/// Takes the leases of several lines of one cart, in sorted order so that two requests taking
+/// overlapping sets cannot deadlock. On failure, releases what it took.
+pub fn acquire_lines(
+    store: &StoreId,
+    user: &UserId,
+    lines: &[cart_domain::Line],
+    ttl_ms: u32,
+    max_wait_ms: u64,
+) -> Result<Vec<Lease>, Problem> {
+    let mut products: Vec<&str> = lines.iter().map(|l| l.product_id.as_str()).collect();
+    products.sort_unstable();
+    products.dedup();
+    let mut leases = Vec::with_capacity(products.len());
+    for product in products {
+        match acquire(&line_key(store, user, product), ttl_ms, max_wait_ms) {
+            Ok((lease, _)) => leases.push(lease),
+            Err(p) => {
+                release_all(&leases);
+                return Err(p);
+            }
+        }
+    }
+    Ok(leases)
+}
+
+pub fn release_all(leases: &[Lease]) {
+    leases.iter().for_each(release);
+}
+
 /// Releases the lease. A failure only delays the next holder until the TTL, so it is logged.
 pub fn release(lease: &Lease) {
     match locks::release(lease) {

@@ -8,7 +8,6 @@
 //! Exact under retries: a retry that finds the mark skips straight to emptying the guest cart;
 //! a retry after a crash before the save redoes only absolute, idempotent steps.
 
-use crate::bindings::locks::Lease;
 use crate::cart_repo::{self, SaveError};
 use crate::clear;
 use crate::inventory_port;
@@ -57,29 +56,18 @@ pub fn merge_guest_cart(
             events: 0,
         }
     } else {
-        let mut products: Vec<String> = guest_cart
-            .cart
-            .lines
-            .iter()
-            .map(|l| l.product_id.clone())
-            .collect();
-        products.sort();
-        let mut leases: Vec<Lease> = Vec::new();
-        for product in &products {
-            let key = line_lock::line_key(store, user, product);
-            match measure(Phase::Lock, || {
-                line_lock::acquire(&key, write.lock_ttl_ms, write.lock_wait_ms)
-            }) {
-                Ok((lease, _)) => leases.push(lease),
-                Err(p) => {
-                    leases.iter().for_each(line_lock::release);
-                    return Err(p);
-                }
-            }
-        }
+        let leases = measure(Phase::Lock, || {
+            line_lock::acquire_lines(
+                store,
+                user,
+                &guest_cart.cart.lines,
+                write.lock_ttl_ms,
+                write.lock_wait_ms,
+            )
+        })?;
         // Decide again under the leases: a concurrent retry may have merged meanwhile.
         let outcome = merge_locked(store, user, guest, &user_key, &guest_key, settings, write);
-        leases.iter().for_each(line_lock::release);
+        line_lock::release_all(&leases);
         outcome?
     };
     clear::clear_cart(store, guest, None, None, "merged")?;
