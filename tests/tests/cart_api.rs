@@ -644,3 +644,23 @@ async fn a_deployment_can_require_idempotency_keys_on_post() {
     // Other methods stay optional.
     assert_eq!(set_qty(&app, "s", "u", "p", 2).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_a_quantity_shrinks_the_hold_after_the_commit() {
+    let app = app();
+    put_product(&app, "s", "p", 100, 10).await;
+    assert_eq!(add(&app, "s", "u", "p", 5).await.status(), 200);
+    let r = set_qty(&app, "s", "u", "p", 2).await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(lines(&r.json())["p"], 2);
+    app.wait_idle().await;
+    assert_eq!(
+        reservations(&app, "s", "p")
+            .await
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(product(&app, "s", "p").await["available"], 8);
+}

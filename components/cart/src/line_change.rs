@@ -169,7 +169,13 @@ fn save_loop(
         let result = apply_once(&attempt_ctx, &loaded, &mut held);
         match result {
             Ok(committed) => {
-                finish_after_commit(store, &loaded, &committed, product_id);
+                finish_after_commit(
+                    store,
+                    &loaded,
+                    &committed,
+                    product,
+                    write.reservation_ttl_for(req.user),
+                );
                 measure(Phase::Store, || {
                     cart_repo::prune(&key, loaded.cart.previous_version)
                 });
@@ -325,7 +331,20 @@ fn apply_once(
             inventory_port::release(store, &h.state);
             *held = None;
         }
+        // Fewer units of a line we hold: keep the larger hold through the commit and shrink it
+        // afterwards (`finish_after_commit`), so a failed save can never leave the line holding
+        // less than the cart shows while other shoppers take the difference.
+        let shrinking = loaded.cart.line(req.product.as_str()).filter(|l| {
+            l.reservation.id == rid
+                && l.reservation.status == ReservationStatus::Confirmed
+                && target < l.quantity
+                && product.policy == ReservationPolicy::Reserve
+                && held.is_none()
+        });
         let state = match held.as_ref() {
+            _ if shrinking.is_some() => shrinking
+                .map(|l| l.reservation.clone())
+                .unwrap_or_else(|| placeholder(&rid)),
             Some(h) if h.quantity == target => h.state.clone(),
             _ => {
                 let state = measure(Phase::Inventory, || {
@@ -440,13 +459,35 @@ fn placeholder(rid: &str) -> ReservationState {
 }
 
 /// After the commit: a removed line's hold goes back to stock.
-fn finish_after_commit(store: &str, base: &Loaded, committed: &Committed, product_id: &str) {
-    if committed.cart.line(product_id).is_none() {
-        if let Some(old) = base.cart.line(product_id) {
-            measure(Phase::Inventory, || {
-                inventory_port::release(store, &old.reservation)
+fn finish_after_commit(
+    store: &str,
+    base: &Loaded,
+    committed: &Committed,
+    product: &ProductSnapshot,
+    ttl_ms: u64,
+) {
+    let product_id = product.product_id.as_str();
+    let Some(old) = base.cart.line(product_id) else {
+        return;
+    };
+    match committed.cart.line(product_id) {
+        None => measure(Phase::Inventory, || {
+            inventory_port::release(store, &old.reservation)
+        }),
+        // A shrink kept the old hold through the commit: bring it down now, after the
+        // response. If this never runs, the hold is larger than needed until its TTL.
+        Some(line) if line.quantity < old.quantity && line.reservation == old.reservation => {
+            let (store, product, rid, quantity) = (
+                store.to_owned(),
+                product.clone(),
+                line.reservation.id.clone(),
+                line.quantity,
+            );
+            crate::deferred::defer(move || {
+                let _ = inventory_port::reserve_line(&store, &product, &rid, quantity, ttl_ms);
             });
         }
+        Some(_) => {}
     }
 }
 
