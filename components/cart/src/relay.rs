@@ -135,11 +135,14 @@ pub fn after_commit(cart_key: &str, new_events: usize) {
         return;
     }
     // Wait briefly for the lease: a relay that holds it may have read the cart before our commit.
-    relay_cart(cart_key, &backoff, 1_000);
+    relay_cart(cart_key, &backoff, 1_000, false);
 }
 
 /// Publishes `cart_key`'s pending events. `wait_ms` bounds the wait for the cart's relay lease.
-fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64) -> RelayReport {
+/// `unlist` (the sweep) also removes the cart's marker once its outbox is empty; the relay after
+/// a write leaves the marker (writers set it before every commit anyway), which saves it a
+/// delete and a second read per write.
+fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64, unlist: bool) -> RelayReport {
     let mut report = RelayReport::default();
     let lease_key = format!("relay:{cart_key}");
     let started = now_ms();
@@ -158,13 +161,24 @@ fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64) -> RelayReport {
         }
     };
     let topic = topic();
+    // The cart as this relay last saved it, so the next round need not read it again.
+    let mut known: Option<cart_repo::Loaded> = None;
     for _ in 0..MAX_ROUNDS {
-        let Ok(loaded) = cart_repo::load(cart_key) else {
-            report.failed = true;
-            break;
+        let loaded = match known.take() {
+            Some(loaded) => loaded,
+            None => match cart_repo::load(cart_key) {
+                Ok(loaded) => loaded,
+                Err(_) => {
+                    report.failed = true;
+                    break;
+                }
+            },
         };
         report.pending = loaded.cart.outbox.len();
         if loaded.cart.outbox.is_empty() {
+            if !unlist {
+                break;
+            }
             // Drained: unlist, then look once more in case a writer committed meanwhile.
             let _ = kv::delete(&marker_key(cart_key));
             match cart_repo::load(cart_key) {
@@ -211,8 +225,9 @@ fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64) -> RelayReport {
         bump(metric_keys::ACKED, acked as i64);
         bump(metric_keys::LAG_MS_SUM, lag as i64);
         report.published += acked;
-        remove_acknowledged(cart_key, through);
-        if acked < loaded.cart.outbox.len() {
+        let partial = acked < loaded.cart.outbox.len();
+        known = remove_acknowledged(cart_key, through, loaded);
+        if partial {
             report.failed = true;
             break;
         }
@@ -222,26 +237,36 @@ fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64) -> RelayReport {
     report
 }
 
-/// Removes events up to `through` with a compare-and-swap that leaves the revision (ETag) alone.
-fn remove_acknowledged(cart_key: &str, through: u64) {
+/// Removes events up to `through` with a compare-and-swap that leaves the revision (ETag) alone,
+/// starting from the cart as published (usually still current). Returns the saved cart.
+fn remove_acknowledged(
+    cart_key: &str,
+    through: u64,
+    published: cart_repo::Loaded,
+) -> Option<cart_repo::Loaded> {
+    let mut loaded = published;
     for _ in 0..8 {
-        let Ok(loaded) = cart_repo::load(cart_key) else {
-            return;
-        };
         let mut next = loaded.cart.clone();
         if next.acknowledge_through(through).is_empty() {
-            return;
+            return Some(loaded);
         }
         next.previous_version = loaded.version;
         match cart_repo::save(cart_key, loaded.version, &next) {
-            Ok(_) => {
+            Ok(version) => {
                 cart_repo::prune(cart_key, loaded.cart.previous_version);
-                return;
+                return Some(cart_repo::Loaded {
+                    version,
+                    cart: next,
+                });
             }
-            Err(SaveError::Conflict) => continue,
-            Err(SaveError::Failed(_)) => return,
+            Err(SaveError::Conflict) => match cart_repo::load(cart_key) {
+                Ok(again) => loaded = again,
+                Err(_) => return None,
+            },
+            Err(SaveError::Failed(_)) => return None,
         }
     }
+    None
 }
 
 /// What the admin sweep did.
@@ -275,7 +300,7 @@ pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
             continue;
         };
         report.carts += 1;
-        let r = relay_cart(cart_key, &backoff, 2_000);
+        let r = relay_cart(cart_key, &backoff, 2_000, true);
         report.published += r.published;
         if r.failed || r.busy {
             report.failed_carts += 1;
