@@ -107,6 +107,13 @@ async fn the_breaker_opens_degrades_lines_and_closes_after_recovery() {
         assert_eq!(line["reservation"]["status"], "unconfirmed");
     }
     host.wait_idle().await;
+    // Each fallback is announced to the event pipeline.
+    let unconfirmed = host
+        .events("cart-events")
+        .iter()
+        .filter(|e| e.value.contains("\"cart.reservation.unconfirmed\""))
+        .count();
+    assert!(unconfirmed >= 20, "one per degraded change: {unconfirmed}");
     // The window also holds the 20 successful calls of the warm-up (10 lookups, 10 holds), so
     // the 20th failed call (an operation's own hold, or the re-confirmation of an earlier
     // unconfirmed line) reaches 50% errors and opens the breaker; after that no operation
