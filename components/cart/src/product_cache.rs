@@ -87,6 +87,13 @@ pub fn lookup(store_id: &str, product: &str) -> Result<ProductSnapshot, LookupEr
     let lease_key = format!("product-refresh:{store_id}:{product}");
     match locks::try_acquire(&lease_key, REFRESH_LEASE_TTL_MS) {
         Ok(Some(lease)) => {
+            // Someone may have refreshed between our read and our lease: look again first, so
+            // a stampede makes exactly one fetch.
+            if let Some(fresh) = read(&key).filter(|c| c.fresh_until_ms > now_ms()) {
+                let _ = locks::release(&lease);
+                metrics::inc("cart_cache_hits_total");
+                return Ok(fresh.product);
+            }
             metrics::inc("cart_cache_refreshes_total");
             let result = fetch_and_store(&key, store_id, product);
             let _ = locks::release(&lease);
