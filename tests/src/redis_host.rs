@@ -83,6 +83,14 @@ fn cmd(name: &str, args: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A set command (`SADD`/`SREM`): the key, then every member.
+fn set_command(name: &str, key: String, members: Vec<String>) -> Vec<Vec<u8>> {
+    cmd(
+        name,
+        std::iter::once(key.into_bytes()).chain(members.into_iter().map(String::into_bytes)),
+    )
+}
+
 /// Spin's conversion of a reply into `execute` results.
 fn flatten(v: RespValue, out: &mut Vec<RedisResult>) {
     match v {
@@ -171,9 +179,7 @@ impl redis::HostConnection for RedisView<'_> {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let args =
-            std::iter::once(key.into_bytes()).chain(values.into_iter().map(String::into_bytes));
-        count(self.call(&conn, cmd("SADD", args)).await?)
+        count(self.call(&conn, set_command("SADD", key, values)).await?)
     }
 
     async fn smembers(
@@ -203,9 +209,7 @@ impl redis::HostConnection for RedisView<'_> {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, Error> {
-        let args =
-            std::iter::once(key.into_bytes()).chain(values.into_iter().map(String::into_bytes));
-        count(self.call(&conn, cmd("SREM", args)).await?)
+        count(self.call(&conn, set_command("SREM", key, values)).await?)
     }
 
     async fn execute(

@@ -255,6 +255,19 @@ pub fn fixture_path(name: &str) -> PathBuf {
     }
 }
 
+/// Every test fixture, by the name `fixture_path` takes.
+pub const FIXTURES: &[&str] = &[
+    "hello",
+    "echo",
+    "kv",
+    "outbound",
+    "vars",
+    "redis",
+    "dep_provider",
+    "dep_consumer",
+    "cap_probe",
+];
+
 /// Builds the fixtures once per process (`cargo build --target wasm32-wasip2 --release -p
 /// hello-fixture --lib --examples`; cargo makes it a no-op when they are fresh). Set
 /// `CART_TESTS_SKIP_FIXTURE_BUILD=1` to use fixtures built beforehand.
@@ -267,20 +280,10 @@ pub fn ensure_fixtures() -> Result<()> {
         build_fixtures().map_err(|e| format!("{e:#}"))
     });
     outcome.clone().map_err(|e| anyhow!(e))?;
-    let missing: Vec<_> = [
-        "hello",
-        "echo",
-        "kv",
-        "outbound",
-        "vars",
-        "redis",
-        "dep_provider",
-        "dep_consumer",
-        "cap_probe",
-    ]
-    .into_iter()
-    .filter(|n| !fixture_path(n).exists())
-    .collect();
+    let missing: Vec<_> = FIXTURES
+        .iter()
+        .filter(|n| !fixture_path(n).exists())
+        .collect();
     if !missing.is_empty() {
         bail!("fixtures not built: {missing:?} (run cargo build --target wasm32-wasip2 --release -p hello-fixture --lib --examples)");
     }

@@ -81,22 +81,8 @@ async fn a_shopping_session_end_to_end() {
     assert_eq!(lines(&cart(&app, s, "alice").await.json())["kettle"], 1);
 
     // The inventory holds exactly what the cart shows.
-    assert_eq!(
-        reservations(&app, s, "beans")
-            .await
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![5]
-    );
-    assert_eq!(
-        reservations(&app, s, "kettle")
-            .await
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![1]
-    );
+    assert_eq!(held_quantities(&app, s, "beans").await, vec![5]);
+    assert_eq!(held_quantities(&app, s, "kettle").await, vec![1]);
     assert!(reservations(&app, s, "filters").await.is_empty());
     let beans = product(&app, s, "beans").await;
     assert_eq!(
@@ -654,13 +640,6 @@ async fn lowering_a_quantity_shrinks_the_hold_after_the_commit() {
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(lines(&r.json())["p"], 2);
     app.wait_idle().await;
-    assert_eq!(
-        reservations(&app, "s", "p")
-            .await
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(held_quantities(&app, "s", "p").await, vec![2]);
     assert_eq!(product(&app, "s", "p").await["available"], 8);
 }

@@ -16,16 +16,7 @@ use serde_json::Value;
 /// Replaces `@fixture@` placeholders with fixture paths.
 fn manifest(text: &str) -> String {
     let mut out = text.to_string();
-    for name in [
-        "hello",
-        "echo",
-        "kv",
-        "outbound",
-        "vars",
-        "redis",
-        "dep_provider",
-        "dep_consumer",
-    ] {
+    for name in cart_tests::testing::FIXTURES {
         out = out.replace(
             &format!("@{name}@"),
             &fixture_path(name).display().to_string(),

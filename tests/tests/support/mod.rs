@@ -170,6 +170,14 @@ pub async fn reservations(app: &SpinApp, store: &str, product: &str) -> BTreeMap
         .collect()
 }
 
+/// The quantities of the product's unexpired holds, in reservation-id order.
+pub async fn held_quantities(app: &SpinApp, store: &str, product: &str) -> Vec<u64> {
+    reservations(app, store, product)
+        .await
+        .into_values()
+        .collect()
+}
+
 pub async fn add(app: &SpinApp, store: &str, user: &str, product: &str, qty: i64) -> TestResponse {
     post_json(
         &items_path(store),
