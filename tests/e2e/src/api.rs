@@ -1,0 +1,153 @@
+//! The app's public HTTP API as the suite uses it: the cart under `/v1`, the reference
+//! inventory under `/inventory/v1` and the reference event sink under `/events`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::http::{Client, Response};
+
+pub fn cart_path(store: &str) -> String {
+    format!("/v1/stores/{store}/cart")
+}
+
+pub fn item_path(store: &str, product: &str) -> String {
+    format!("/v1/stores/{store}/cart/items/{product}")
+}
+
+/// Creates or replaces a product with this price (EUR minor units) and stock.
+pub fn put_product(c: &Client, store: &str, product: &str, price: i64, stock: u32) {
+    c.put(&format!("/inventory/v1/stores/{store}/products/{product}"))
+        .json(&json!({
+            "title": format!("Product {product}"),
+            "unitPrice": {"amount": price, "currency": "EUR"},
+            "stock": stock,
+        }))
+        .send()
+        .expect(200);
+}
+
+/// `POST .../cart/items` as a demo-identity user.
+pub fn add(c: &Client, store: &str, user: &str, product: &str, quantity: u32) -> Response {
+    c.post(&format!("{}/items", cart_path(store)))
+        .user(user)
+        .json(&json!({"productId": product, "quantity": quantity}))
+        .send()
+}
+
+/// `PATCH .../cart/items/{product}` as a demo-identity user.
+pub fn set_quantity(c: &Client, store: &str, user: &str, product: &str, quantity: u32) -> Response {
+    c.patch(&item_path(store, product))
+        .user(user)
+        .json(&json!({"quantity": quantity}))
+        .send()
+}
+
+/// The caller's cart (fails the test unless 200).
+pub fn cart(c: &Client, store: &str, user: &str) -> Value {
+    c.get(&cart_path(store))
+        .user(user)
+        .send()
+        .expect(200)
+        .json()
+}
+
+/// Line quantities of a cart view by product.
+pub fn line_quantities(view: &Value) -> BTreeMap<String, u64> {
+    view["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let product = l["productId"].as_str().unwrap_or_default().to_owned();
+            (product, l["quantity"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// Reservation status of each line of a cart view, by product.
+pub fn line_statuses(view: &Value) -> BTreeMap<String, String> {
+    view["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let product = l["productId"].as_str().unwrap_or_default().to_owned();
+            let status = l["reservation"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (product, status)
+        })
+        .collect()
+}
+
+/// Live holds of one product in the reference inventory: reservation id → quantity.
+pub fn holds(c: &Client, store: &str, product: &str) -> BTreeMap<String, u64> {
+    let body = c
+        .get(&format!(
+            "/inventory/v1/stores/{store}/products/{product}/reservations"
+        ))
+        .send()
+        .expect(200)
+        .json();
+    body["reservations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let id = r["reservationId"].as_str().unwrap_or_default().to_owned();
+            (id, r["quantity"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// The product as the inventory shows it (stock, reserved, available).
+pub fn product(c: &Client, store: &str, product: &str) -> Value {
+    c.get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+        .send()
+        .expect(200)
+        .json()
+}
+
+/// Every record of a topic in the reference sink, in arrival order.
+pub fn records(c: &Client, topic: &str) -> Vec<Value> {
+    let body = c
+        .get(&format!("/events/topics/{topic}/records?limit=10000"))
+        .send()
+        .expect(200)
+        .json();
+    body["records"].as_array().cloned().unwrap_or_default()
+}
+
+/// The CloudEvents of one cart (`cart:{store}:{user}` is the record key), in arrival order.
+pub fn cart_events(records: &[Value], store: &str, user: &str) -> Vec<Value> {
+    let key = format!("cart:{store}:{user}");
+    records
+        .iter()
+        .filter(|r| r["key"] == key.as_str())
+        .map(|r| r["value"].clone())
+        .collect()
+}
+
+/// The `sequence` of each event.
+pub fn sequences(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+/// One sample of a Prometheus text exposition, by its exact series name (with labels, as
+/// written, e.g. `cart_inventory_breaker_state`); anchored, so `x 1` never matches `x 10`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// `/metrics` as text.
+pub fn metrics(c: &Client) -> String {
+    c.get("/metrics").send().expect(200).body
+}
