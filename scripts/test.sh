@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README "Test it"): on a fresh machine it installs what the tests need
 # (the wasm32-wasip2 target, redis-server), builds every Wasm component in release mode and runs
-# every test in the workspace: unit tests of the pure crates and components, and the wasmtime-
-# hosted component tests that load the same .wasm files spin.toml names.
+# every test in the workspace: unit tests of the pure crates and components, the wasmtime-hosted
+# component tests, and the end-to-end suite on real `spin up` (tests/e2e: it runs `spin build`
+# and starts Spin itself; `spin` from PATH, else ../shared/tools/spin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 redis-server --version
+
+step "Spin CLI (for the end-to-end suite on real spin up)"
+if command -v spin >/dev/null 2>&1; then
+  spin --version
+elif [ -x ../shared/tools/spin ]; then
+  ../shared/tools/spin --version
+else
+  echo "no Spin CLI: the end-to-end suite will say so (and fail under CI=true)"
+fi
 
 step "build the Wasm components (release, as spin.toml names them)"
 cargo build --locked --target wasm32-wasip2 --release \
