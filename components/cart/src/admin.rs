@@ -22,8 +22,7 @@ pub fn authorize(request: &HttpRequest) -> Result<(), Problem> {
     }
     let presented = request
         .header("authorization")?
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(cart_auth::bearer_token)
         .ok_or_else(|| {
             Problem::new(
                 ProblemKind::Unauthenticated,

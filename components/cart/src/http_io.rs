@@ -120,6 +120,12 @@ impl HttpResponse {
         if let Some(allow) = problem.extensions.get("allow").and_then(|v| v.as_str()) {
             response.headers.push(("allow".into(), allow.to_owned()));
         }
+        if response.status == 401 {
+            // RFC 9110 §15.5.2: a 401 names the scheme that would be accepted.
+            response
+                .headers
+                .push(("www-authenticate".into(), "Bearer".into()));
+        }
         if let Some(after) = problem.extensions.get("retryAfterSeconds") {
             response
                 .headers

@@ -103,8 +103,8 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
     }
     if path == "/metrics" {
         return match method {
-            "GET" => Ok(Route::Metrics),
-            _ => Err(method_not_allowed("GET")),
+            "GET" | "HEAD" => Ok(Route::Metrics),
+            _ => Err(method_not_allowed("GET, HEAD")),
         };
     }
     if path == "/healthz" {

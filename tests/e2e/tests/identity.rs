@@ -39,6 +39,7 @@ fn only_verified_users_reach_their_own_cart() {
             ("allow_insecure_user_header", "false"),
             ("jwt_hs256_secret", SECRET),
             ("inventory_timeout_ms", "60000"),
+            ("admin_token", "e2e-admin"),
         ],
     );
     let c = up.client().clone();
@@ -60,6 +61,7 @@ fn only_verified_users_reach_their_own_cart() {
         assert_eq!(r.problem_slug(), "unauthenticated", "{}", r.body);
         let r = c.get(&cart_path("sec")).user(user).send().expect(401);
         assert_eq!(r.problem_slug(), "unauthenticated", "{}", r.body);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     }
     // A header naming someone else does not change whose cart a token reaches.
     let r = c
@@ -83,6 +85,16 @@ fn only_verified_users_reach_their_own_cart() {
         .bearer(&bob)
         .send()
         .expect(404);
+
+    // Admin routes take the admin token (scheme case-insensitive), never a user's token.
+    c.post("/admin/outbox/relay")
+        .header("Authorization", "bearer e2e-admin")
+        .send()
+        .expect(200);
+    c.post("/admin/outbox/relay")
+        .bearer(&alice)
+        .send()
+        .expect(403);
 
     // Forged and expired tokens are refused.
     let forged = token(
