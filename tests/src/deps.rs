@@ -6,7 +6,7 @@
 //! dependent's linker as a host function that calls the dependency's matching export (dynamic
 //! `Val`s, so any function signature without resources forwards unchanged).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -20,8 +20,10 @@ use crate::stats::Stats;
 /// How many instances of a dependency a request gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DependencyInstancing {
-    /// One instance per dependency file per request, however many entries name it (the
-    /// project's design: all six adapter interfaces served by one adapter instance).
+    /// One instance per dependency file per request, however many entries name it. The two
+    /// modes differ only when entries of different packages (or plain names) name one file;
+    /// the project's single `storefront:cart@0.1.0` entry gets one adapter instance, which
+    /// serves all six interfaces, either way.
     #[default]
     PerFile,
     /// One instance per `[component.x.dependencies]` entry, as Spin's composer builds it
@@ -98,6 +100,31 @@ pub fn matches_import(dependency: &str, import: &str) -> bool {
     }
 }
 
+/// The name Spin's composer registers a dependency entry under in its composition graph: the
+/// package without interface or version (`storefront:cart` for `storefront:cart/kv@0.1.0`), or
+/// the plain name. The dependent itself is registered first, under its component id.
+///
+/// A name registered twice fails the app (``package `storefront:cart` has already been
+/// registered in the graph``): so Spin takes one entry per package. Two interface keys of one
+/// package (`"storefront:cart/documents@0.1.0"` and `"storefront:cart/kv@0.1.0"`), or an
+/// interface key beside its package key, are refused even when they name the same file; one
+/// key per package, interface or package, is fine.
+fn graph_package_name(dependency: &str) -> &str {
+    match parse_name(dependency) {
+        Name::Plain(name) => name,
+        Name::Package { package, .. } => package,
+    }
+}
+
+/// The error Spin reports when a second entry registers a package name already in the graph.
+fn already_registered(component_id: &str, package: &str) -> anyhow::Error {
+    anyhow::anyhow!("package `{package}` has already been registered in the graph")
+        .context("an error occurred when preparing dependencies")
+        .context(format!(
+            "failed to resolve dependencies for component {component_id:?}"
+        ))
+}
+
 /// Satisfies `component`'s imports named by `def.dependencies` with forwarding functions in
 /// `linker`, and returns the dependency instances each request must create first.
 pub fn link_dependencies(
@@ -115,8 +142,11 @@ pub fn link_dependencies(
         .map(|(name, ext)| (name.to_string(), ext.ty))
         .collect();
 
-    // Import name -> index of the dependency entry that satisfies it.
+    // Import name -> index of the dependency entry that satisfies it. Like Spin's composer,
+    // each entry must match an import before it is registered under `graph_package_name`,
+    // which must not be registered yet.
     let mut satisfied: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut registered = HashSet::from([def.id.as_str()]);
     for (entry, dep) in def.dependencies.iter().enumerate() {
         let mut matched = false;
         for (import, _) in &imports {
@@ -131,6 +161,10 @@ pub fn link_dependencies(
                 dep.name,
                 def.id
             );
+        }
+        let package = graph_package_name(&dep.name);
+        if !registered.insert(package) {
+            return Err(already_registered(&def.id, package));
         }
     }
     if let Some((import, entries)) = satisfied.iter().find(|(_, e)| e.len() > 1) {
@@ -243,7 +277,20 @@ pub fn link_dependencies(
 
 #[cfg(test)]
 mod tests {
-    use super::matches_import;
+    use super::{graph_package_name, matches_import};
+
+    #[test]
+    fn entries_register_under_their_package_or_plain_name() {
+        for (dep, registered) in [
+            ("storefront:cart/kv@0.1.0", "storefront:cart"),
+            ("storefront:cart/documents", "storefront:cart"),
+            ("storefront:cart@0.1.0", "storefront:cart"),
+            ("storefront:cart", "storefront:cart"),
+            ("foo-bar", "foo-bar"),
+        ] {
+            assert_eq!(graph_package_name(dep), registered, "{dep}");
+        }
+    }
 
     #[test]
     fn matches_like_spin() {

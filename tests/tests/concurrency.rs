@@ -34,9 +34,11 @@ fn kv_backend(vars: &[(&str, &str)]) -> Backend {
 fn redis_backend(vars: &[(&str, &str)]) -> Option<Backend> {
     let redis = RedisServer::start().expect("redis-server starts")?;
     let url = redis.url();
+    let origin = origin_of(&url);
     let mut vars = vars.to_vec();
     vars.push(("lock_url", url.as_str()));
-    let app = app_with_hosts(std::slice::from_ref(&url), &vars);
+    vars.push(("lock_origin", origin.as_str()));
+    let app = app_with(&vars);
     Some(Backend {
         name: "redis",
         app,
@@ -50,10 +52,12 @@ fn upstash_backend(vars: &[(&str, &str)]) -> Option<Backend> {
     let redis = RedisServer::start().expect("redis-server starts")?;
     let upstash = UpstashServer::start(&redis.url(), "upstash-test-token").expect("upstash");
     let url = upstash.url();
+    let origin = origin_of(&url);
     let mut vars = vars.to_vec();
     vars.push(("lock_url", url.as_str()));
+    vars.push(("lock_origin", origin.as_str()));
     vars.push(("lock_token", "upstash-test-token"));
-    let app = app_with_hosts(std::slice::from_ref(&url), &vars);
+    let app = app_with(&vars);
     Some(Backend {
         name: "upstash",
         app,

@@ -230,7 +230,7 @@ async fn mixed_operations(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
     let kv = KvStore::new();
-    let healthy = app_sharing(&kv, &[], &[]);
+    let healthy = app_sharing(&kv, &[]);
     for p in 0..4 {
         put_product(&healthy, "s", &format!("p{p}"), 100 + p, 1000).await;
     }
@@ -254,9 +254,9 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
     let hang_host = format!("http://127.0.0.1:{hang_port}");
     let hung = app_sharing(
         &kv,
-        std::slice::from_ref(&hang_host),
         &[
             ("events_url", &format!("{hang_host}/events")),
+            ("events_origin", &hang_host),
             ("events_timeout_ms", "300"),
         ],
     );
@@ -266,8 +266,10 @@ async fn two_hundred_operations_during_an_event_outage_lose_no_event() {
     let refused_host = format!("http://127.0.0.1:{}", closed_port());
     let refused = app_sharing(
         &kv,
-        std::slice::from_ref(&refused_host),
-        &[("events_url", &format!("{refused_host}/events"))],
+        &[
+            ("events_url", &format!("{refused_host}/events")),
+            ("events_origin", &refused_host),
+        ],
     );
     mixed_operations(&refused, 65, &mut seed, &mut model, &mut ops).await;
     healthy.wait_idle().await;

@@ -862,9 +862,7 @@ mod dependencies {
             [component.consumer.variables]
             greeting = "{{ greeting }}"
             [component.consumer.dependencies]
-            "storefront:cart/config@0.1.0" = { path = "@dep_provider@" }
-            "storefront:cart/inventory@0.1.0" = { path = "@dep_provider@" }
-            "storefront:cart/events" = { path = "@dep_provider@" }
+            "storefront:cart@0.1.0" = { path = "@dep_provider@" }
         "#
             .replace("INHERIT", &inherit.to_string()),
             AppOptions {
@@ -952,16 +950,96 @@ mod dependencies {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn per_entry_instancing_mirrors_spins_composer() {
+        // One package entry is one instance in Spin's composition too, serving every interface.
         let app = app(true, cart_tests::DependencyInstancing::PerEntry);
         json(&app, "/config?name=x").await;
+        json(&app, "/product").await;
+        json(&app, "/publish?topic=t&n=1").await;
         let stats = app.stats();
-        for entry in [
-            "storefront:cart/config@0.1.0",
-            "storefront:cart/inventory@0.1.0",
-            "storefront:cart/events",
-        ] {
-            assert_eq!(stats.instantiations[entry], 1, "{entry}");
+        assert_eq!(stats.instantiations["storefront:cart@0.1.0"], 3);
+        assert_eq!(stats.instantiations["consumer"], 3);
+        assert_eq!(stats.instantiations.len(), 2, "{:?}", stats.instantiations);
+    }
+
+    /// The consumer with `entries` as its `[component.consumer.dependencies]`.
+    fn with_entries(entries: &[&str]) -> anyhow::Result<Arc<SpinApp>> {
+        let mut text = r#"
+            spin_manifest_version = 2
+            [application]
+            name = "deps"
+            [[trigger.http]]
+            route = "/..."
+            component = "consumer"
+            [component.consumer]
+            source = "@dep_consumer@"
+            [component.consumer.dependencies]
+        "#
+        .to_string();
+        for entry in entries {
+            text.push_str(entry);
+            text.push('\n');
         }
+        try_load(&text, AppOptions::default())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn several_keys_of_one_package_are_refused_like_spin() {
+        // Spin 4.0.2 registers every entry in its composition graph under the package name, so
+        // a second entry of one package fails the app, even with the same file (SPIN-FACTS).
+        for entries in [
+            &[
+                r#""storefront:cart/config@0.1.0" = { path = "@dep_provider@" }"#,
+                r#""storefront:cart/inventory@0.1.0" = { path = "@dep_provider@" }"#,
+            ][..],
+            &[
+                r#""storefront:cart/config@0.1.0" = { path = "@dep_provider@" }"#,
+                r#""storefront:cart/inventory@0.1.0" = { path = "@dep_provider@" }"#,
+                r#""storefront:cart/events@0.1.0" = { path = "@dep_provider@" }"#,
+            ][..],
+            &[
+                r#""storefront:cart/config" = { path = "@dep_provider@" }"#,
+                r#""storefront:cart/events@0.1.0" = { path = "@dep_provider@" }"#,
+            ][..],
+            // A package key beside an interface key of the same package.
+            &[
+                r#""storefront:cart@0.1.0" = { path = "@dep_provider@" }"#,
+                r#""storefront:cart/config@0.1.0" = { path = "@dep_provider@" }"#,
+            ][..],
+        ] {
+            let err = with_entries(entries)
+                .err()
+                .unwrap_or_else(|| panic!("{entries:?} loaded"));
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("package `storefront:cart` has already been registered in the graph"),
+                "{entries:?}: {err}"
+            );
+            assert!(
+                err.contains("failed to resolve dependencies for component \"consumer\""),
+                "{entries:?}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_key_per_package_is_accepted() {
+        for key in ["storefront:cart@0.1.0", "storefront:cart"] {
+            let app = with_entries(&[&format!(r#""{key}" = {{ path = "@dep_provider@" }}"#)])
+                .unwrap_or_else(|e| panic!("{key}: {e:#}"));
+            assert_eq!(json(&app, "/config?name=k").await["value"], "echo:k");
+            assert_eq!(json(&app, "/publish?topic=t&n=2").await["acked"], 2);
+        }
+        // A single interface key passes the one-entry-per-package rule; the consumer's other
+        // two imports then stay unsatisfied, which is the only complaint.
+        let err =
+            with_entries(&[r#""storefront:cart/config@0.1.0" = { path = "@dep_provider@" }"#])
+                .err()
+                .expect("inventory and events are unsatisfied");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("does not provide") && !err.contains("already been registered"),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1161,16 +1239,43 @@ mod manifest {
         assert!(cart.dependencies_inherit_configuration);
         assert!(cart.key_value_stores.contains(&"default".to_string()));
         assert!(cart.source.is_absolute() || cart.source.starts_with(&m.dir));
+        // One key for the whole package: Spin refuses one key per interface.
         let deps: Vec<&str> = cart.dependencies.iter().map(|d| d.name.as_str()).collect();
-        for iface in ["documents", "kv", "locks", "inventory", "events", "config"] {
+        assert_eq!(deps, ["storefront:cart@0.1.0"]);
+        assert!(cart.dependencies[0].path.ends_with("spin_adapter.wasm"));
+        // Backends move by variables alone: their origins are allowed by template.
+        for origin in ["inventory_origin", "events_origin", "lock_origin"] {
+            let entry = format!("{{{{ {origin} }}}}");
             assert!(
-                deps.contains(&format!("storefront:cart/{iface}@0.1.0").as_str()),
-                "{iface}"
+                cart.allowed_outbound_hosts.contains(&entry),
+                "{origin}: {:?}",
+                cart.allowed_outbound_hosts
             );
+            assert!(m.variables[origin].default.is_some(), "{origin}");
         }
         for v in m.variables.keys() {
             cart_tests::variables::validate_name(v).unwrap();
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_empty_origin_variable_refuses_the_app() {
+        // Spin refuses an `allowed_outbound_hosts` template that renders to no valid origin.
+        let err = cart_tests::SpinApp::load(
+            &cart_tests::workspace_root().join("spin.toml"),
+            cart_tests::AppOptions {
+                variables: [("lock_origin".to_string(), String::new())].into(),
+                env: Some(Default::default()),
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("an empty lock_origin is refused");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("\"cart\"") && err.contains("allowed outbound host"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -162,7 +162,7 @@ async fn the_breaker_opens_degrades_lines_and_closes_after_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_inventory_times_out_and_trips_the_breaker() {
     let kv = KvStore::new();
-    let healthy = app_sharing(&kv, &[], &[]);
+    let healthy = app_sharing(&kv, &[]);
     for i in 0..5 {
         put_product(&healthy, "s", &format!("p{i}"), 100, 50).await;
         assert_eq!(
@@ -175,9 +175,9 @@ async fn a_hanging_inventory_times_out_and_trips_the_breaker() {
     let host = format!("http://127.0.0.1:{port}");
     let slow = app_sharing(
         &kv,
-        std::slice::from_ref(&host),
         &[
             ("inventory_url", &format!("{host}/inventory/v1")),
+            ("inventory_origin", &host),
             ("inventory_timeout_ms", "200"),
             ("breaker_min_volume", "3"),
         ],

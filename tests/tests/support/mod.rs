@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use cart_tests::allowed_hosts::AllowedHosts;
+use cart_tests::manifest::Manifest;
+use cart_tests::variables::Template;
 use cart_tests::{
     delete, get, patch_json, post_json, put_json, request, workspace_root, AppOptions, KvStore,
     SpinApp, TestResponse,
@@ -21,6 +24,7 @@ fn test_variables(vars: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    assert_services_allowed(&variables);
     variables
         .entry("admin_token".into())
         .or_insert_with(|| ADMIN_TOKEN.into());
@@ -30,46 +34,87 @@ fn test_variables(vars: &[(&str, &str)]) -> HashMap<String, String> {
     variables
 }
 
+/// The service URL variables an operator repoints, each with the variable holding its origin in
+/// the cart's `allowed_outbound_hosts` (`"{{ inventory_origin }}"`...).
+pub const SERVICE_ORIGINS: [(&str, &str); 3] = [
+    ("inventory_url", "inventory_origin"),
+    ("events_url", "events_origin"),
+    ("lock_url", "lock_origin"),
+];
+
+/// `scheme://host[:port]` of `url`: the value of the `*_origin` variable that lets the cart
+/// call it.
+pub fn origin_of(url: &str) -> String {
+    let (scheme, host, port) = cart_tests::allowed_hosts::parse_url_authority(url)
+        .unwrap_or_else(|| panic!("{url:?} is not a scheme://host[:port] URL"));
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+/// Panics when a test points a service URL (`inventory_url`, `events_url`, `lock_url`) where the
+/// cart's `allowed_outbound_hosts`, rendered with the test's variables as Spin renders them, does
+/// not reach: every call would fail as "not permitted", which a fault test cannot tell from the
+/// fault it meant to inject. Set the matching `*_origin` variable too, as an operator does.
+fn assert_services_allowed(variables: &HashMap<String, String>) {
+    let manifest = Manifest::load(&workspace_root().join("spin.toml")).expect("spin.toml parses");
+    let mut values: BTreeMap<String, String> = manifest
+        .variables
+        .iter()
+        .filter_map(|(name, def)| Some((name.clone(), def.default.clone()?)))
+        .collect();
+    values.extend(variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let hosts: Vec<String> = manifest.components["cart"]
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| {
+            Template::parse(entry)
+                .and_then(|t| t.render(&values))
+                .unwrap_or_else(|e| panic!("allowed host {entry:?}: {e}"))
+        })
+        .collect();
+    // An invalid origin makes the load itself fail, with the host's own message.
+    let Ok(allowed) = AllowedHosts::parse(&hosts) else {
+        return;
+    };
+    for (url_var, origin_var) in SERVICE_ORIGINS {
+        let Some(url) = variables.get(url_var).filter(|u| u.contains("://")) else {
+            continue;
+        };
+        assert!(
+            allowed.allows_url(url),
+            "{url_var} = {url:?} is outside the cart's allowed_outbound_hosts {hosts:?}: \
+             set {origin_var} = {:?} too",
+            origin_of(url)
+        );
+    }
+}
+
 /// The app exactly as `spin.toml` describes it, with a fresh key-value store and the given
 /// `--variable`s (the admin token is always set so admin routes can be exercised).
+///
+/// Services move the way an operator moves them, by variables alone: `inventory_url` with
+/// `inventory_origin`, `events_url` with `events_origin`, `lock_url` with `lock_origin` (see
+/// [`origin_of`]). A service URL the cart would not be allowed to call panics.
 pub fn app_with(vars: &[(&str, &str)]) -> Arc<SpinApp> {
-    let variables = test_variables(vars);
-    SpinApp::load(
-        &workspace_root().join("spin.toml"),
-        AppOptions {
-            variables,
-            kv: Some(KvStore::new()),
-            env: Some(HashMap::new()),
-            ..AppOptions::default()
-        },
-    )
-    .expect("spin.toml loads")
+    app_sharing(&KvStore::new(), vars)
 }
 
 pub fn app() -> Arc<SpinApp> {
     app_with(&[])
 }
 
-/// The app with extra `allowed_outbound_hosts` for the cart component (what an operator adds
-/// when pointing variables at real services).
-pub fn app_with_hosts(hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
-    app_sharing(&KvStore::new(), hosts, vars)
-}
-
-/// Like `app_with_hosts`, over a given key-value store: several apps with different
-/// configuration can share one store, as successive deployments of one app would.
-pub fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc<SpinApp> {
-    let root = workspace_root();
-    let text = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml");
-    let extra: String = hosts.iter().map(|h| format!(", \"{h}\"")).collect();
-    let text = text.replacen(
-        "allowed_outbound_hosts = [\"http://*.spin.internal\"]",
-        &format!("allowed_outbound_hosts = [\"http://*.spin.internal\"{extra}]"),
-        1,
-    );
-    SpinApp::load_str(
-        &text,
-        &root,
+/// Like [`app_with`], over a given key-value store: several apps with different configuration
+/// can share one store, as successive deployments of one app would.
+pub fn app_sharing(kv: &KvStore, vars: &[(&str, &str)]) -> Arc<SpinApp> {
+    SpinApp::load(
+        &workspace_root().join("spin.toml"),
         AppOptions {
             variables: test_variables(vars),
             kv: Some(kv.clone()),
@@ -77,7 +122,7 @@ pub fn app_sharing(kv: &KvStore, hosts: &[String], vars: &[(&str, &str)]) -> Arc
             ..AppOptions::default()
         },
     )
-    .expect("modified spin.toml loads")
+    .expect("spin.toml loads")
 }
 
 /// A loopback port that accepts connections, counts them and never answers (a hung service).
