@@ -109,10 +109,33 @@ pub fn fresh_dir(label: &str) -> PathBuf {
     dir
 }
 
+fn owned(variables: &[(&str, &str)]) -> Vec<(String, String)> {
+    variables
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A variant of the app's `spin.toml`, written to a fresh folder: `edit` applied to the text,
+/// then the component paths made absolute so it resolves from there.
+pub fn variant_manifest(label: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let root = workspace_root();
+    let shipped = fs::read_to_string(root.join("spin.toml")).expect("read spin.toml");
+    let absolute = edit(shipped).replace(
+        "\"target/wasm32-wasip2/",
+        &format!("\"{}/target/wasm32-wasip2/", root.display()),
+    );
+    let path = fresh_dir(label).join("spin.toml");
+    fs::write(&path, absolute).expect("write the variant manifest");
+    path
+}
+
 /// One `spin up` of the app in `spin.toml`. Stopped on drop; if the test is failing, the tail of
 /// Spin's own log and of each component's log is printed first.
 pub struct SpinUp {
     child: Option<Child>,
+    /// `None`: the app's own `spin.toml`.
+    manifest: Option<PathBuf>,
     port: u16,
     state_dir: PathBuf,
     variables: Vec<(String, String)>,
@@ -122,17 +145,30 @@ pub struct SpinUp {
 impl SpinUp {
     /// Starts the app with these variables on a fresh state directory.
     pub fn start(spin: &Path, label: &str, variables: &[(&str, &str)]) -> SpinUp {
-        let vars = variables
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Self::start_in(spin, fresh_dir(label), vars)
+        Self::start_in(spin, None, fresh_dir(label), owned(variables))
     }
 
-    fn start_in(spin: &Path, state_dir: PathBuf, variables: Vec<(String, String)>) -> SpinUp {
+    /// Starts another manifest (see [`variant_manifest`]) on a fresh state directory.
+    pub fn start_manifest(
+        spin: &Path,
+        label: &str,
+        manifest: &Path,
+        variables: &[(&str, &str)],
+    ) -> SpinUp {
+        let manifest = Some(manifest.to_path_buf());
+        Self::start_in(spin, manifest, fresh_dir(label), owned(variables))
+    }
+
+    fn start_in(
+        spin: &Path,
+        manifest: Option<PathBuf>,
+        state_dir: PathBuf,
+        variables: Vec<(String, String)>,
+    ) -> SpinUp {
         let port = free_port();
         let mut up = SpinUp {
             child: None,
+            manifest,
             port,
             state_dir,
             variables,
@@ -161,8 +197,11 @@ impl SpinUp {
         )?;
         let err_log: File = log.try_clone()?;
         let mut cmd = Command::new(spin);
-        cmd.arg("up")
-            .arg("--listen")
+        cmd.arg("up");
+        if let Some(manifest) = &self.manifest {
+            cmd.arg("-f").arg(manifest);
+        }
+        cmd.arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
             .arg(&self.state_dir)
@@ -203,11 +242,7 @@ impl SpinUp {
     pub fn restart(mut self, spin: &Path, variables: &[(&str, &str)]) -> SpinUp {
         self.stop();
         let state_dir = std::mem::take(&mut self.state_dir);
-        let vars = variables
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Self::start_in(spin, state_dir, vars)
+        Self::start_in(spin, self.manifest.take(), state_dir, owned(variables))
     }
 
     fn stop(&mut self) {

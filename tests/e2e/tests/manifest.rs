@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cart_e2e::spin::{free_port, fresh_dir, workspace_root};
+use cart_e2e::spin::{free_port, variant_manifest, workspace_root};
 use cart_e2e::spin_cli;
 
 const INTERFACES: [&str; 6] = ["documents", "kv", "locks", "inventory", "events", "config"];
@@ -13,8 +13,7 @@ const INTERFACES: [&str; 6] = ["documents", "kv", "locks", "inventory", "events"
 #[test]
 fn one_dependency_key_per_interface_of_one_package_is_refused() {
     let Some(spin) = spin_cli() else { return };
-    let root = workspace_root();
-    let shipped = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml");
+    let shipped = std::fs::read_to_string(workspace_root().join("spin.toml")).expect("spin.toml");
     let package_key =
         "\"storefront:cart@0.1.0\" = { path = \"target/wasm32-wasip2/release/spin_adapter.wasm\" }";
     assert!(
@@ -27,16 +26,23 @@ fn one_dependency_key_per_interface_of_one_package_is_refused() {
             format!("\"storefront:cart/{i}@0.1.0\" = {{ path = \"target/wasm32-wasip2/release/spin_adapter.wasm\" }}\n")
         })
         .collect();
-    // Absolute paths, so the variant resolves from its own folder.
-    let variant = shipped
-        .replace(package_key, per_interface.trim_end())
-        .replace(
+    let manifest = variant_manifest("six-keys", |text| {
+        let absolute_key = text
+            .lines()
+            .find(|l| l.starts_with("\"storefront:cart@0.1.0\""))
+            .expect("the package key")
+            .to_owned();
+        let root = workspace_root();
+        let absolute_keys = per_interface.trim_end().replace(
             "\"target/wasm32-wasip2/",
             &format!("\"{}/target/wasm32-wasip2/", root.display()),
         );
-    let dir = fresh_dir("six-keys");
-    let manifest = dir.join("spin.toml");
-    std::fs::write(&manifest, variant).expect("write the variant manifest");
+        text.replace(&absolute_key, &absolute_keys)
+    });
+    let dir = manifest
+        .parent()
+        .expect("the variant's folder")
+        .to_path_buf();
 
     let mut child = Command::new(spin)
         .arg("up")
