@@ -1,0 +1,379 @@
+//! The `storefront:cart` contract, run against both of its implementations: the in-memory
+//! capabilities of the `CapabilityHost` (what the cart-logic suites run on) and the Spin
+//! capability adapter on real `spin up` (what ships). One probe component (`cap_probe`, one
+//! contract call per request) is driven over HTTP on each host; every case runs on both, so
+//! the in-memory host cannot drift from the adapter without a test failing.
+//!
+//! Each host is a `Target`; `contract_cases!` expands every case once per target, the way
+//! wasmtime runs each guest program against each host variant.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cart_e2e::spin::variant_manifest;
+use cart_e2e::{spin_cli, Client, SpinUp};
+use cart_tests::{
+    ensure_fixtures, fixture_path, CapabilityHost, Policy, ProductSeed, ServerHandle,
+};
+use serde_json::{json, Value};
+
+/// A setting both hosts are given, read back through `config`.
+const SETTING: (&str, &str) = ("max_lines_per_cart", "77");
+
+/// A product as both hosts seed it.
+struct Product<'a> {
+    store: &'a str,
+    id: &'a str,
+    title: &'a str,
+    price: i64,
+    stock: u32,
+    max: Option<u32>,
+    checkout_policy: bool,
+}
+
+enum Host {
+    Memory {
+        host: Arc<CapabilityHost>,
+        _server: ServerHandle,
+        _runtime: tokio::runtime::Runtime,
+    },
+    Spin {
+        _up: SpinUp,
+    },
+}
+
+/// One implementation of the contract behind the probe, reachable over HTTP.
+struct Target {
+    host: Host,
+    client: Client,
+}
+
+impl Target {
+    /// The in-memory capabilities, serving the probe on a loopback port.
+    fn memory() -> Option<Target> {
+        ensure_fixtures().expect("test fixtures build");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let _guard = runtime.enter();
+        let host = CapabilityHost::new(fixture_path("cap_probe")).expect("cap_probe loads");
+        host.set_config(SETTING.0, SETTING.1);
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let server = host.clone().serve(addr).expect("serve the probe");
+        let client = Client::new(server.url());
+        Some(Target {
+            host: Host::Memory {
+                host,
+                _server: server,
+                _runtime: runtime,
+            },
+            client,
+        })
+    }
+
+    /// The Spin adapter on real `spin up`: the app's own manifest with the probe in the cart's
+    /// place (same routes, variables, stores and dependency on the adapter), next to the
+    /// reference inventory and event sink the adapter calls by service chaining.
+    fn spin() -> Option<Target> {
+        let spin = spin_cli()?;
+        ensure_fixtures().expect("test fixtures build");
+        let manifest = variant_manifest("contract", |text| {
+            text.replace(
+                "source = \"target/wasm32-wasip2/release/cart.wasm\"",
+                "source = \"target/wasm32-wasip2/release/examples/cap_probe.wasm\"",
+            )
+        });
+        let up = SpinUp::start_manifest(spin, "contract", &manifest, &[SETTING]);
+        let client = up.client().clone();
+        Some(Target {
+            host: Host::Spin { _up: up },
+            client,
+        })
+    }
+
+    /// Calls one probe operation; the probe answers 200 with `{"ok": ...}` or `{"error": ...}`.
+    fn call(&self, op_and_query: &str) -> Value {
+        let r = self.client.get(&format!("/v1/{op_and_query}")).send();
+        assert_eq!(r.status, 200, "{op_and_query}: {}", r.body);
+        r.json()
+    }
+
+    fn ok(&self, op_and_query: &str) -> Value {
+        let answer = self.call(op_and_query);
+        assert!(answer.get("error").is_none(), "{op_and_query}: {answer}");
+        answer["ok"].clone()
+    }
+
+    fn error(&self, op_and_query: &str) -> String {
+        let answer = self.call(op_and_query);
+        answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{op_and_query} should fail: {answer}"))
+            .to_owned()
+    }
+
+    fn seed(&self, p: Product) {
+        match &self.host {
+            Host::Memory { host, .. } => {
+                let mut seed = ProductSeed::new(p.store, p.id, p.title, p.price, p.stock)
+                    .quantity_rules(1, p.max, 1);
+                if p.checkout_policy {
+                    seed = seed.policy(Policy::Checkout);
+                }
+                host.seed_product(seed);
+            }
+            Host::Spin { .. } => {
+                let mut body = json!({
+                    "title": p.title,
+                    "unitPrice": {"amount": p.price, "currency": "EUR"},
+                    "stock": p.stock,
+                    "policy": if p.checkout_policy { "checkout" } else { "reserve" },
+                });
+                if let Some(max) = p.max {
+                    body["maxQuantity"] = json!(max);
+                }
+                self.client
+                    .put(&format!(
+                        "/inventory/v1/stores/{}/products/{}",
+                        p.store, p.id
+                    ))
+                    .json(&body)
+                    .send()
+                    .expect(200);
+            }
+        }
+    }
+
+    /// Stock held by live reservations of a product, as the inventory itself counts it.
+    fn reserved(&self, store: &str, product: &str) -> u64 {
+        match &self.host {
+            Host::Memory { host, .. } => u64::from(host.reserved_quantity(store, product)),
+            Host::Spin { .. } => self.inventory_product(store, product)["reserved"]
+                .as_u64()
+                .unwrap_or(0),
+        }
+    }
+
+    fn stock(&self, store: &str, product: &str) -> u64 {
+        match &self.host {
+            Host::Memory { host, .. } => host
+                .product(store, product)
+                .map(|p| u64::from(p.seed.stock))
+                .unwrap_or(0),
+            Host::Spin { .. } => self.inventory_product(store, product)["stock"]
+                .as_u64()
+                .unwrap_or(0),
+        }
+    }
+
+    fn inventory_product(&self, store: &str, product: &str) -> Value {
+        self.client
+            .get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+            .send()
+            .expect(200)
+            .json()
+    }
+
+    /// Stored records of a topic as (key, JSON value), in arrival order.
+    fn records(&self, topic: &str) -> Vec<(String, Value)> {
+        match &self.host {
+            Host::Memory { host, .. } => host
+                .events(topic)
+                .into_iter()
+                .map(|e| {
+                    let value = serde_json::from_str(&e.value).unwrap_or(Value::Null);
+                    (e.key, value)
+                })
+                .collect(),
+            Host::Spin { .. } => {
+                let body = self
+                    .client
+                    .get(&format!("/events/topics/{topic}/records?limit=1000"))
+                    .send()
+                    .expect(200)
+                    .json();
+                body["records"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        (
+                            r["key"].as_str().unwrap_or("").to_owned(),
+                            r["value"].clone(),
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Documents: creation from version 0, a second creator conflicts with the winner's version,
+/// compare-and-swap moves the head, old versions stay readable until pruned. Versions increase
+/// and are never reused, but need not be consecutive: the adapter spends a version on every
+/// attempt, a lost one included (the contract promises only what a safe ETag needs).
+fn documents_version_and_guard_the_head(t: &Target) {
+    let version = |v: Value| v.as_u64().unwrap_or_else(|| panic!("a version: {v}"));
+    assert_eq!(t.ok("doc-head?key=c"), Value::Null);
+    let v1 = version(t.ok("doc-cas?key=c&expected=0&body=one"));
+    assert!(v1 >= 1);
+    assert_eq!(
+        t.error("doc-cas?key=c&expected=0&body=dup"),
+        format!("Conflict({v1})")
+    );
+    let v2 = version(t.ok(&format!("doc-cas?key=c&expected={v1}&body=two")));
+    assert!(v2 > v1, "{v2} > {v1}");
+    assert_eq!(
+        t.error(&format!("doc-cas?key=c&expected={v1}&body=late")),
+        format!("Conflict({v2})")
+    );
+    assert_eq!(
+        t.ok("doc-head?key=c"),
+        json!({"version": v2, "body": "two"})
+    );
+    assert_eq!(t.ok(&format!("doc-version?key=c&version={v1}")), "one");
+    assert_eq!(t.ok(&format!("doc-prune?key=c&versions={v1}")), 1);
+    assert_eq!(
+        t.ok(&format!("doc-version?key=c&version={v1}")),
+        Value::Null
+    );
+    assert_eq!(t.ok(&format!("doc-version?key=c&version={v2}")), "two");
+    assert_eq!(
+        t.ok(&format!("doc-prune?key=c&versions={v2}")),
+        0,
+        "the head's body is never pruned"
+    );
+}
+
+/// Key-value: set, get, delete, and counters that start at zero.
+fn kv_sets_gets_deletes_and_counts(t: &Target) {
+    assert_eq!(t.ok("kv-get?key=a"), Value::Null);
+    assert_eq!(t.ok("kv-set?key=a&value=x"), true);
+    assert_eq!(t.ok("kv-get?key=a"), "x");
+    assert_eq!(t.ok("kv-delete?key=a"), true);
+    assert_eq!(t.ok("kv-get?key=a"), Value::Null);
+    assert_eq!(t.ok("kv-incr?key=n&delta=4"), 4);
+    assert_eq!(t.ok("kv-incr?key=n&delta=-1"), 3);
+}
+
+/// Locks: one holder at a time; only the holder's token releases.
+fn locks_have_one_holder_and_release_by_token(t: &Target) {
+    let lease = t.ok("lock-acquire?key=l&ttl=30000");
+    assert_eq!(lease["ttl_ms"], 30000, "{lease}");
+    let token = lease["token"].as_str().expect("a token").to_owned();
+    assert!(!token.is_empty());
+    assert_eq!(t.ok("lock-acquire?key=l&ttl=30000"), Value::Null);
+    assert_eq!(t.ok("lock-release?key=l&token=wrong"), false);
+    assert_eq!(t.ok(&format!("lock-release?key=l&token={token}")), true);
+    let again = t.ok("lock-acquire?key=l&ttl=30000");
+    assert_ne!(again["token"], token.as_str(), "a new lease, a new token");
+}
+
+/// Inventory: product lookup with policy and rules, absolute and idempotent reservations that
+/// count other holds, refusals, release, and commit that takes the units out of stock.
+fn inventory_reserves_absolute_quantities(t: &Target) {
+    t.seed(Product {
+        store: "s1",
+        id: "p1",
+        title: "Kettle",
+        price: 2599,
+        stock: 5,
+        max: Some(4),
+        checkout_policy: false,
+    });
+    t.seed(Product {
+        store: "s1",
+        id: "p2",
+        title: "Beans",
+        price: 900,
+        stock: 50,
+        max: None,
+        checkout_policy: true,
+    });
+    assert_eq!(
+        t.ok("inv-product?store=s1&product=p1"),
+        json!({"title": "Kettle", "price": 2599, "currency": "EUR", "available": 5,
+               "policy": "Reserve", "min": 1, "max": 4, "step": 1})
+    );
+    assert_eq!(
+        t.ok("inv-product?store=s1&product=p2")["policy"],
+        "Checkout"
+    );
+    assert_eq!(
+        t.error("inv-product?store=s1&product=nope"),
+        "ProductNotFound"
+    );
+
+    let reserve = |rid: &str, qty: u32| {
+        format!("inv-reserve?store=s1&product=p1&rid={rid}&qty={qty}&ttl=60000")
+    };
+    assert_eq!(t.ok(&reserve("ra", 3))["qty"], 3);
+    assert_eq!(
+        t.ok(&reserve("ra", 3))["qty"],
+        3,
+        "the same absolute quantity again"
+    );
+    assert_eq!(t.reserved("s1", "p1"), 3);
+    assert_eq!(t.error(&reserve("rb", 3)), "InsufficientStock(2)");
+    assert_eq!(
+        t.ok(&reserve("ra", 1))["qty"],
+        1,
+        "absolute: lowering shrinks the hold"
+    );
+    assert_eq!(t.reserved("s1", "p1"), 1);
+    assert_eq!(t.ok(&reserve("rb", 4))["qty"], 4);
+    assert_eq!(t.ok("inv-product?store=s1&product=p1")["available"], 0);
+
+    assert_eq!(t.ok("inv-release?store=s1&rid=rb"), true);
+    assert_eq!(
+        t.ok("inv-release?store=s1&rid=unknown"),
+        true,
+        "release is idempotent"
+    );
+    assert_eq!(t.reserved("s1", "p1"), 1);
+    assert_eq!(t.ok("inv-commit?store=s1&rids=ra"), true);
+    assert_eq!(t.stock("s1", "p1"), 4);
+    assert_eq!(t.reserved("s1", "p1"), 0);
+}
+
+/// Events: a batch is published in order under its key and acknowledged per record.
+fn events_publish_in_order(t: &Target) {
+    let values = "%7B%22n%22%3A1%7D,%7B%22n%22%3A2%7D,%7B%22n%22%3A3%7D"; // {"n":1},{"n":2},{"n":3}
+    assert_eq!(
+        t.ok(&format!("publish?topic=contract&key=c1&values={values}")),
+        3
+    );
+    let records = t.records("contract");
+    let want: Vec<(String, Value)> = (1..=3)
+        .map(|n| ("c1".to_owned(), json!({"n": n})))
+        .collect();
+    assert_eq!(records, want);
+}
+
+/// Config: a configured setting is read back; an unknown name is absent, not an error.
+fn config_reads_settings(t: &Target) {
+    assert_eq!(t.ok(&format!("config?name={}", SETTING.0)), SETTING.1);
+    assert_eq!(t.ok("config?name=no_such_setting"), Value::Null);
+}
+
+macro_rules! contract_cases {
+    ($($case:ident),* $(,)?) => {
+        mod in_memory_capabilities {
+            $( #[test] fn $case() { if let Some(t) = super::Target::memory() { super::$case(&t) } } )*
+        }
+        mod spin_adapter_on_real_spin {
+            $( #[test] fn $case() { if let Some(t) = super::Target::spin() { super::$case(&t) } } )*
+        }
+    };
+}
+
+contract_cases!(
+    documents_version_and_guard_the_head,
+    kv_sets_gets_deletes_and_counts,
+    locks_have_one_holder_and_release_by_token,
+    inventory_reserves_absolute_quantities,
+    events_publish_in_order,
+    config_reads_settings,
+);
