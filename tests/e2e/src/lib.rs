@@ -6,6 +6,7 @@ pub mod api;
 pub mod http;
 pub mod redis;
 pub mod spin;
+pub mod upstash;
 
 pub use http::{Client, Response};
 pub use spin::{spin_cli, SpinUp};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use cart_e2e::api::{add, cart, cart_path, holds, line_quantities, put_product};
 use cart_e2e::redis::RedisServer;
+use cart_e2e::upstash::UpstashServer;
 use cart_e2e::{in_parallel, spin_cli, Client, SpinUp};
 use serde_json::json;
 
@@ -152,5 +153,29 @@ fn concurrent_shoppers_with_redis_line_locks_switched_by_variables() {
     assert!(
         sets >= 150,
         "every add took its line lease in Redis: {stats}"
+    );
+}
+
+#[test]
+fn concurrent_shoppers_with_upstash_rest_line_locks_switched_by_variables() {
+    if spin_cli().is_none() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let upstash = UpstashServer::start(redis.port, "e2e-upstash-token");
+    let url = upstash.url();
+    let vars = [
+        ("lock_url", url.as_str()),
+        ("lock_origin", url.as_str()),
+        ("lock_token", "e2e-upstash-token"),
+    ];
+    let Some(up) = start("conc-upstash", &vars) else {
+        return;
+    };
+    all_cases(up.client());
+    assert!(
+        upstash.commands() >= 150,
+        "every add took its line lease through the REST endpoint: {}",
+        upstash.commands()
     );
 }
