@@ -52,34 +52,36 @@ pub fn cart(c: &Client, store: &str, user: &str) -> Value {
         .json()
 }
 
-/// Line quantities of a cart view by product.
-pub fn line_quantities(view: &Value) -> BTreeMap<String, u64> {
-    view["lines"]
+/// The items of a JSON array, keyed by one string field, each mapped by `value`.
+fn keyed<T>(items: &Value, key: &str, value: impl Fn(&Value) -> T) -> BTreeMap<String, T> {
+    items
         .as_array()
         .into_iter()
         .flatten()
-        .map(|l| {
-            let product = l["productId"].as_str().unwrap_or_default().to_owned();
-            (product, l["quantity"].as_u64().unwrap_or(0))
+        .map(|item| {
+            (
+                item[key].as_str().unwrap_or_default().to_owned(),
+                value(item),
+            )
         })
         .collect()
 }
 
+/// Line quantities of a cart view by product.
+pub fn line_quantities(view: &Value) -> BTreeMap<String, u64> {
+    keyed(&view["lines"], "productId", |l| {
+        l["quantity"].as_u64().unwrap_or(0)
+    })
+}
+
 /// Reservation status of each line of a cart view, by product.
 pub fn line_statuses(view: &Value) -> BTreeMap<String, String> {
-    view["lines"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            let product = l["productId"].as_str().unwrap_or_default().to_owned();
-            let status = l["reservation"]["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            (product, status)
-        })
-        .collect()
+    keyed(&view["lines"], "productId", |l| {
+        l["reservation"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
 
 /// Live holds of one product in the reference inventory: reservation id → quantity.
@@ -91,15 +93,9 @@ pub fn holds(c: &Client, store: &str, product: &str) -> BTreeMap<String, u64> {
         .send()
         .expect(200)
         .json();
-    body["reservations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let id = r["reservationId"].as_str().unwrap_or_default().to_owned();
-            (id, r["quantity"].as_u64().unwrap_or(0))
-        })
-        .collect()
+    keyed(&body["reservations"], "reservationId", |r| {
+        r["quantity"].as_u64().unwrap_or(0)
+    })
 }
 
 /// The product as the inventory shows it (stock, reserved, available).
