@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -27,7 +28,7 @@ pub use state::{
     ProductSeed, ProductView, ReservationView, StoredEvent,
 };
 
-use crate::guest_log::{wasi_ctx, GuestLog, GuestOutput};
+use crate::guest_log::{wasi_builder, GuestLog, GuestOutput};
 use crate::inflight::InFlight;
 use crate::outbound::{full_body, DenyAllOutbound};
 use crate::routing::{append_spin_headers, Router};
@@ -85,6 +86,21 @@ impl WasiHttpView for CapStoreData {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The component's wall clock is the host's clock ([`CapabilityState::now_ms`]), so
+/// [`CapabilityState::advance_clock`] moves the cart's notion of time together with the
+/// capabilities' (hold and lease expiry, cache TTLs, breaker periods, abandoned carts).
+struct HostClock(Arc<CapabilityState>);
+
+impl wasmtime_wasi::HostWallClock for HostClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_micros(u64::try_from(self.0.now_us()).unwrap_or(0))
     }
 }
 
@@ -650,7 +666,9 @@ impl CapabilityHost {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let data = CapStoreData {
-            wasi: wasi_ctx(self.options.guest_output, &self.log),
+            wasi: wasi_builder(self.options.guest_output, &self.log)
+                .wall_clock(HostClock(self.state.clone()))
+                .build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: DenyAllOutbound,
