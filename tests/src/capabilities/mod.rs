@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -31,7 +32,7 @@ pub use state::{
 use crate::guest_log::{wasi_builder, GuestLog, GuestOutput};
 use crate::inflight::InFlight;
 use crate::outbound::{full_body, DenyAllOutbound};
-use crate::routing::{append_spin_headers, Router};
+use crate::routing::{append_spin_headers, Routes};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -509,7 +510,7 @@ impl config::Host for CapView<'_> {
 pub struct CapabilityHost {
     pre: ProxyPre<CapStoreData>,
     state: Arc<CapabilityState>,
-    router: Router,
+    routes: Routes,
     log: GuestLog,
     options: CapabilityOptions,
     inflight: Arc<InFlight>,
@@ -561,19 +562,11 @@ impl CapabilityHost {
                     path.display()
                 )
             })?;
-        let triggers: Vec<_> = options
-            .routes
-            .iter()
-            .map(|r| crate::manifest::HttpTrigger {
-                route: crate::manifest::Route::Path(r.clone()),
-                component: "cart".to_string(),
-            })
-            .collect();
-        let router = Router::build(&triggers)?;
+        let routes = Routes::new(&options.routes);
         Ok(Arc::new(CapabilityHost {
             pre,
             state: Arc::new(CapabilityState::default()),
-            router,
+            routes,
             log: GuestLog::default(),
             options,
             inflight: Arc::default(),
@@ -585,7 +578,8 @@ impl CapabilityHost {
         &self.state
     }
 
-    /// Waits until no component instance is running (see `SpinApp::wait_idle`).
+    /// Waits until no component instance is running: the work a component does after its
+    /// response (the cart's outbox relay and metric flush) is finished.
     pub async fn wait_idle(&self) {
         self.inflight.wait_idle().await;
     }
@@ -595,10 +589,18 @@ impl CapabilityHost {
         self.log.contents()
     }
 
-    /// Handles one request in process and collects the body (see `SpinApp::handle`).
+    /// Handles one request in process and collects the body. Returns when the response is
+    /// complete; work the component does after it continues (see [`Self::wait_idle`]). A
+    /// component failure before the response starts is a 500 with an empty body, as on Spin.
     pub async fn handle(&self, req: http::Request<Bytes>) -> Result<http::Response<Bytes>> {
         let resp = self.dispatch(req.map(full_body), IN_PROCESS_CLIENT).await;
-        crate::app::collect(resp).await
+        let (parts, body) = resp.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| anyhow!("response body failed mid-stream: {e}"))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, bytes))
     }
 
     pub(crate) async fn dispatch<B>(
@@ -616,7 +618,7 @@ impl CapabilityHost {
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
             r
         };
-        let Some(route) = self.router.route(req.uri().path()) else {
+        let Some(route) = self.routes.route(req.uri().path()) else {
             return empty(404);
         };
         let (mut parts, body) = req.into_parts();
