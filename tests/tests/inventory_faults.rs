@@ -23,9 +23,11 @@ fn statuses(view: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_degrades_lines_and_closes_after_recovery() {
+    // The breaker stays open for a minute of the host's clock, however slowly the machine
+    // serves the requests below; the test ends the open period by moving the clock.
     let host = cart_host_with(&[
         ("breaker_min_volume", "5"),
-        ("breaker_open_ms", "300"),
+        ("breaker_open_ms", "60000"),
         ("product_cache_ttl_ms", "600000"),
     ]);
     for i in 0..10 {
@@ -82,7 +84,7 @@ async fn the_breaker_opens_degrades_lines_and_closes_after_recovery() {
     // Recovery: after the open period one probe goes through and closes the breaker; reads
     // re-confirm the unconfirmed lines (at most 3 per request).
     host.clear_all_faults();
-    host.advance_clock(Duration::from_millis(400));
+    host.advance_clock(Duration::from_secs(61));
     let mut view = cart(&host, "s", "u").await.json();
     for _ in 0..6 {
         if statuses(&view).iter().all(|s| s == "confirmed") {
@@ -177,11 +179,14 @@ async fn holds_expire_are_reconfirmed_on_read_and_orphans_are_swept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stampede_on_a_stale_product_record_makes_one_fetch() {
-    let host = cart_host_with(&[("product_cache_ttl_ms", "50")]);
+    // A minute of freshness (±10% jitter): once refreshed, the record stays fresh for the
+    // whole stampede however slowly the machine serves it, so a second fetch is a real bug.
+    let host = cart_host_with(&[("product_cache_ttl_ms", "60000")]);
     host.seed_product(ProductSeed::new("s", "p", "Thing", 100, 1000));
     assert_eq!(add(&host, "s", "u0", "p", 1).await.status(), 200);
     host.wait_idle().await;
-    host.advance_clock(Duration::from_millis(1000));
+    // The record goes stale.
+    host.advance_clock(Duration::from_secs(70));
     host.reset_calls();
     let tasks: Vec<_> = (1..=20)
         .map(|i| {
