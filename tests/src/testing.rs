@@ -313,3 +313,18 @@ fn build_fixtures() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::request_target;
+
+    #[test]
+    fn request_targets_are_encoded_like_a_client_would_send_them() {
+        assert_eq!(
+            request_target("/v1/a b/caf\u{e9}?q=x y#frag"),
+            "/v1/a%20b/caf%C3%A9?q=x%20y"
+        );
+        assert_eq!(request_target("/ok%2F?a=b&c"), "/ok%2F?a=b&c");
+        assert_eq!(request_target("/\"q\"<>"), "/%22q%22%3C%3E");
+    }
+}
