@@ -4,15 +4,15 @@
 //!
 //! Spin gives every request a fresh instance, so counts must leave the instance through the
 //! store, and on Spin's default store every write is a disk transaction that costs more than
-//! the rest of a cart read. So requests that change nothing in the store are *sampled*: each
-//! flushes with probability 1/N (`metrics_sample_every`, N = 1 counts every request), its
-//! counts multiplied by N. That is the Horvitz–Thompson estimator: every stored counter stays
-//! an unbiased estimate of the true count, with a relative error of about 1/sqrt(count/N).
-//! Requests that record an exact series (outbox events committed and acknowledged, which the
-//! pending-events gauge subtracts) flush always and unscaled; they write to the store anyway.
+//! the rest of a cart read. So counts are *sampled*: each request's counts are flushed with
+//! probability 1/N (`metrics_sample_every`, N = 1 counts every request), multiplied by N. That
+//! is the Horvitz–Thompson estimator: every stored counter stays an unbiased estimate of the
+//! true count, with a relative error of about 1/sqrt(count/N). The few *exact* series (outbox
+//! events committed and acknowledged, which the pending-events gauge subtracts) are never
+//! sampled; only requests that change a cart record them, and those write anyway.
 
 use crate::bindings::kv;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 const PREFIX: &str = "metrics:";
@@ -21,25 +21,30 @@ const PREFIX: &str = "metrics:";
 const DURATION_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
 thread_local! {
+    /// Sampled series of this request.
     static PENDING: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
-    /// Whether this request recorded a series that must not be sampled.
-    static EXACT: Cell<bool> = const { Cell::new(false) };
+    /// Series of this request that are always written as they are.
+    static EXACT: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
-/// Adds `delta` to a series (buffered until `flush`).
+fn buffer(
+    cell: &'static std::thread::LocalKey<RefCell<BTreeMap<String, i64>>>,
+    series: &str,
+    delta: i64,
+) {
+    if delta != 0 {
+        cell.with(|p| *p.borrow_mut().entry(series.to_owned()).or_insert(0) += delta);
+    }
+}
+
+/// Adds `delta` to a series (buffered until `flush`, sampled).
 pub fn add(series: &str, delta: i64) {
-    if delta != 0 {
-        PENDING.with(|p| *p.borrow_mut().entry(series.to_owned()).or_insert(0) += delta);
-    }
+    buffer(&PENDING, series, delta);
 }
 
-/// Adds `delta` to a series that is read back exactly (never sampled): the request's counts
-/// are all flushed unscaled.
+/// Adds `delta` to a series that is read back exactly: never sampled.
 pub fn add_exact(series: &str, delta: i64) {
-    if delta != 0 {
-        EXACT.with(|e| e.set(true));
-        add(series, delta);
-    }
+    buffer(&EXACT, series, delta);
 }
 
 pub fn inc(series: &str) {
@@ -109,34 +114,37 @@ fn cumulative_buckets(series: &mut BTreeMap<String, i64>) {
     }
 }
 
-/// How much one flushed request stands for: `Some(1)` when it must be counted exactly,
-/// `Some(n)` when it was sampled in with probability 1/n, `None` when it was sampled out.
-fn sample_weight(exact: bool, sample_every: u32, draw: f64) -> Option<i64> {
-    if exact || sample_every <= 1 {
+/// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
+/// probability 1/n, `None` when sampled out.
+fn sample_weight(sample_every: u32, draw: f64) -> Option<i64> {
+    if sample_every <= 1 {
         return Some(1);
     }
     (draw * f64::from(sample_every) < 1.0).then_some(i64::from(sample_every))
 }
 
-/// Writes the buffered updates (or, for a sampled-out request, nothing). Failures lose
-/// counts, never requests.
+/// Writes the buffered updates: the exact ones always, the sampled ones one time in N,
+/// weighted. Failures lose counts, never requests.
 pub fn flush() {
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    let exact = EXACT.with(|e| e.replace(false));
-    if pending.is_empty() {
-        return;
-    }
-    let sample_every = crate::settings::var("metrics_sample_every")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1);
-    let Some(weight) = sample_weight(exact, sample_every, crate::clock::random_unit()) else {
-        return;
-    };
-    let deltas: Vec<(String, i64)> = pending
+    let sampled = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let exact = EXACT.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let mut deltas: Vec<(String, i64)> = exact
         .into_iter()
-        .map(|(series, delta)| (format!("{PREFIX}{series}"), delta.saturating_mul(weight)))
+        .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
         .collect();
-    let _ = kv::increment_many(&deltas);
+    if !sampled.is_empty() {
+        let sample_every = crate::settings::var("metrics_sample_every")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1);
+        if let Some(weight) = sample_weight(sample_every, crate::clock::random_unit()) {
+            deltas.extend(sampled.into_iter().map(|(series, delta)| {
+                (format!("{PREFIX}{series}"), delta.saturating_mul(weight))
+            }));
+        }
+    }
+    if !deltas.is_empty() {
+        let _ = kv::increment_many(&deltas);
+    }
 }
 
 fn decode(bytes: &[u8]) -> Option<i64> {
@@ -216,24 +224,23 @@ mod tests {
     use super::sample_weight;
 
     #[test]
-    fn exact_requests_and_unsampled_deployments_count_once() {
+    fn unsampled_deployments_count_every_request_once() {
         for draw in [0.0, 0.5, 0.999] {
-            assert_eq!(sample_weight(true, 16, draw), Some(1));
-            assert_eq!(sample_weight(false, 1, draw), Some(1));
-            assert_eq!(sample_weight(false, 0, draw), Some(1));
+            assert_eq!(sample_weight(1, draw), Some(1));
+            assert_eq!(sample_weight(0, draw), Some(1));
         }
     }
 
     #[test]
     fn a_sampled_request_is_kept_one_time_in_n_and_stands_for_n() {
-        assert_eq!(sample_weight(false, 16, 0.0), Some(16));
-        assert_eq!(sample_weight(false, 16, 0.0624), Some(16));
-        assert_eq!(sample_weight(false, 16, 0.0626), None);
-        assert_eq!(sample_weight(false, 16, 0.99), None);
+        assert_eq!(sample_weight(16, 0.0), Some(16));
+        assert_eq!(sample_weight(16, 0.0624), Some(16));
+        assert_eq!(sample_weight(16, 0.0626), None);
+        assert_eq!(sample_weight(16, 0.99), None);
         // Over evenly spread draws the weighted total equals the number of requests.
         let n = 16_000;
         let total: i64 = (0..n)
-            .filter_map(|i| sample_weight(false, 16, f64::from(i) / f64::from(n)))
+            .filter_map(|i| sample_weight(16, f64::from(i) / f64::from(n)))
             .sum();
         assert_eq!(total, i64::from(n));
     }
