@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A scripted shopper session against a running cart app (spin up, or the test host's loopback
-# server): stock three products, add them, change a quantity, remove one, read cart and summary,
-# lose a race with a stale If-Match, and check that the inventory holds exactly what the cart shows.
+# A scripted shopper session against a running cart app (`spin up`; the real-Spin suite in
+# tests/e2e runs it too): stock three products, add them, change a quantity, remove one, read cart
+# and summary, lose a race with a stale If-Match, and check that the inventory holds exactly what
+# the cart shows.
 #
 #   scripts/demo-session.sh http://127.0.0.1:3000
 #

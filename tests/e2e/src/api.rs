@@ -147,3 +147,23 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 pub fn metrics(c: &Client) -> String {
     c.get("/metrics").send().expect(200).body
 }
+
+/// The outbox gauge: events committed and not yet acknowledged by the sink.
+pub fn pending_events(c: &Client) -> Option<f64> {
+    metric(&metrics(c), "cart_outbox_pending_events")
+}
+
+/// Sets the reference sink's fault switch (`{"mode": "unavailable" | "retriable-record-error" |
+/// "none", "remaining": n?}`).
+pub fn sink_fault(c: &Client, fault: &Value) {
+    c.put("/events/admin/faults").json(fault).send().expect(200);
+}
+
+/// One admin outbox sweep (`force`: also while the relay backs off); its report.
+pub fn relay_sweep(c: &Client, admin_token: &str) -> Value {
+    c.post("/admin/outbox/relay?force=true")
+        .bearer(admin_token)
+        .send()
+        .expect(200)
+        .json()
+}

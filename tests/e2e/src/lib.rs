@@ -1,9 +1,12 @@
 //! The end-to-end suite's harness: real `spin up` of the app in `spin.toml` (built by
-//! `spin build`), a blocking HTTP client, the public API helpers and a real `redis-server`.
+//! `spin build`), a blocking HTTP client, the public API helpers, a real `redis-server` and
+//! loopback peers for the app's outbound calls.
 //! Tests know nothing of the app's internals: they see what a storefront or an operator sees.
 
 pub mod api;
 pub mod http;
+pub mod kv_file;
+pub mod loopback;
 pub mod redis;
 pub mod spin;
 pub mod upstash;

@@ -7,6 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,6 +21,9 @@ use crate::http::Client;
 /// How long `spin up` may take to prepare the Wasm modules and start listening. Generous: on a
 /// loaded 2-core CI machine Cranelift compilation of four components takes several seconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long a stopping `spin up` may take to shut its app down before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn workspace_root() -> PathBuf {
@@ -87,6 +91,29 @@ fn spin_build(spin: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+extern "C" {
+    /// POSIX `kill(2)` from the C library std already links (`pid_t` is `i32` on Linux).
+    fn kill(pid: i32, signal: i32) -> i32;
+}
+
+/// Sends `signal` to every process of the group `group`.
+fn signal_group(group: i32, signal: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid names
+    // the process group we created for this `spin up` (its id is the child's pid).
+    unsafe {
+        kill(-group, signal);
+    }
+}
+
+/// Whether any process of the group is left (signal 0 only checks).
+fn group_alive(group: i32) -> bool {
+    // SAFETY: as in `signal_group`; signal 0 delivers nothing.
+    unsafe { kill(-group, 0) == 0 }
 }
 
 /// A loopback port nobody listens on right now.
@@ -208,7 +235,10 @@ impl SpinUp {
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err_log));
+            .stderr(Stdio::from(err_log))
+            // A process group of its own: `spin up` serves the app from a child process
+            // (`spin trigger http`), and stopping must reach that one too.
+            .process_group(0);
         for (name, value) in &self.variables {
             cmd.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
         }
@@ -239,17 +269,56 @@ impl SpinUp {
 
     /// Stops Spin and starts it again on the same state directory, with these variables
     /// replacing the previous ones.
-    pub fn restart(mut self, spin: &Path, variables: &[(&str, &str)]) -> SpinUp {
+    pub fn restart(self, spin: &Path, variables: &[(&str, &str)]) -> SpinUp {
+        self.restart_after(spin, variables, |_| {})
+    }
+
+    /// Like [`SpinUp::restart`], running `while_stopped` on the state directory between the
+    /// stop and the start: the only safe moment to touch the files of Spin's stores.
+    pub fn restart_after(
+        mut self,
+        spin: &Path,
+        variables: &[(&str, &str)],
+        while_stopped: impl FnOnce(&Path),
+    ) -> SpinUp {
         self.stop();
         let state_dir = std::mem::take(&mut self.state_dir);
+        while_stopped(&state_dir);
         Self::start_in(spin, self.manifest.take(), state_dir, owned(variables))
     }
 
+    /// Stops `spin up` and the app process it started, and waits until both are gone, so the
+    /// state directory is free for a restart. SIGTERM first: `spin up` then stops its
+    /// `spin trigger http` child, whereas SIGKILL would leave that child serving, holding the
+    /// store files, after the test. Killed only when the polite stop does not finish in time.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = child.id() as i32;
+        signal_group(group, SIGTERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
+        if matches!(child.try_wait(), Ok(None)) {
+            signal_group(group, SIGKILL);
+        }
+        let _ = child.wait();
+        // Whatever is left of the group (the app process, when `spin up` had to be killed)
+        // has no parent to serve any more.
+        if group_alive(group) {
+            signal_group(group, SIGKILL);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while group_alive(group) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The state directory (`--state-dir`): Spin's key-value SQLite file and component logs.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// The HTTP client for this instance.

@@ -1,13 +1,19 @@
 //! Domain events on real `spin up`: CloudEvents through the outbox to the reference Kafka REST
-//! sink in per-cart order, and no event lost when the sink is down across a restart.
+//! sink in per-cart order (REST Proxy v2 and the v3 records API), and no event lost when the
+//! sink fails: down across a restart, answering 503, hanging, refusing connections, or refusing
+//! records with a retriable error inside an HTTP 200. The failing cases go through the adapter's
+//! real outbound HTTP client on loopback, not only through service chaining.
 
 use std::collections::BTreeSet;
 
 use cart_e2e::api::{
-    add, cart_events, cart_path, metric, metrics, put_product, records, sequences, set_quantity,
+    add, cart_events, cart_path, metric, metrics, pending_events, put_product, records,
+    relay_sweep, sequences, set_quantity, sink_fault,
 };
+use cart_e2e::loopback::{HungServer, RecordingProxy};
+use cart_e2e::spin::free_port;
 use cart_e2e::{eventually, in_parallel, spin_cli, Client, SpinUp};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const ADMIN: &str = "e2e-admin-token";
 
@@ -133,4 +139,175 @@ fn events_pending_while_the_sink_is_down_are_delivered_after_a_restart() {
         let events = first_arrivals(cart_events(&all, "sd", &user));
         assert_shop_events(&events, "sd", &user);
     }
+}
+
+// ---- Sink failures through the adapter's HTTP client ------------------------------------------
+
+/// Two shoppers, three changes each (add a, add b, set a): six events.
+const FEW_USERS: [&str; 2] = ["fay", "gus"];
+const FEW_TYPES: [&str; 3] = ["cart.item.added", "cart.item.added", "cart.item.updated"];
+
+fn few_changes(c: &Client, store: &str, user: &str) {
+    add(c, store, user, "a", 1).expect(200);
+    add(c, store, user, "b", 1).expect(200);
+    set_quantity(c, store, user, "a", 3).expect(200);
+}
+
+/// Every change answers 200 while the sink fails; its events wait in the outboxes and none
+/// reaches the sink.
+fn changes_succeed_and_events_wait(c: &Client, store: &str) {
+    stock(c, store);
+    in_parallel(FEW_USERS.len(), |i| few_changes(c, store, FEW_USERS[i]));
+    let pending = (FEW_USERS.len() * FEW_TYPES.len()) as f64;
+    eventually(60, "every event pending in the outboxes", || {
+        (pending_events(c) == Some(pending)).then_some(())
+    });
+    let all = records(c, "cart-events");
+    for user in FEW_USERS {
+        assert!(cart_events(&all, store, user).is_empty(), "{user}");
+    }
+}
+
+/// The forced admin sweep, repeated until nothing is pending, delivers every event: each cart's
+/// sequence 1..=3 in order, with the types of its changes.
+fn sweep_delivers_every_event(c: &Client, store: &str) {
+    eventually(120, "the admin sweep empties every outbox", || {
+        relay_sweep(c, ADMIN);
+        (pending_events(c) == Some(0.0)).then_some(())
+    });
+    let all = records(c, "cart-events");
+    for user in FEW_USERS {
+        let events = first_arrivals(cart_events(&all, store, user));
+        assert_eq!(sequences(&events), vec![1, 2, 3], "{user}");
+        let types: Vec<&str> = events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(types, FEW_TYPES, "{user}");
+    }
+}
+
+const PATIENT_INVENTORY: (&str, &str) = ("inventory_timeout_ms", "60000");
+
+/// The reference sink answers 503 (its fault switch) to every produce request.
+#[test]
+fn events_wait_while_the_sink_answers_503_and_the_sweep_delivers_them() {
+    let Some(spin) = spin_cli() else { return };
+    let up = SpinUp::start(
+        spin,
+        "sink-503",
+        &[PATIENT_INVENTORY, ("admin_token", ADMIN)],
+    );
+    let c = up.client().clone();
+    sink_fault(&c, &json!({"mode": "unavailable"}));
+    changes_succeed_and_events_wait(&c, "s5");
+    sink_fault(&c, &json!({"mode": "none"}));
+    sweep_delivers_every_event(&c, "s5");
+}
+
+/// The sink at `base` (an origin on loopback) fails every publish; after a restart on the same
+/// state directory with the default sink, the sweep delivers everything. `while_down` runs
+/// once the events are pending.
+fn events_survive_an_unreachable_sink(label: &str, base: &str, while_down: impl FnOnce()) {
+    let Some(spin) = spin_cli() else { return };
+    let events_url = format!("{base}/events");
+    let down = [
+        PATIENT_INVENTORY,
+        ("admin_token", ADMIN),
+        ("events_url", events_url.as_str()),
+        ("events_origin", base),
+        ("events_timeout_ms", "300"),
+    ];
+    let up = SpinUp::start(spin, label, &down);
+    let c = up.client().clone();
+    changes_succeed_and_events_wait(&c, "su");
+    while_down();
+    let up = up.restart(spin, &[PATIENT_INVENTORY, ("admin_token", ADMIN)]);
+    sweep_delivers_every_event(up.client(), "su");
+}
+
+/// A sink that accepts the connection and never answers: each publish ends at
+/// `events_timeout_ms`, and the request that caused it was already answered.
+#[test]
+fn events_wait_while_the_sink_hangs_and_the_sweep_delivers_them_after_a_restart() {
+    let hung = HungServer::start();
+    events_survive_an_unreachable_sink("sink-hung", &hung.url(), || {
+        eventually(30, "the relay to have called the hung sink", || {
+            (hung.accepted() >= 1).then_some(())
+        });
+    });
+}
+
+/// A loopback port nobody listens on: every publish is refused at connect.
+#[test]
+fn events_wait_while_the_sink_refuses_connections_and_the_sweep_delivers_them_after_a_restart() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    events_survive_an_unreachable_sink("sink-closed", &closed, || {});
+}
+
+// ---- Kafka REST v3 ----------------------------------------------------------------------------
+
+/// `events_api=v3`: one `POST {events_url}/kafka/v3/clusters/{cluster}/topics/{topic}/records`
+/// per event. The app reaches the reference sink through a recording proxy on loopback, so the
+/// test sees the dialect on the wire as well as the CloudEvents in the sink. A record refused
+/// with a retriable `error_code` inside an HTTP 200 answer stays pending until the sweep
+/// publishes it.
+#[test]
+fn v3_records_api_delivers_cloudevents_and_retries_a_retriable_record_error() {
+    let Some(spin) = spin_cli() else { return };
+    let proxy = RecordingProxy::start();
+    let base = proxy.url();
+    let events_url = format!("{base}/events");
+    let up = SpinUp::start(
+        spin,
+        "events-v3",
+        &[
+            PATIENT_INVENTORY,
+            ("admin_token", ADMIN),
+            ("events_api", "v3"),
+            ("events_cluster_id", "lkc-test"),
+            ("events_url", events_url.as_str()),
+            ("events_origin", base.as_str()),
+        ],
+    );
+    proxy.forward_to(&up.base_url());
+    let c = up.client().clone();
+    stock(&c, "v3");
+    in_parallel(2, |i| shop(&c, "v3", &format!("v3shopper{i}")));
+    for i in 0..2 {
+        let user = format!("v3shopper{i}");
+        let events = eventually(60, "every event of the cart in the sink", || {
+            let events = first_arrivals(cart_events(&records(&c, "cart-events"), "v3", &user));
+            (events.len() >= 8).then_some(events)
+        });
+        assert_shop_events(&events, "v3", &user);
+    }
+    eventually(60, "nothing pending once delivered", || {
+        (pending_events(&c) == Some(0.0)).then_some(())
+    });
+    let v3_produce = "POST /events/kafka/v3/clusters/lkc-test/topics/cart-events/records";
+    let sent = proxy.requests();
+    assert!(sent.len() >= 16, "one request per event: {sent:?}");
+    assert!(sent.iter().all(|r| r == v3_produce), "{sent:?}");
+
+    // Every record is now answered `{"error_code": 503, ...}` with HTTP 200.
+    sink_fault(&c, &json!({"mode": "retriable-record-error"}));
+    let before = proxy.requests().len();
+    add(&c, "v3", "late", "a", 1).expect(200);
+    eventually(60, "the relay tried to publish the new event", || {
+        (proxy.requests().len() > before).then_some(())
+    });
+    eventually(60, "the refused event pending", || {
+        (pending_events(&c) == Some(1.0)).then_some(())
+    });
+    assert!(cart_events(&records(&c, "cart-events"), "v3", "late").is_empty());
+
+    sink_fault(&c, &json!({"mode": "none"}));
+    eventually(120, "the admin sweep publishes it", || {
+        relay_sweep(&c, ADMIN);
+        (pending_events(&c) == Some(0.0)).then_some(())
+    });
+    let late = first_arrivals(cart_events(&records(&c, "cart-events"), "v3", "late"));
+    assert_eq!(sequences(&late), vec![1]);
+    assert_eq!(late[0]["type"], "cart.item.added");
 }

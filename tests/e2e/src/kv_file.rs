@@ -1,0 +1,49 @@
+//! Writes into the `default` key-value store of a STOPPED `spin up`: the SQLite file
+//! `<state-dir>/sqlite_key_value.db`, table `spin_key_value (store, key, value)` as Spin 4.0.2
+//! creates it. Used to plant state the app itself would never write on its own (a lease left by
+//! a holder that died). Only between a stop and a restart (`SpinUp::restart_after`): Spin owns
+//! the file while it runs. python3's `sqlite3` does the writing (the suite's scripts already
+//! need python3), and refuses a table of another shape rather than guessing.
+
+use std::path::Path;
+use std::process::Command;
+
+const SCRIPT: &str = r#"
+import sqlite3, sys
+db, entries = sys.argv[1], sys.argv[2:]
+con = sqlite3.connect(db, timeout=30)
+columns = [row[1] for row in con.execute("PRAGMA table_info(spin_key_value)")]
+if columns != ["store", "key", "value"]:
+    sys.exit("unexpected spin_key_value columns: %r" % (columns,))
+with con:
+    for i in range(0, len(entries), 2):
+        con.execute(
+            "INSERT OR REPLACE INTO spin_key_value (store, key, value) VALUES ('default', ?, ?)",
+            (entries[i], bytes.fromhex(entries[i + 1])),
+        )
+con.close()
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sets each `(key, value)` in the `default` store of the stopped app in `state_dir`.
+pub fn write_default_store(state_dir: &Path, entries: &[(&str, Vec<u8>)]) {
+    let db = state_dir.join("sqlite_key_value.db");
+    assert!(db.is_file(), "no key-value file at {}", db.display());
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(SCRIPT).arg(&db);
+    for (key, value) in entries {
+        cmd.arg(key).arg(hex(value));
+    }
+    let out = cmd
+        .output()
+        .expect("run python3 to write the key-value file");
+    assert!(
+        out.status.success(),
+        "writing {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
