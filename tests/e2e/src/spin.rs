@@ -130,12 +130,20 @@ pub fn variant_manifest(label: &str, edit: impl FnOnce(String) -> String) -> Pat
     path
 }
 
+/// Readiness of the cart app: its own health route.
+const CART_READY: &str = "/healthz";
+/// Readiness of any Spin app: the health check Spin answers itself.
+const SPIN_READY: &str = "/.well-known/spin/health";
+
 /// One `spin up` of the app in `spin.toml`. Stopped on drop; if the test is failing, the tail of
 /// Spin's own log and of each component's log is printed first.
 pub struct SpinUp {
     child: Option<Child>,
     /// `None`: the app's own `spin.toml`.
     manifest: Option<PathBuf>,
+    /// Answers 200 once the app serves: the cart's `/healthz`, or Spin's own health check for
+    /// an app without the cart.
+    ready_path: &'static str,
     port: u16,
     state_dir: PathBuf,
     variables: Vec<(String, String)>,
@@ -145,7 +153,7 @@ pub struct SpinUp {
 impl SpinUp {
     /// Starts the app with these variables on a fresh state directory.
     pub fn start(spin: &Path, label: &str, variables: &[(&str, &str)]) -> SpinUp {
-        Self::start_in(spin, None, fresh_dir(label), owned(variables))
+        Self::start_in(spin, None, CART_READY, fresh_dir(label), owned(variables))
     }
 
     /// Starts another manifest (see [`variant_manifest`]) on a fresh state directory.
@@ -156,12 +164,26 @@ impl SpinUp {
         variables: &[(&str, &str)],
     ) -> SpinUp {
         let manifest = Some(manifest.to_path_buf());
-        Self::start_in(spin, manifest, fresh_dir(label), owned(variables))
+        Self::start_in(
+            spin,
+            manifest,
+            CART_READY,
+            fresh_dir(label),
+            owned(variables),
+        )
+    }
+
+    /// Starts a manifest without the cart component (such as `deploy/services/spin.toml`),
+    /// ready once Spin answers its own health check.
+    pub fn start_app(spin: &Path, label: &str, manifest: &Path) -> SpinUp {
+        let manifest = Some(manifest.to_path_buf());
+        Self::start_in(spin, manifest, SPIN_READY, fresh_dir(label), Vec::new())
     }
 
     fn start_in(
         spin: &Path,
         manifest: Option<PathBuf>,
+        ready_path: &'static str,
         state_dir: PathBuf,
         variables: Vec<(String, String)>,
     ) -> SpinUp {
@@ -169,6 +191,7 @@ impl SpinUp {
         let mut up = SpinUp {
             child: None,
             manifest,
+            ready_path,
             port,
             state_dir,
             variables,
@@ -225,13 +248,13 @@ impl SpinUp {
                     bail!("spin up exited with {status} before serving");
                 }
             }
-            if let Ok(r) = self.client.get("/healthz").try_send() {
+            if let Ok(r) = self.client.get(self.ready_path).try_send() {
                 if r.status == 200 {
                     return Ok(());
                 }
             }
             if started.elapsed() > READY_TIMEOUT {
-                bail!("no answer on /healthz within {READY_TIMEOUT:?}");
+                bail!("no answer on {} within {READY_TIMEOUT:?}", self.ready_path);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -242,7 +265,8 @@ impl SpinUp {
     pub fn restart(mut self, spin: &Path, variables: &[(&str, &str)]) -> SpinUp {
         self.stop();
         let state_dir = std::mem::take(&mut self.state_dir);
-        Self::start_in(spin, self.manifest.take(), state_dir, owned(variables))
+        let manifest = self.manifest.take();
+        Self::start_in(spin, manifest, self.ready_path, state_dir, owned(variables))
     }
 
     fn stop(&mut self) {
