@@ -144,6 +144,8 @@ pub struct SpinUp {
     /// Answers 200 once the app serves: the cart's `/healthz`, or Spin's own health check for
     /// an app without the cart.
     ready_path: &'static str,
+    /// More `spin up` arguments (e.g. `--runtime-config-file`), kept across a restart.
+    args: Vec<String>,
     port: u16,
     state_dir: PathBuf,
     variables: Vec<(String, String)>,
@@ -154,6 +156,19 @@ impl SpinUp {
     /// Starts the app with these variables on a fresh state directory.
     pub fn start(spin: &Path, label: &str, variables: &[(&str, &str)]) -> SpinUp {
         Self::start_in(spin, None, CART_READY, fresh_dir(label), owned(variables))
+    }
+
+    /// Starts the app with more `spin up` arguments, such as `--runtime-config-file PATH`.
+    pub fn start_with_args(
+        spin: &Path,
+        label: &str,
+        args: &[&str],
+        variables: &[(&str, &str)],
+    ) -> SpinUp {
+        let mut up = Self::prepare(None, CART_READY, fresh_dir(label), owned(variables));
+        up.args = args.iter().map(|a| a.to_string()).collect();
+        up.launch_or_panic(spin);
+        up
     }
 
     /// Starts another manifest (see [`variant_manifest`]) on a fresh state directory.
@@ -187,21 +202,35 @@ impl SpinUp {
         state_dir: PathBuf,
         variables: Vec<(String, String)>,
     ) -> SpinUp {
+        let mut up = Self::prepare(manifest, ready_path, state_dir, variables);
+        up.launch_or_panic(spin);
+        up
+    }
+
+    fn prepare(
+        manifest: Option<PathBuf>,
+        ready_path: &'static str,
+        state_dir: PathBuf,
+        variables: Vec<(String, String)>,
+    ) -> SpinUp {
         let port = free_port();
-        let mut up = SpinUp {
+        SpinUp {
             child: None,
             manifest,
             ready_path,
+            args: Vec::new(),
             port,
             state_dir,
             variables,
             client: Client::new(format!("http://127.0.0.1:{port}")),
-        };
-        if let Err(e) = up.launch(spin) {
-            up.print_logs();
+        }
+    }
+
+    fn launch_or_panic(&mut self, spin: &Path) {
+        if let Err(e) = self.launch(spin) {
+            self.print_logs();
             panic!("spin up did not become ready: {e:#}");
         }
-        up
     }
 
     fn log_path(&self) -> PathBuf {
@@ -228,6 +257,7 @@ impl SpinUp {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
             .arg(&self.state_dir)
+            .args(&self.args)
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -265,8 +295,15 @@ impl SpinUp {
     pub fn restart(mut self, spin: &Path, variables: &[(&str, &str)]) -> SpinUp {
         self.stop();
         let state_dir = std::mem::take(&mut self.state_dir);
-        let manifest = self.manifest.take();
-        Self::start_in(spin, manifest, self.ready_path, state_dir, owned(variables))
+        let mut up = Self::prepare(
+            self.manifest.take(),
+            self.ready_path,
+            state_dir,
+            owned(variables),
+        );
+        up.args = std::mem::take(&mut self.args);
+        up.launch_or_panic(spin);
+        up
     }
 
     fn stop(&mut self) {

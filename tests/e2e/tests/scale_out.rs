@@ -1,6 +1,7 @@
 //! Scale-out on real `spin up`: two cart instances of the shipped `spin.toml` on one shared Redis
 //! store (`store_url`, locks following it), with the reference services as their own app
-//! (`deploy/services/spin.toml`) that both instances reach by `inventory_url`/`events_url`.
+//! (`deploy/services/spin.toml`) that both instances reach by `inventory_url`/`events_url`, and
+//! the shipped `deploy/runtime-config.toml`.
 //! Requests alternate between the instances; every figure is exact.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,9 +49,15 @@ impl Fleet {
             ("events_url", &events_url),
             ("events_origin", &base),
         ]);
+        // As deployed: the shipped runtime config (`default` per instance, in memory).
+        let runtime_config = workspace_root().join("deploy/runtime-config.toml");
+        let args = [
+            "--runtime-config-file",
+            runtime_config.to_str().expect("a UTF-8 path"),
+        ];
         let carts = [
-            SpinUp::start(spin, &format!("{label}-a"), &vars),
-            SpinUp::start(spin, &format!("{label}-b"), &vars),
+            SpinUp::start_with_args(spin, &format!("{label}-a"), &args, &vars),
+            SpinUp::start_with_args(spin, &format!("{label}-b"), &args, &vars),
         ];
         Fleet { services, carts }
     }
