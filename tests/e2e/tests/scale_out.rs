@@ -313,7 +313,7 @@ impl Monitor {
 /// What the store and the locks left in Redis: the cart documents and the leases went there.
 fn assert_state_in_redis(redis: &RedisServer, monitor: &Monitor) {
     let exists = redis
-        .command(&["EXISTS", "ec:doc:{cart:c:u0}", "ec:doc:{cart:m:max}"])
+        .command(&["EXISTS", "ec:doc:{cart:e:eve}", "ec:doc:{cart:m:max}"])
         .unwrap_or_default();
     assert!(exists.starts_with(":2"), "cart heads in Redis: {exists}");
     // Line leases are taken in Redis (SET … NX PX) although no lock variable was set.
