@@ -1,10 +1,9 @@
 //! The process-wide wasmtime `Engine` and a cache of compiled components.
 //!
-//! Every `SpinApp` and `CapabilityHost` in a process shares one engine, so a component file is
-//! compiled once per process however many tests load it (keyed by path, modification time and
-//! size, so a rebuilt `.wasm` is picked up). Compiled code is also kept in wasmtime's on-disk
-//! cache under `target/`, so separate test binaries and the `spin-test-host` binary skip
-//! Cranelift after the first run.
+//! Every `CapabilityHost` in a process shares one engine, so a component file is compiled once
+//! per process however many tests load it (keyed by path, modification time and size, so a
+//! rebuilt `.wasm` is picked up). Compiled code is also kept in wasmtime's on-disk cache under
+//! `target/`, so separate test binaries and the bench skip Cranelift after the first run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +16,8 @@ use wasmtime::{Config, Engine};
 
 /// The shared engine.
 ///
-/// Concurrency support (the component-model-async runtime) is off: the app is WASI P2 only, and
-/// with it on a host function could not call into another instance (dependency forwarding).
+/// Concurrency support (the component-model-async runtime) is off: the components are WASI P2
+/// only (spin-sdk 5.2, what Spin 4.0.2 runs).
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {

@@ -94,6 +94,11 @@ impl AsyncWrite for LogWriter {
 /// environment, arguments or preopened directories, as under Spin without `environment` /
 /// `files` in the manifest.
 pub fn wasi_ctx(output: GuestOutput, log: &GuestLog) -> wasmtime_wasi::WasiCtx {
+    wasi_builder(output, log).build()
+}
+
+/// [`wasi_ctx`] before it is built, for hosts that add to it (a wall clock of their own).
+pub fn wasi_builder(output: GuestOutput, log: &GuestLog) -> wasmtime_wasi::WasiCtxBuilder {
     let mut builder = wasmtime_wasi::WasiCtx::builder();
     match output {
         GuestOutput::Capture => {
@@ -104,5 +109,5 @@ pub fn wasi_ctx(output: GuestOutput, log: &GuestLog) -> wasmtime_wasi::WasiCtx {
         }
         GuestOutput::Discard => {}
     }
-    builder.build()
+    builder
 }

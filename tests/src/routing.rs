@@ -1,172 +1,100 @@
-//! Spin's HTTP router and the `spin-*` headers a component sees.
-//!
-//! Matching is Spin's: the same `routefinder` crate with routes `/x/...` rewritten to `/x/*`,
-//! so exact routes beat wildcards and the longest matching prefix wins; trailing and repeated
-//! slashes are forgiven; later duplicates of a route replace earlier ones. Private routes
-//! (`{ private = true }`) are not routable but the component can still be reached by service
-//! chaining, which uses a synthetic `/...` match exactly as Spin's outbound interceptor does.
+//! Where the capability host mounts its component, and the `spin-*` headers the component sees,
+//! as `spin.toml` routes and Spin's headers look (shared/SPIN-FACTS.md) so the component gets a
+//! realistic request. Only what one component needs: exact routes and trailing-wildcard
+//! routes (`/x/...`); an exact route beats a wildcard, then the longest prefix wins, and one
+//! trailing slash is forgiven. How real Spin routes is tested on real Spin (`tests/e2e`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use http::{HeaderName, HeaderValue};
 
-use crate::manifest::{HttpTrigger, Route};
-
-/// Why the routes could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("route {route:?} of component {component:?}: {reason}")]
-pub struct RouteError {
-    pub route: String,
-    pub component: String,
-    pub reason: String,
-}
-
+/// One route as written (`/v1/...`, `/healthz`, `/...`).
 #[derive(Debug, Clone)]
-struct RouteHandler {
-    component: String,
-    /// The route as written (with any base, which is always `/` for a v2 manifest).
-    raw_route: String,
-    /// `Some(prefix)` for a trailing-wildcard route.
-    wildcard_prefix: Option<String>,
+struct Mount {
+    raw: String,
+    /// `Some(prefix)` (without the trailing `/...`) for a wildcard route.
+    wildcard: Option<String>,
+    /// The path of the route without trailing slashes (what an exact route matches).
+    exact: String,
 }
 
-/// The app's routing table.
-pub struct Router {
-    router: routefinder::Router<RouteHandler>,
-    /// Components that have an HTTP trigger (public or private): service chaining targets.
-    chainable: HashMap<String, ()>,
-    /// Public routes as `(route, component)`, in manifest order, for display.
-    routes: Vec<(String, String)>,
-}
-
-/// A request path matched to a component.
+/// The routes a component is mounted at.
 #[derive(Debug, Clone)]
+pub struct Routes(Vec<Mount>);
+
+/// A request path matched to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
-    pub component: String,
     /// `spin-matched-route` / `spin-raw-component-route`.
     pub raw_route: String,
     /// `spin-component-route`: the route without its trailing `/...`.
     pub component_route: String,
     /// `spin-path-info`: the part of the path the wildcard matched.
     pub path_info: String,
-    /// Named `:param` captures (`spin-path-match-<name>`).
-    pub named: Vec<(String, String)>,
 }
 
-impl Router {
-    pub fn build(triggers: &[HttpTrigger]) -> Result<Self, RouteError> {
-        let mut by_route: Vec<(String, String)> = Vec::new();
-        let mut chainable = HashMap::new();
-        for t in triggers {
-            chainable.insert(t.component.clone(), ());
-            if let Route::Path(raw) = &t.route {
-                // Spin keeps the last component for a duplicated route, in the first position.
-                match by_route.iter_mut().find(|(r, _)| r == raw) {
-                    Some(entry) => entry.1 = t.component.clone(),
-                    None => by_route.push((raw.clone(), t.component.clone())),
-                }
-            }
-        }
-        let mut router = routefinder::Router::new();
-        for (raw, component) in &by_route {
-            let based = sanitize(&absolutize(raw));
-            let (spec, wildcard_prefix) = if let Some(prefix) = based.strip_suffix("/...") {
-                (format!("{prefix}/*"), Some(prefix.to_string()))
-            } else if let Some(prefix) = based.strip_suffix("/*") {
-                (based.clone(), Some(prefix.to_string()))
-            } else {
-                (based.clone(), None)
-            };
-            let handler = RouteHandler {
-                component: component.clone(),
-                raw_route: raw.clone(),
-                wildcard_prefix,
-            };
-            router
-                .add(spec.as_str(), handler)
-                .map_err(|reason| RouteError {
-                    route: raw.clone(),
-                    component: component.clone(),
-                    reason,
-                })?;
-        }
-        Ok(Self {
-            router,
-            chainable,
-            routes: by_route,
-        })
-    }
-
-    /// The best route for `path`, or `None` (Spin answers 404).
-    pub fn route(&self, path: &str) -> Option<RouteMatch> {
-        let best = self.router.best_match(path)?;
-        let handler = best.handler();
-        let captures = best.captures();
-        let wildcard = captures.wildcard().unwrap_or("");
-        // Spin has always included trailing slashes in the path info; routefinder drops them.
-        let path_info = match (wildcard.is_empty(), path.ends_with('/')) {
-            (true, false) => String::new(),
-            (true, true) => "/".to_string(),
-            (false, false) => format!("/{wildcard}"),
-            (false, true) => format!("/{wildcard}/"),
-        };
-        let path_info = if handler.wildcard_prefix.is_some() {
-            path_info
-        } else {
-            String::new()
-        };
-        Some(RouteMatch {
-            component: handler.component.clone(),
-            raw_route: handler.raw_route.clone(),
-            component_route: handler
-                .raw_route
-                .strip_suffix("/...")
-                .unwrap_or(&handler.raw_route)
-                .to_string(),
-            path_info,
-            named: captures
-                .params()
+impl Routes {
+    /// Routes as `spin.toml` writes them; a route without a leading `/` gets one.
+    pub fn new(routes: &[String]) -> Self {
+        Routes(
+            routes
                 .iter()
-                .map(|c| (c.name().to_string(), c.value().to_string()))
+                .map(|raw| {
+                    let absolute = if raw.starts_with('/') {
+                        raw.clone()
+                    } else {
+                        format!("/{raw}")
+                    };
+                    let wildcard = absolute
+                        .strip_suffix("/...")
+                        .map(|p| p.trim_end_matches('/').to_string());
+                    let exact = normalized(&absolute).to_string();
+                    Mount {
+                        raw: raw.clone(),
+                        wildcard,
+                        exact,
+                    }
+                })
                 .collect(),
-        })
+        )
     }
 
-    /// Whether `component` has an HTTP trigger, which service chaining requires.
-    pub fn is_chainable(&self, component: &str) -> bool {
-        self.chainable.contains_key(component)
-    }
-
-    /// Public routes as `(route, component)`.
-    pub fn routes(&self) -> &[(String, String)] {
-        &self.routes
+    /// The best route for `path`, or `None` (Spin answers 404 with an empty body).
+    pub fn route(&self, path: &str) -> Option<RouteMatch> {
+        let trimmed = normalized(path);
+        if let Some(m) = self
+            .0
+            .iter()
+            .find(|m| m.wildcard.is_none() && m.exact == trimmed)
+        {
+            return Some(RouteMatch {
+                raw_route: m.raw.clone(),
+                component_route: m.raw.clone(),
+                path_info: String::new(),
+            });
+        }
+        self.0
+            .iter()
+            .filter_map(|m| {
+                let prefix = m.wildcard.as_deref()?;
+                let rest = path.strip_prefix(prefix)?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((prefix.len(), m, rest))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, m, rest)| RouteMatch {
+                raw_route: m.raw.clone(),
+                component_route: m.raw.strip_suffix("/...").unwrap_or(&m.raw).to_string(),
+                path_info: rest.to_string(),
+            })
     }
 }
 
-/// The match Spin synthesises for a service-chaining request: as if the target were mounted at
-/// `/...`, whatever its own route, so the whole path is the path info.
-pub fn chained_match(component: &str, path: &str) -> RouteMatch {
-    RouteMatch {
-        component: component.to_string(),
-        raw_route: "/...".to_string(),
-        component_route: String::new(),
-        path_info: path.to_string(),
-        named: Vec::new(),
+/// `path` without trailing slashes (`/` stays `/`).
+fn normalized(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        t => t,
     }
-}
-
-fn absolutize(route: &str) -> String {
-    if route.starts_with('/') {
-        route.to_string()
-    } else {
-        format!("/{route}")
-    }
-}
-
-/// Strips one trailing slash, as Spin does.
-fn sanitize(route: &str) -> String {
-    route.strip_suffix('/').unwrap_or(route).to_string()
 }
 
 /// Appends Spin's headers to the request's own, in Spin's order. Client-sent `spin-*` headers
@@ -180,28 +108,19 @@ pub fn append_spin_headers(
     client_addr: SocketAddr,
 ) {
     let full_url = format!("{scheme}://{host}{path_and_query}");
-    let mut pairs: Vec<(String, String)> = vec![
-        ("spin-path-info".into(), route.path_info.clone()),
-        ("spin-full-url".into(), full_url),
-        ("spin-matched-route".into(), route.raw_route.clone()),
-        ("spin-base-path".into(), "/".into()),
-        ("spin-raw-component-route".into(), route.raw_route.clone()),
-        ("spin-component-route".into(), route.component_route.clone()),
-        ("spin-client-addr".into(), client_addr.to_string()),
+    let pairs = [
+        ("spin-path-info", route.path_info.as_str()),
+        ("spin-full-url", full_url.as_str()),
+        ("spin-matched-route", route.raw_route.as_str()),
+        ("spin-base-path", "/"),
+        ("spin-raw-component-route", route.raw_route.as_str()),
+        ("spin-component-route", route.component_route.as_str()),
+        ("spin-client-addr", &client_addr.to_string()),
     ];
-    for (name, value) in &route.named {
-        pairs.push((
-            format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value.clone(),
-        ));
-    }
     for (name, value) in pairs {
         // Spin silently skips headers that cannot be represented; so do we.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.append(name, value);
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.append(HeaderName::from_static(name), value);
         }
     }
 }
@@ -210,35 +129,24 @@ pub fn append_spin_headers(
 mod tests {
     use super::*;
 
-    fn router(routes: &[(&str, &str)]) -> Router {
-        let triggers: Vec<HttpTrigger> = routes
-            .iter()
-            .map(|(r, c)| HttpTrigger {
-                route: Route::Path(r.to_string()),
-                component: c.to_string(),
-            })
-            .collect();
-        Router::build(&triggers).unwrap()
+    fn routes(r: &[&str]) -> Routes {
+        Routes::new(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
     #[test]
     fn exact_beats_wildcard_and_longest_prefix_wins() {
-        let r = router(&[
-            ("/...", "all"),
-            ("/one", "exact"),
-            ("/one/...", "one"),
-            ("/one/two/...", "two"),
-        ]);
-        assert_eq!(r.route("/one").unwrap().component, "exact");
-        assert_eq!(r.route("/one/x").unwrap().component, "one");
-        assert_eq!(r.route("/one/two/three").unwrap().component, "two");
-        assert_eq!(r.route("/other").unwrap().component, "all");
-        assert_eq!(r.route("/").unwrap().component, "all");
+        let r = routes(&["/...", "/one", "/one/...", "/one/two/..."]);
+        assert_eq!(r.route("/one").unwrap().raw_route, "/one");
+        assert_eq!(r.route("/one/").unwrap().raw_route, "/one");
+        assert_eq!(r.route("/one/x").unwrap().raw_route, "/one/...");
+        assert_eq!(r.route("/one/two/three").unwrap().raw_route, "/one/two/...");
+        assert_eq!(r.route("/other").unwrap().raw_route, "/...");
+        assert_eq!(r.route("/").unwrap().raw_route, "/...");
     }
 
     #[test]
-    fn path_info_keeps_trailing_slashes() {
-        let r = router(&[("/v1/...", "api")]);
+    fn path_info_is_what_the_wildcard_matched() {
+        let r = routes(&["/v1/..."]);
         assert_eq!(r.route("/v1").unwrap().path_info, "");
         assert_eq!(r.route("/v1/").unwrap().path_info, "/");
         assert_eq!(r.route("/v1/a/b").unwrap().path_info, "/a/b");
@@ -249,13 +157,17 @@ mod tests {
             (m.raw_route.as_str(), m.component_route.as_str()),
             ("/v1/...", "/v1")
         );
+        assert_eq!(routes(&["/..."]).route("/a/b").unwrap().path_info, "/a/b");
     }
 
     #[test]
-    fn no_match_and_duplicates() {
-        let r = router(&[("/a", "first"), ("/a", "second")]);
-        assert!(r.route("/b").is_none());
-        assert_eq!(r.route("/a").unwrap().component, "second");
-        assert_eq!(r.route("/a/").unwrap().component, "second");
+    fn no_match_is_none() {
+        let r = routes(&["/a", "/b/..."]);
+        assert!(r.route("/c").is_none());
+        assert!(r.route("/a/x").is_none());
+        assert!(r.route("/bx").is_none());
+        let root = routes(&["/"]);
+        assert!(root.route("/").is_some());
+        assert!(root.route("/x").is_none());
     }
 }

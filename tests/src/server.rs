@@ -1,8 +1,9 @@
-//! Serving an app on a loopback port with hyper, so curl and load generators can drive it.
+//! Serving a host on a loopback port with hyper, so HTTP clients (curl, the contract suites'
+//! client, load generators) can drive it.
 //!
 //! The server runs on its own thread with its own multi-threaded Tokio runtime, so it can be
-//! started from synchronous code (the `spin-test-host` binary, benchmarks) or from inside a
-//! test's runtime, and stopping it never depends on the caller's runtime.
+//! started from synchronous code or from inside a test's runtime, and stopping it never depends
+//! on the caller's runtime.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,7 +18,7 @@ use hyper::service::service_fn;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// Something that answers HTTP requests: a [`crate::SpinApp`] or a [`crate::CapabilityHost`].
+/// Something that answers HTTP requests: a [`crate::CapabilityHost`].
 pub trait ServeTarget: Send + Sync + 'static {
     /// Answers one request from `client`.
     fn serve_request(
@@ -25,9 +26,6 @@ pub trait ServeTarget: Send + Sync + 'static {
         req: http::Request<hyper::body::Incoming>,
         client: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = http::Response<HyperOutgoingBody>> + Send>>;
-
-    /// Told the listening address when serving starts (`Some`) and stops (`None`).
-    fn listening(&self, _addr: Option<SocketAddr>) {}
 }
 
 /// A running server. Dropping it stops the server.
@@ -53,7 +51,7 @@ impl ServerHandle {
         self.stop_now();
     }
 
-    /// Blocks until the server stops (for the `spin-test-host` binary).
+    /// Blocks until the server stops.
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -88,17 +86,15 @@ pub fn serve<T: ServeTarget>(target: Arc<T>, addr: SocketAddr) -> Result<ServerH
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
-        .thread_name("spin-test-host-worker")
+        .thread_name("capability-host-worker")
         .enable_all()
         .build()
         .context("cannot start the server runtime")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    target.listening(Some(local_addr));
     let thread = std::thread::Builder::new()
-        .name("spin-test-host".into())
+        .name("capability-host".into())
         .spawn(move || {
-            runtime.block_on(accept_loop(target.clone(), listener, stop_rx));
-            target.listening(None);
+            runtime.block_on(accept_loop(target, listener, stop_rx));
             // Open keep-alive connections are cut here rather than waited for.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })
@@ -118,7 +114,7 @@ async fn accept_loop<T: ServeTarget>(
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("spin-test-host: cannot use the listener: {e}");
+            eprintln!("capability host: cannot use the listener: {e}");
             return;
         }
     };
@@ -129,7 +125,7 @@ async fn accept_loop<T: ServeTarget>(
                 Ok(a) => a,
                 Err(e) => {
                     // Usually a transient resource limit (EMFILE under load): back off briefly.
-                    eprintln!("spin-test-host: accept failed: {e}");
+                    eprintln!("capability host: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -148,26 +144,5 @@ async fn accept_loop<T: ServeTarget>(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
-}
-
-impl ServeTarget for crate::SpinApp {
-    fn serve_request(
-        self: Arc<Self>,
-        req: http::Request<hyper::body::Incoming>,
-        client: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = http::Response<HyperOutgoingBody>> + Send>> {
-        Box::pin(self.dispatch(req, client))
-    }
-
-    fn listening(&self, addr: Option<SocketAddr>) {
-        self.set_listen_addr(addr);
-    }
-}
-
-impl crate::SpinApp {
-    /// Serves the app on `addr` (use port 0 for a free port) until the handle is dropped.
-    pub fn serve(self: Arc<Self>, addr: SocketAddr) -> Result<ServerHandle> {
-        serve(self, addr)
     }
 }

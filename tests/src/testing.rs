@@ -1,5 +1,5 @@
-//! Helpers for tests and benchmarks: one request/response vocabulary for `SpinApp` and
-//! `CapabilityHost`, and the paths of the workspace, its components and the test fixtures.
+//! Helpers for tests and benchmarks: a request/response vocabulary for the `CapabilityHost`, and
+//! the paths of the workspace, its components and the test fixtures.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::{CapabilityHost, SpinApp};
+use crate::CapabilityHost;
 
 /// Anything that answers a request in process.
 pub trait Handle: Send + Sync {
@@ -18,15 +18,6 @@ pub trait Handle: Send + Sync {
         &self,
         req: http::Request<Bytes>,
     ) -> impl Future<Output = Result<http::Response<Bytes>>> + Send;
-}
-
-impl Handle for SpinApp {
-    fn handle(
-        &self,
-        req: http::Request<Bytes>,
-    ) -> impl Future<Output = Result<http::Response<Bytes>>> + Send {
-        SpinApp::handle(self, req)
-    }
 }
 
 impl Handle for CapabilityHost {
@@ -238,14 +229,32 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// The `source` of component `name` in the workspace's `spin.toml`, resolved.
+/// The release build of a workspace component, by its `spin.toml` component id (`cart`,
+/// `inventory`, `events`) or its crate name (`spin-adapter`, `event-sink`):
+/// `<workspace>/target/wasm32-wasip2/release/<crate name with underscores>.wasm`, the files
+/// `spin.toml`'s `source` entries name. Fails when it has not been built.
 pub fn wasm_path(name: &str) -> Result<PathBuf> {
-    crate::app::component_source(&workspace_root().join("spin.toml"), name)
+    let file = match name {
+        "events" => "event_sink".to_string(),
+        other => other.replace('-', "_"),
+    };
+    let path = workspace_root()
+        .join("target")
+        .join("wasm32-wasip2")
+        .join("release")
+        .join(format!("{file}.wasm"));
+    if !path.exists() {
+        bail!(
+            "{} is not built (cargo build --target wasm32-wasip2 --release -p cart -p spin-adapter -p inventory -p event-sink)",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
-/// The built test fixture `name`: `hello` (the benchmark baseline) or an example of
-/// `tests/fixtures/hello` (`echo`, `kv`, `outbound`, `vars`, `redis`, `dep_provider`,
-/// `dep_consumer`, `cap_probe`).
+/// The built test fixture `name`: `hello` (the library of `tests/fixtures/hello`, the
+/// benchmarks' hello-world baseline) or `cap_probe` (its example: one `storefront:cart` call per
+/// request, for tests of the capability host itself and the adapter contract suite).
 pub fn fixture_path(name: &str) -> PathBuf {
     let release = target_dir().join("wasm32-wasip2").join("release");
     if name == "hello" {
@@ -256,17 +265,7 @@ pub fn fixture_path(name: &str) -> PathBuf {
 }
 
 /// Every test fixture, by the name `fixture_path` takes.
-pub const FIXTURES: &[&str] = &[
-    "hello",
-    "echo",
-    "kv",
-    "outbound",
-    "vars",
-    "redis",
-    "dep_provider",
-    "dep_consumer",
-    "cap_probe",
-];
+pub const FIXTURES: &[&str] = &["hello", "cap_probe"];
 
 /// Builds the fixtures once per process (`cargo build --target wasm32-wasip2 --release -p
 /// hello-fixture --lib --examples`; cargo makes it a no-op when they are fresh). Set
@@ -313,4 +312,19 @@ fn build_fixtures() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_target;
+
+    #[test]
+    fn request_targets_are_encoded_like_a_client_would_send_them() {
+        assert_eq!(
+            request_target("/v1/a b/caf\u{e9}?q=x y#frag"),
+            "/v1/a%20b/caf%C3%A9?q=x%20y"
+        );
+        assert_eq!(request_target("/ok%2F?a=b&c"), "/ok%2F?a=b&c");
+        assert_eq!(request_target("/\"q\"<>"), "/%22q%22%3C%3E");
+    }
 }

@@ -1,21 +1,22 @@
-//! The cart HTTP API through the whole app as `spin.toml` describes it: the real compiled cart,
-//! adapter, inventory and event sink, composed and routed like Spin does.
+//! The cart HTTP API: the compiled cart component over the capability host's in-memory
+//! capabilities (the in-memory inventory stands in for the reference service). The same API on
+//! real `spin up`, through the adapter and the reference services, is `tests/e2e`.
 
 mod support;
 
-use cart_tests::{get, patch_json, post_json, request};
+use cart_tests::{get, patch_json, post_json, request, ProductSeed};
 use serde_json::json;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shopping_session_end_to_end() {
-    let app = app();
+    let host = cart_host();
     let s = "shop";
-    put_product(&app, s, "beans", 1890, 10).await;
-    put_product(&app, s, "kettle", 4900, 5).await;
-    put_product(&app, s, "filters", 450, 20).await;
+    put_product(&host, s, "beans", 1890, 10);
+    put_product(&host, s, "kettle", 4900, 5);
+    put_product(&host, s, "filters", 450, 20);
 
-    let first = add(&app, s, "alice", "beans", 2).await;
+    let first = add(&host, s, "alice", "beans", 2).await;
     assert_eq!(first.status(), 200, "{}", first.text());
     let first_etag = first.header("etag").expect("etag").to_owned();
     let view = first.json();
@@ -29,13 +30,13 @@ async fn a_shopping_session_end_to_end() {
         .as_u64()
         .is_some());
 
-    assert_eq!(add(&app, s, "alice", "kettle", 1).await.status(), 200);
-    assert_eq!(add(&app, s, "alice", "filters", 4).await.status(), 200);
-    assert_eq!(set_qty(&app, s, "alice", "beans", 5).await.status(), 200);
-    let removed = remove(&app, s, "alice", "filters").await;
+    assert_eq!(add(&host, s, "alice", "kettle", 1).await.status(), 200);
+    assert_eq!(add(&host, s, "alice", "filters", 4).await.status(), 200);
+    assert_eq!(set_qty(&host, s, "alice", "beans", 5).await.status(), 200);
+    let removed = remove(&host, s, "alice", "filters").await;
     assert_eq!(removed.status(), 200, "{}", removed.text());
 
-    let r = cart(&app, s, "alice").await;
+    let r = cart(&host, s, "alice").await;
     assert_eq!(r.status(), 200);
     let view = r.json();
     assert_eq!(
@@ -56,7 +57,7 @@ async fn a_shopping_session_end_to_end() {
 
     let summary = get(&format!("{}/summary", cart_path(s)))
         .header("x-user-id", "alice")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(summary.status(), 200);
@@ -73,39 +74,36 @@ async fn a_shopping_session_end_to_end() {
     let stale = patch_json(&item_path(s, "kettle"), &json!({"quantity": 2}))
         .header("x-user-id", "alice")
         .header("if-match", &first_etag)
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_problem(&stale, 412, "precondition-failed");
     assert_eq!(stale.json()["currentVersion"], view["version"]);
-    assert_eq!(lines(&cart(&app, s, "alice").await.json())["kettle"], 1);
+    assert_eq!(lines(&cart(&host, s, "alice").await.json())["kettle"], 1);
 
     // The inventory holds exactly what the cart shows.
-    assert_eq!(held_quantities(&app, s, "beans").await, vec![5]);
-    assert_eq!(held_quantities(&app, s, "kettle").await, vec![1]);
-    assert!(reservations(&app, s, "filters").await.is_empty());
-    let beans = product(&app, s, "beans").await;
-    assert_eq!(
-        (beans["reserved"].as_u64(), beans["available"].as_u64()),
-        (Some(5), Some(5))
-    );
+    assert_eq!(held_quantities(&host, s, "beans"), vec![5]);
+    assert_eq!(held_quantities(&host, s, "kettle"), vec![1]);
+    assert!(reservations(&host, s, "filters").is_empty());
+    assert_eq!(host.reserved_quantity(s, "beans"), 5);
+    assert_eq!(stock_and_available(&host, s, "beans"), (10, 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etag_revalidation_and_matching_if_match() {
-    let app = app();
-    put_product(&app, "s", "p", 100, 10).await;
-    let empty = cart(&app, "s", "u").await;
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    let empty = cart(&host, "s", "u").await;
     assert_eq!(empty.status(), 200);
     assert_eq!(empty.json()["version"], 0);
     assert_eq!(empty.json()["lines"], json!([]));
 
-    let added = add(&app, "s", "u", "p", 1).await;
+    let added = add(&host, "s", "u", "p", 1).await;
     let etag = added.header("etag").unwrap().to_owned();
     let not_modified = get(&cart_path("s"))
         .header("x-user-id", "u")
         .header("if-none-match", &etag)
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(not_modified.status(), 304);
@@ -115,7 +113,7 @@ async fn etag_revalidation_and_matching_if_match() {
     let ok = patch_json(&item_path("s", "p"), &json!({"quantity": 3}))
         .header("x-user-id", "u")
         .header("if-match", &etag)
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(ok.status(), 200, "{}", ok.text());
@@ -123,7 +121,7 @@ async fn etag_revalidation_and_matching_if_match() {
     let modified = get(&cart_path("s"))
         .header("x-user-id", "u")
         .header("if-none-match", &etag)
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(modified.status(), 200);
@@ -131,149 +129,130 @@ async fn etag_revalidation_and_matching_if_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_product_again_grows_its_line() {
-    let app = app();
-    put_product(&app, "s", "mug", 1200, 50).await;
-    add(&app, "s", "u", "mug", 2).await;
-    let view = add(&app, "s", "u", "mug", 3).await.json();
+    let host = cart_host();
+    put_product(&host, "s", "mug", 1200, 50);
+    add(&host, "s", "u", "mug", 2).await;
+    let view = add(&host, "s", "u", "mug", 3).await.json();
     assert_eq!(view["lines"].as_array().unwrap().len(), 1);
     assert_eq!(view["lines"][0]["quantity"], 5);
     assert_eq!(view["subtotal"]["amount"], 6000);
-    let held: Vec<u64> = reservations(&app, "s", "mug")
-        .await
-        .values()
-        .copied()
-        .collect();
+    let held: Vec<u64> = reservations(&host, "s", "mug").values().copied().collect();
     assert_eq!(held, vec![5], "one absolute hold, never a second one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insufficient_stock_names_what_is_available_counting_own_hold() {
-    let app = app();
-    put_product(&app, "s", "kettle", 4900, 5).await;
-    assert_eq!(add(&app, "s", "bob", "kettle", 2).await.status(), 200);
-    assert_eq!(add(&app, "s", "alice", "kettle", 2).await.status(), 200);
+    let host = cart_host();
+    put_product(&host, "s", "kettle", 4900, 5);
+    assert_eq!(add(&host, "s", "bob", "kettle", 2).await.status(), 200);
+    assert_eq!(add(&host, "s", "alice", "kettle", 2).await.status(), 200);
 
     // Alice holds 2, Bob 2: Alice can have at most 3 in total.
-    let r = set_qty(&app, "s", "alice", "kettle", 4).await;
+    let r = set_qty(&host, "s", "alice", "kettle", 4).await;
     assert_problem(&r, 409, "insufficient-stock");
     assert_eq!(r.json()["available"], 3);
     assert_eq!(r.json()["productId"], "kettle");
-    assert_eq!(lines(&cart(&app, "s", "alice").await.json())["kettle"], 2);
+    assert_eq!(lines(&cart(&host, "s", "alice").await.json())["kettle"], 2);
 
     // Re-setting what she already holds always works, even with the rest of the stock gone.
-    put_product(&app, "s", "kettle", 4900, 4).await;
-    let again = set_qty(&app, "s", "alice", "kettle", 2).await;
+    host.set_stock("s", "kettle", 4);
+    let again = set_qty(&host, "s", "alice", "kettle", 2).await;
     assert_eq!(again.status(), 200, "{}", again.text());
-    let r = add(&app, "s", "alice", "kettle", 1).await;
+    let r = add(&host, "s", "alice", "kettle", 1).await;
     assert_problem(&r, 409, "insufficient-stock");
     assert_eq!(r.json()["available"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_and_clear_release_reservations() {
-    let app = app();
-    put_product(&app, "s", "a", 100, 10).await;
-    put_product(&app, "s", "b", 200, 10).await;
-    add(&app, "s", "u", "a", 3).await;
-    add(&app, "s", "u", "b", 4).await;
-    let r = set_qty(&app, "s", "u", "a", 0).await;
+    let host = cart_host();
+    put_product(&host, "s", "a", 100, 10);
+    put_product(&host, "s", "b", 200, 10);
+    add(&host, "s", "u", "a", 3).await;
+    add(&host, "s", "u", "b", 4).await;
+    let r = set_qty(&host, "s", "u", "a", 0).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         lines(&r.json()).get("a"),
         None,
         "quantity 0 removes the line"
     );
-    assert!(reservations(&app, "s", "a").await.is_empty());
+    assert!(reservations(&host, "s", "a").is_empty());
 
     let cleared = request(http::Method::DELETE, &cart_path("s"))
         .header("x-user-id", "u")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(cleared.status(), 200, "{}", cleared.text());
     assert_eq!(cleared.json()["lines"], json!([]));
-    assert!(reservations(&app, "s", "b").await.is_empty());
-    assert_eq!(product(&app, "s", "b").await["available"], 10);
+    assert!(reservations(&host, "s", "b").is_empty());
+    assert_eq!(stock_and_available(&host, "s", "b"), (10, 10));
 
     // After a clear, new lines use a new reservation epoch.
-    let view = add(&app, "s", "u", "b", 1).await.json();
+    let view = add(&host, "s", "u", "b", 1).await.json();
     assert!(view["lines"][0]["reservation"]["id"]
         .as_str()
         .unwrap()
         .ends_with("~1"));
 
-    let missing = remove(&app, "s", "u", "a").await;
+    let missing = remove(&host, "s", "u", "a").await;
     assert_problem(&missing, 404, "line-not-found");
-    let missing = set_qty(&app, "s", "u", "a", 2).await;
+    let missing = set_qty(&host, "s", "u", "a", 2).await;
     assert_problem(&missing, 404, "line-not-found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_products_and_quantity_rules() {
-    let app = app();
-    put_product_with(
-        &app,
-        "s",
-        "mug",
-        json!({
-            "title": "Mug", "unitPrice": {"amount": 1200, "currency": "EUR"}, "stock": 100,
-            "minQuantity": 2, "maxQuantity": 10, "quantityStep": 2
-        }),
-    )
-    .await;
+    let host = cart_host();
+    host.seed_product(
+        ProductSeed::new("s", "mug", "Mug", 1200, 100).quantity_rules(2, Some(10), 2),
+    );
     assert_problem(
-        &add(&app, "s", "u", "nope", 1).await,
+        &add(&host, "s", "u", "nope", 1).await,
         422,
         "unknown-product",
     );
     assert_problem(
-        &add(&app, "s", "u", "mug", 1).await,
+        &add(&host, "s", "u", "mug", 1).await,
         422,
         "invalid-quantity",
     );
     assert_problem(
-        &add(&app, "s", "u", "mug", 3).await,
+        &add(&host, "s", "u", "mug", 3).await,
         422,
         "invalid-quantity",
     );
     assert_problem(
-        &add(&app, "s", "u", "mug", 12).await,
+        &add(&host, "s", "u", "mug", 12).await,
         422,
         "quantity-limit-exceeded",
     );
-    assert_eq!(add(&app, "s", "u", "mug", 4).await.status(), 200);
+    assert_eq!(add(&host, "s", "u", "mug", 4).await.status(), 200);
 
-    put_product_with(
-        &app,
-        "s",
-        "usd",
-        json!({
-            "title": "Dollar thing", "unitPrice": {"amount": 100, "currency": "USD"}, "stock": 5
-        }),
-    )
-    .await;
+    host.seed_product(ProductSeed::new("s", "usd", "Dollar thing", 100, 5).currency("USD"));
     assert_problem(
-        &add(&app, "s", "u", "usd", 1).await,
+        &add(&host, "s", "u", "usd", 1).await,
         422,
         "currency-mismatch",
     );
     assert!(
-        reservations(&app, "s", "usd").await.is_empty(),
+        reservations(&host, "s", "usd").is_empty(),
         "the refused line holds nothing"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_user_never_reaches_another_users_cart() {
-    let app = app();
-    put_product(&app, "s", "p", 100, 10).await;
-    add(&app, "s", "alice", "p", 2).await;
-    let bob = cart(&app, "s", "bob").await.json();
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    add(&host, "s", "alice", "p", 2).await;
+    let bob = cart(&host, "s", "bob").await.json();
     assert_eq!(bob["lines"], json!([]));
     assert_eq!(bob["userId"], "bob");
     // Bob cannot change Alice's line by any spelling of her id or the path.
     for user in ["Alice", "alice/..", "..", "alice%00", "ａlice", "alice:x"] {
-        let r = set_qty(&app, "s", user, "p", 5).await;
+        let r = set_qty(&host, "s", user, "p", 5).await;
         assert!(
             r.status() == 401 || r.status() == 404,
             "user {user:?} got {} {}",
@@ -289,22 +268,22 @@ async fn one_user_never_reaches_another_users_cart() {
     ] {
         let r = request(http::Method::DELETE, path)
             .header("x-user-id", "bob")
-            .send(&app)
+            .send(&host)
             .await
             .unwrap();
         assert!((400..500).contains(&r.status()), "{path}: {}", r.status());
     }
-    assert_eq!(lines(&cart(&app, "s", "alice").await.json())["p"], 2);
+    assert_eq!(lines(&cart(&host, "s", "alice").await.json())["p"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_class_is_a_clear_4xx_and_changes_nothing() {
-    let app = app_with(&[("max_lines_per_cart", "2"), ("max_body_bytes", "256")]);
-    put_product(&app, "s", "a", 100, 10).await;
-    put_product(&app, "s", "b", 100, 10).await;
-    put_product(&app, "s", "c", 100, 10).await;
-    add(&app, "s", "u", "a", 1).await;
-    add(&app, "s", "u", "b", 1).await;
+    let host = cart_host_with(&[("max_lines_per_cart", "2"), ("max_body_bytes", "256")]);
+    put_product(&host, "s", "a", 100, 10);
+    put_product(&host, "s", "b", 100, 10);
+    put_product(&host, "s", "c", 100, 10);
+    add(&host, "s", "u", "a", 1).await;
+    add(&host, "s", "u", "b", 1).await;
     let items = items_path("s");
     let json_post = |body: &str| {
         request(http::Method::POST, &items)
@@ -481,31 +460,31 @@ async fn every_bad_input_class_is_a_clear_4xx_and_changes_nothing() {
     ];
     for (name, req, status, slug) in cases {
         // Earlier requests may still be relaying their events: let them finish first.
-        app.wait_idle().await;
-        let before = state_snapshot(app.kv());
-        let r = req.send(&app).await.unwrap();
+        host.wait_idle().await;
+        let before = state_snapshot(&host);
+        let r = req.send(&host).await.unwrap();
         assert_eq!(r.status(), status, "{name}: {}", r.text());
         assert_problem(&r, status, slug);
-        app.wait_idle().await;
-        let changed = changed_keys(&before, &state_snapshot(app.kv()));
+        host.wait_idle().await;
+        let changed = changed_keys(&before, &state_snapshot(&host));
         assert!(changed.is_empty(), "{name} changed the store: {changed:?}");
     }
-    assert_eq!(lines(&cart(&app, "s", "u").await.json()).len(), 2);
-    let held: u64 = reservations(&app, "s", "c").await.values().sum();
+    assert_eq!(lines(&cart(&host, "s", "u").await.json()).len(), 2);
+    let held: u64 = reservations(&host, "s", "c").values().sum();
     assert_eq!(held, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_operational_routes() {
-    let app = app();
-    let r = get("/healthz").send(&app).await.unwrap();
+    let host = cart_host();
+    let r = get("/healthz").send(&host).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json()["status"], "ok");
-    put_product(&app, "s", "p", 100, 10).await;
-    add(&app, "s", "u", "p", 1).await;
+    put_product(&host, "s", "p", 100, 10);
+    add(&host, "s", "u", "p", 1).await;
     // Metrics are flushed after the response, with the relay: let that work finish.
-    app.wait_idle().await;
-    let metrics = get("/metrics").send(&app).await.unwrap();
+    host.wait_idle().await;
+    let metrics = get("/metrics").send(&host).await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text();
     assert!(
@@ -520,51 +499,28 @@ async fn health_and_operational_routes() {
 
     // Admin routes refuse callers without the admin token.
     let anon = request(http::Method::POST, "/admin/outbox/relay")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_problem(&anon, 401, "unauthenticated");
     let user = request(http::Method::POST, "/admin/outbox/relay")
         .header("authorization", "Bearer not-the-token")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_problem(&user, 403, "forbidden");
-    assert_eq!(admin_post(&app, "/admin/outbox/relay").await.status(), 200);
+    assert_eq!(admin_post(&host, "/admin/outbox/relay").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_timing_breaks_the_request_down() {
-    let app = app();
-    put_product(&app, "s", "p", 100, 10).await;
-    let r = add(&app, "s", "u", "p", 1).await;
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    let r = add(&host, "s", "u", "p", 1).await;
     let timing = r.header("server-timing").unwrap_or_default().to_owned();
     for phase in ["lock;dur=", "inventory;dur=", "store;dur=", "total;dur="] {
         assert!(timing.contains(phase), "{timing}");
     }
-}
-
-/// The scripted shopper session (`scripts/demo-session.sh`, curl against a loopback port) passes
-/// against the app served like `spin up` serves it.
-#[test]
-fn the_scripted_session_passes_over_a_loopback_port() {
-    let app = app();
-    let server = app
-        .clone()
-        .serve("127.0.0.1:0".parse().unwrap())
-        .expect("serve on loopback");
-    let output = std::process::Command::new("bash")
-        .arg(cart_tests::workspace_root().join("scripts/demo-session.sh"))
-        .arg(server.url())
-        .output()
-        .expect("run the session script");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "session failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("session OK"), "{stdout}");
 }
 
 /// The compiled cart logic imports only the project's contract and WASI: everything Spin-
@@ -613,33 +569,33 @@ fn the_cart_logic_imports_only_the_contract_and_wasi() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_can_require_idempotency_keys_on_post() {
-    let app = app_with(&[("idempotency_key_required", "true")]);
-    put_product(&app, "s", "p", 100, 10).await;
-    let before = state_snapshot(app.kv());
-    let r = add(&app, "s", "u", "p", 1).await;
+    let host = cart_host_with(&[("idempotency_key_required", "true")]);
+    put_product(&host, "s", "p", 100, 10);
+    let before = state_snapshot(&host);
+    let r = add(&host, "s", "u", "p", 1).await;
     assert_problem(&r, 400, "idempotency-key-required");
-    app.wait_idle().await;
-    assert!(changed_keys(&before, &state_snapshot(app.kv())).is_empty());
+    host.wait_idle().await;
+    assert!(changed_keys(&before, &state_snapshot(&host)).is_empty());
     let ok = post_json(&items_path("s"), &json!({"productId": "p", "quantity": 1}))
         .header("x-user-id", "u")
         .header("idempotency-key", "\"k-1\"")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(ok.status(), 200, "{}", ok.text());
     // Other methods stay optional.
-    assert_eq!(set_qty(&app, "s", "u", "p", 2).await.status(), 200);
+    assert_eq!(set_qty(&host, "s", "u", "p", 2).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lowering_a_quantity_shrinks_the_hold_after_the_commit() {
-    let app = app();
-    put_product(&app, "s", "p", 100, 10).await;
-    assert_eq!(add(&app, "s", "u", "p", 5).await.status(), 200);
-    let r = set_qty(&app, "s", "u", "p", 2).await;
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 5).await.status(), 200);
+    let r = set_qty(&host, "s", "u", "p", 2).await;
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(lines(&r.json())["p"], 2);
-    app.wait_idle().await;
-    assert_eq!(held_quantities(&app, "s", "p").await, vec![2]);
-    assert_eq!(product(&app, "s", "p").await["available"], 8);
+    host.wait_idle().await;
+    assert_eq!(held_quantities(&host, "s", "p"), vec![2]);
+    assert_eq!(stock_and_available(&host, "s", "p"), (10, 8));
 }

@@ -1,7 +1,10 @@
 //! A bounded, seeded fuzz suite over the cart's HTTP surface (request line, ids, headers, JSON
-//! bodies), through the whole app: no response may be a 5xx (a panic or trap in a component is
-//! a 500), every 4xx is a problem+json, and every rejected request leaves the store's cart state
-//! unchanged. The case count and failures are printed (straight to stderr, so CI shows them).
+//! bodies), through the compiled cart component over the capability host: no response may be a
+//! 5xx (a panic or trap in the component is a 500), every 4xx is a problem+json, and every
+//! rejected request leaves the capabilities' state unchanged (documents, key-value, leases,
+//! holds, stock, events). The case count and failures are printed (straight to stderr, so CI
+//! shows them). `scripts/contract-check.sh` fuzzes the real app on `spin up` against the
+//! OpenAPI document (`tests/e2e`).
 //!
 //! `FUZZ_CASES` (default 600) and `FUZZ_SEED` reproduce or extend a run.
 
@@ -10,7 +13,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use cart_tests::{request, KvStore};
+use cart_tests::{request, CapabilityHost};
 use support::*;
 
 /// xorshift64*: deterministic, dependency-free.
@@ -179,12 +182,12 @@ fn body(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-fn cart_state(kv: &KvStore, strict: bool) -> BTreeMap<String, Vec<u8>> {
+fn cart_state(host: &CapabilityHost, strict: bool) -> BTreeMap<String, Vec<u8>> {
     // Strict: everything but metrics. Otherwise also leave out infrastructure that a request
-    // may touch before a business rule refuses it (released leases, breaker counters, the
-    // product cache), none of which is cart state.
-    let infra = ["lock:", "breaker:", "product:", "product-refresh:"];
-    state_snapshot(kv)
+    // may touch before a business rule refuses it (leases, breaker counters, the product
+    // cache), none of which is cart state.
+    let infra = ["lock:", "kv:breaker:", "kv:product:", "kv:product-refresh:"];
+    state_snapshot(host)
         .into_iter()
         .filter(|(k, _)| strict || !infra.iter().any(|p| k.starts_with(p)))
         .collect()
@@ -213,10 +216,10 @@ async fn the_http_surface_survives_hostile_input() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_cafe);
-    let app = app_with(&[("max_body_bytes", "4096")]);
-    put_product(&app, "s", "p1", 100, 50).await;
-    put_product(&app, "s", "p2", 200, 50).await;
-    add(&app, "s", "u", "p1", 2).await;
+    let host = cart_host_with(&[("max_body_bytes", "4096")]);
+    put_product(&host, "s", "p1", 100, 50);
+    put_product(&host, "s", "p2", 200, 50);
+    assert_eq!(add(&host, "s", "u", "p1", 2).await.status(), 200);
 
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
@@ -277,10 +280,10 @@ async fn the_http_surface_survives_hostile_input() {
             req = req.header("x-padding", &"h".repeat(8000));
         }
         let req = req.body(body(&mut rng));
-        app.wait_idle().await;
-        let before_strict = cart_state(app.kv(), true);
-        let before = cart_state(app.kv(), false);
-        let response = match req.send(&app).await {
+        host.wait_idle().await;
+        let before_strict = cart_state(&host, true);
+        let before = cart_state(&host, false);
+        let response = match req.send(&host).await {
             Ok(r) => r,
             Err(e) => {
                 failures.push(format!("case {case}: {method} {p}: host error {e:#}"));
@@ -314,8 +317,8 @@ async fn the_http_surface_survives_hostile_input() {
                 })
                 .unwrap_or_default();
             let strict = INPUT_PROBLEMS.contains(&slug.as_str());
-            app.wait_idle().await;
-            let after = cart_state(app.kv(), strict);
+            host.wait_idle().await;
+            let after = cart_state(&host, strict);
             let changed = changed_keys(if strict { &before_strict } else { &before }, &after);
             if !changed.is_empty() {
                 failures.push(format!(

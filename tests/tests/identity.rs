@@ -1,11 +1,12 @@
 //! Only the owner reaches a cart: verified bearer tokens, guest carts and their merge, admin
-//! separation. Through the whole app as `spin.toml` describes it.
+//! separation. The compiled cart component over the capability host; verified identity on real
+//! `spin up` (tokens accepted, `X-User-Id` refused) is `tests/e2e/tests/identity.rs`.
 
 mod support;
 
 use std::sync::Arc;
 
-use cart_tests::{get, post_json, request, workspace_root, SpinApp, TestResponse};
+use cart_tests::{get, post_json, request, workspace_root, CapabilityHost, TestResponse};
 use serde_json::{json, Value};
 use support::*;
 
@@ -31,8 +32,8 @@ fn user_token(sub: &str) -> String {
     )
 }
 
-fn secured_app() -> Arc<SpinApp> {
-    app_with(&[
+fn secured_host() -> Arc<CapabilityHost> {
+    cart_host_with(&[
         ("allow_insecure_user_header", "false"),
         ("jwt_hs256_secret", SECRET),
         ("jwt_issuer", ISSUER),
@@ -40,9 +41,13 @@ fn secured_app() -> Arc<SpinApp> {
     ])
 }
 
-async fn as_bearer(req: cart_tests::TestRequest, token: &str, app: &SpinApp) -> TestResponse {
+async fn as_bearer(
+    req: cart_tests::TestRequest,
+    token: &str,
+    host: &CapabilityHost,
+) -> TestResponse {
     req.header("authorization", &format!("Bearer {token}"))
-        .send(app)
+        .send(host)
         .await
         .unwrap()
 }
@@ -56,19 +61,22 @@ fn add_req(product: &str, qty: u32) -> cart_tests::TestRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_users_reach_only_their_own_cart() {
-    let app = secured_app();
-    put_product(&app, "s", "p", 100, 10).await;
+    let host = secured_host();
+    put_product(&host, "s", "p", 100, 10);
     let alice = user_token("alice");
     let bob = user_token("bob");
-    assert_eq!(as_bearer(add_req("p", 2), &alice, &app).await.status(), 200);
-    let bobs = as_bearer(get(&cart_path("s")), &bob, &app).await;
+    assert_eq!(
+        as_bearer(add_req("p", 2), &alice, &host).await.status(),
+        200
+    );
+    let bobs = as_bearer(get(&cart_path("s")), &bob, &host).await;
     assert_eq!(bobs.status(), 200);
     assert_eq!(bobs.json()["lines"], json!([]));
     assert_eq!(bobs.json()["userId"], "bob");
     // With the demo mode off, X-User-Id is ignored: no token, no cart.
     let header_only = get(&cart_path("s"))
         .header("x-user-id", "alice")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_problem(&header_only, 401, "unauthenticated");
@@ -76,7 +84,7 @@ async fn verified_users_reach_only_their_own_cart() {
     let mixed = as_bearer(
         get(&cart_path("s")).header("x-user-id", "alice"),
         &bob,
-        &app,
+        &host,
     )
     .await;
     assert_eq!(mixed.json()["userId"], "bob");
@@ -88,7 +96,7 @@ async fn verified_users_reach_only_their_own_cart() {
         "/v1/stores/S/cart/items/p",
         "/v1/stores/s/cart/items/p%2F..%2Falice",
     ] {
-        let r = as_bearer(request(http::Method::DELETE, path), &bob, &app).await;
+        let r = as_bearer(request(http::Method::DELETE, path), &bob, &host).await;
         assert!(
             (400..500).contains(&r.status()),
             "{path}: {} {}",
@@ -96,13 +104,13 @@ async fn verified_users_reach_only_their_own_cart() {
             r.text()
         );
     }
-    let alices = as_bearer(get(&cart_path("s")), &alice, &app).await;
+    let alices = as_bearer(get(&cart_path("s")), &alice, &host).await;
     assert_eq!(lines(&alices.json())["p"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_token_failure_is_a_401() {
-    let app = secured_app();
+    let host = secured_host();
     let rsa_public = std::fs::read_to_string(
         workspace_root().join("crates/cart-auth/tests/fixtures/rsa_public.pem"),
     )
@@ -163,7 +171,7 @@ async fn every_token_failure_is_a_401() {
         ("garbage", "not.a.jwt".to_owned(), "malformed"),
     ];
     for (name, token, code_part) in cases {
-        let r = as_bearer(get(&cart_path("s")), &token, &app).await;
+        let r = as_bearer(get(&cart_path("s")), &token, &host).await;
         assert_problem(&r, 401, "unauthenticated");
         let code = r.json()["code"].as_str().unwrap_or_default().to_owned();
         assert!(
@@ -171,18 +179,18 @@ async fn every_token_failure_is_a_401() {
             "{name}: code {code}"
         );
     }
-    let no_token = get(&cart_path("s")).send(&app).await.unwrap();
+    let no_token = get(&cart_path("s")).send(&host).await.unwrap();
     assert_problem(&no_token, 401, "unauthenticated");
     let basic = get(&cart_path("s"))
         .header("authorization", "Basic YWxpY2U6eA==")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_problem(&basic, 401, "unauthenticated");
 
     // Key confusion: an RS256 deployment must not accept an HS256 token "signed" with its
     // public key as the HMAC secret.
-    let rsa_app = app_with(&[
+    let rsa_host = cart_host_with(&[
         ("allow_insecure_user_header", "false"),
         ("jwt_public_key", &rsa_public),
         ("jwt_issuer", "https://idp.example"),
@@ -192,14 +200,14 @@ async fn every_token_failure_is_a_401() {
         rsa_public.as_bytes(),
         json!({"sub": "user-42", "iss": "https://idp.example", "aud": "cart", "exp": now() + 600}),
     );
-    let r = as_bearer(get(&cart_path("s")), &confused, &rsa_app).await;
+    let r = as_bearer(get(&cart_path("s")), &confused, &rsa_host).await;
     assert_problem(&r, 401, "unauthenticated");
     // The genuine RS256 token (signed by OpenSSL with the private key) is accepted.
     let genuine = std::fs::read_to_string(
         workspace_root().join("crates/cart-auth/tests/fixtures/rs256_openssl.jwt"),
     )
     .unwrap();
-    let ok = as_bearer(get(&cart_path("s")), genuine.trim(), &rsa_app).await;
+    let ok = as_bearer(get(&cart_path("s")), genuine.trim(), &rsa_host).await;
     assert_eq!(ok.status(), 200, "{}", ok.text());
     assert_eq!(ok.json()["userId"], "user-42");
 }
@@ -220,52 +228,61 @@ fn b64(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_refuse_user_tokens() {
-    let app = secured_app();
+    let host = secured_host();
     let alice = user_token("alice");
     for path in [
         "/admin/outbox/relay",
         "/admin/reservations/sweep?storeId=s",
         "/admin/cache/invalidate",
     ] {
-        let r = as_bearer(request(http::Method::POST, path), &alice, &app).await;
+        let r = as_bearer(request(http::Method::POST, path), &alice, &host).await;
         assert_problem(&r, 403, "forbidden");
-        let anonymous = request(http::Method::POST, path).send(&app).await.unwrap();
+        let anonymous = request(http::Method::POST, path).send(&host).await.unwrap();
         assert_problem(&anonymous, 401, "unauthenticated");
     }
-    assert_eq!(get("/healthz").send(&app).await.unwrap().status(), 200);
-    assert_eq!(admin_post(&app, "/admin/outbox/relay").await.status(), 200);
+    assert_eq!(get("/healthz").send(&host).await.unwrap().status(), 200);
+    assert_eq!(admin_post(&host, "/admin/outbox/relay").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_cart_merges_exactly_once_under_retries() {
-    let app = secured_app();
-    put_product(&app, "s", "p", 100, 10).await;
-    put_product(&app, "s", "q", 300, 10).await;
+    let host = secured_host();
+    put_product(&host, "s", "p", 100, 10);
+    put_product(&host, "s", "q", 300, 10);
     let issued = request(http::Method::POST, "/v1/guest-tokens")
-        .send(&app)
+        .send(&host)
         .await
         .unwrap();
     assert_eq!(issued.status(), 201, "{}", issued.text());
     let guest = issued.json()["token"].as_str().unwrap().to_owned();
     let guest_id = issued.json()["userId"].as_str().unwrap().to_owned();
     assert!(guest_id.starts_with("guest-"));
-    assert_eq!(as_bearer(add_req("p", 2), &guest, &app).await.status(), 200);
-    assert_eq!(as_bearer(add_req("q", 1), &guest, &app).await.status(), 200);
+    assert_eq!(
+        as_bearer(add_req("p", 2), &guest, &host).await.status(),
+        200
+    );
+    assert_eq!(
+        as_bearer(add_req("q", 1), &guest, &host).await.status(),
+        200
+    );
     let alice = user_token("alice");
-    assert_eq!(as_bearer(add_req("p", 1), &alice, &app).await.status(), 200);
+    assert_eq!(
+        as_bearer(add_req("p", 1), &alice, &host).await.status(),
+        200
+    );
 
     // A guest cannot merge; a forged guest token is refused.
     let by_guest = as_bearer(
         post_json("/v1/stores/s/cart/merge", &json!({"guestToken": guest})),
         &guest,
-        &app,
+        &host,
     )
     .await;
     assert_problem(&by_guest, 403, "forbidden");
     let forged = as_bearer(
         post_json("/v1/stores/s/cart/merge", &json!({"guestToken": alice})),
         &alice,
-        &app,
+        &host,
     )
     .await;
     assert_problem(&forged, 422, "invalid-guest-token");
@@ -273,12 +290,12 @@ async fn a_guest_cart_merges_exactly_once_under_retries() {
     // The login merge, retried: five in parallel, then twice more.
     let tasks: Vec<_> = (0..5)
         .map(|_| {
-            let app = app.clone();
+            let host = host.clone();
             let (alice, guest) = (alice.clone(), guest.clone());
             tokio::spawn(async move {
                 let r = post_json("/v1/stores/s/cart/merge", &json!({"guestToken": guest}))
                     .header("authorization", &format!("Bearer {alice}"))
-                    .send(&*app)
+                    .send(&*host)
                     .await
                     .unwrap();
                 (r.status(), r.text())
@@ -293,23 +310,22 @@ async fn a_guest_cart_merges_exactly_once_under_retries() {
         let r = as_bearer(
             post_json("/v1/stores/s/cart/merge", &json!({"guestToken": guest})),
             &alice,
-            &app,
+            &host,
         )
         .await;
         assert_eq!(r.status(), 200, "{}", r.text());
     }
-    let view = as_bearer(get(&cart_path("s")), &alice, &app).await.json();
+    let view = as_bearer(get(&cart_path("s")), &alice, &host).await.json();
     assert_eq!(
         lines(&view),
         [("p".to_string(), 3), ("q".to_string(), 1)].into()
     );
-    let guest_view = as_bearer(get(&cart_path("s")), &guest, &app).await.json();
+    let guest_view = as_bearer(get(&cart_path("s")), &guest, &host).await.json();
     assert_eq!(guest_view["lines"], json!([]));
     // Holds were transferred, not doubled.
-    assert_eq!(held_quantities(&app, "s", "p").await, vec![3]);
-    assert_eq!(held_quantities(&app, "s", "q").await, vec![1]);
-    assert!(reservations(&app, "s", "p")
-        .await
+    assert_eq!(held_quantities(&host, "s", "p"), vec![3]);
+    assert_eq!(held_quantities(&host, "s", "q"), vec![1]);
+    assert!(reservations(&host, "s", "p")
         .keys()
         .all(|k| k.starts_with("alice~")));
 }

@@ -49,11 +49,13 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
         return Ok(loaded);
     }
     let loaded = expire_if_abandoned(store, user, loaded)?;
-    let write = WriteSettings::load();
-    let ttl = write.reservation_ttl_for(user);
+    // Only the hold lifetime is needed to see that nothing needs attention (the common read);
+    // the write settings are read when there is work to do.
+    let ttl = crate::settings::reservation_ttl_ms(user);
     if !holds::any_need_attention(&loaded.cart, None, ttl) {
         return Ok(loaded);
     }
+    let write = WriteSettings::load();
     let maintained = holds::maintain(store, user, &loaded.cart, None, ttl, write.lock_ttl_ms);
     if maintained.is_empty() {
         return Ok(loaded);

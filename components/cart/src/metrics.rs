@@ -1,6 +1,15 @@
 //! Metrics shared by all instances: each series is a key-value counter `metrics:{series}`
 //! (the key is the Prometheus series with its labels). Updates are buffered during the request
 //! and flushed after the response is sent, so counting never delays a shopper.
+//!
+//! Spin gives every request a fresh instance, so counts must leave the instance through the
+//! store, and on Spin's default store every write is a disk transaction that costs more than
+//! the rest of a cart read. So counts are *sampled*: each request's counts are flushed with
+//! probability 1/N (`metrics_sample_every`, N = 1 counts every request), multiplied by N. That
+//! is the Horvitz–Thompson estimator: every stored counter stays an unbiased estimate of the
+//! true count, with a relative error of about 1/sqrt(count/N). The few *exact* series (outbox
+//! events committed and acknowledged, which the pending-events gauge subtracts) are never
+//! sampled; only requests that change a cart record them, and those write anyway.
 
 use crate::bindings::kv;
 use std::cell::RefCell;
@@ -12,14 +21,30 @@ const PREFIX: &str = "metrics:";
 const DURATION_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
 thread_local! {
+    /// Sampled series of this request.
     static PENDING: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
+    /// Series of this request that are always written as they are.
+    static EXACT: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
-/// Adds `delta` to a series (buffered until `flush`).
-pub fn add(series: &str, delta: i64) {
+fn buffer(
+    cell: &'static std::thread::LocalKey<RefCell<BTreeMap<String, i64>>>,
+    series: &str,
+    delta: i64,
+) {
     if delta != 0 {
-        PENDING.with(|p| *p.borrow_mut().entry(series.to_owned()).or_insert(0) += delta);
+        cell.with(|p| *p.borrow_mut().entry(series.to_owned()).or_insert(0) += delta);
     }
+}
+
+/// Adds `delta` to a series (buffered until `flush`, sampled).
+pub fn add(series: &str, delta: i64) {
+    buffer(&PENDING, series, delta);
+}
+
+/// Adds `delta` to a series that is read back exactly: never sampled.
+pub fn add_exact(series: &str, delta: i64) {
+    buffer(&EXACT, series, delta);
 }
 
 pub fn inc(series: &str) {
@@ -89,17 +114,37 @@ fn cumulative_buckets(series: &mut BTreeMap<String, i64>) {
     }
 }
 
-/// Writes the buffered updates. Failures lose counts, never requests.
-pub fn flush() {
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if pending.is_empty() {
-        return;
+/// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
+/// probability 1/n, `None` when sampled out.
+fn sample_weight(sample_every: u32, draw: f64) -> Option<i64> {
+    if sample_every <= 1 {
+        return Some(1);
     }
-    let deltas: Vec<(String, i64)> = pending
+    (draw * f64::from(sample_every) < 1.0).then_some(i64::from(sample_every))
+}
+
+/// Writes the buffered updates: the exact ones always, the sampled ones one time in N,
+/// weighted. Failures lose counts, never requests.
+pub fn flush() {
+    let sampled = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let exact = EXACT.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let mut deltas: Vec<(String, i64)> = exact
         .into_iter()
         .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
         .collect();
-    let _ = kv::increment_many(&deltas);
+    if !sampled.is_empty() {
+        let sample_every = crate::settings::var("metrics_sample_every")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1);
+        if let Some(weight) = sample_weight(sample_every, crate::clock::random_unit()) {
+            deltas.extend(sampled.into_iter().map(|(series, delta)| {
+                (format!("{PREFIX}{series}"), delta.saturating_mul(weight))
+            }));
+        }
+    }
+    if !deltas.is_empty() {
+        let _ = kv::increment_many(&deltas);
+    }
 }
 
 fn decode(bytes: &[u8]) -> Option<i64> {
@@ -172,4 +217,31 @@ pub fn render(extra_gauges: &[(&str, i64)]) -> Result<String, String> {
         out.push_str(&format!("{name} {value}\n"));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_weight;
+
+    #[test]
+    fn unsampled_deployments_count_every_request_once() {
+        for draw in [0.0, 0.5, 0.999] {
+            assert_eq!(sample_weight(1, draw), Some(1));
+            assert_eq!(sample_weight(0, draw), Some(1));
+        }
+    }
+
+    #[test]
+    fn a_sampled_request_is_kept_one_time_in_n_and_stands_for_n() {
+        assert_eq!(sample_weight(16, 0.0), Some(16));
+        assert_eq!(sample_weight(16, 0.0624), Some(16));
+        assert_eq!(sample_weight(16, 0.0626), None);
+        assert_eq!(sample_weight(16, 0.99), None);
+        // Over evenly spread draws the weighted total equals the number of requests.
+        let n = 16_000;
+        let total: i64 = (0..n)
+            .filter_map(|i| sample_weight(16, f64::from(i) / f64::from(n)))
+            .sum();
+        assert_eq!(total, i64::from(n));
+    }
 }

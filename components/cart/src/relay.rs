@@ -40,8 +40,9 @@ fn topic() -> String {
         .unwrap_or_else(|| "cart-events".to_owned())
 }
 
+/// Outbox counters are read back exactly (the pending gauge subtracts them), so never sampled.
 fn bump(series: &str, delta: i64) {
-    crate::metrics::add(series, delta);
+    crate::metrics::add_exact(series, delta);
 }
 
 /// Lists the cart as possibly holding pending events. Called before the commit.

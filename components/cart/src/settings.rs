@@ -7,64 +7,81 @@ use cart_domain::Limits;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// Every variable the cart reads. They are fetched together in one `config.get-many` call the
-/// first time any is needed (one crossing to the adapter instead of one per variable).
-const VARIABLES: &[&str] = &[
-    "allow_insecure_user_header",
-    "max_lines_per_cart",
-    "max_quantity_per_line",
-    "max_body_bytes",
-    "max_header_bytes",
-    "max_id_length",
-    "idempotency_key_required",
-    "reservation_ttl_seconds",
-    "guest_reservation_ttl_seconds",
-    "lock_ttl_ms",
-    "lock_wait_ms",
-    "events_topic",
-    "admin_token",
-    "product_cache_ttl_ms",
-    "reservation_policy",
-    "checkout_hold_seconds",
-    "breaker_window_ms",
-    "breaker_min_volume",
-    "breaker_error_percent",
-    "breaker_open_ms",
-    "abandon_after_days",
-    "guest_abandon_after_days",
-    "jwt_hs256_secret",
-    "jwt_public_key",
-    "jwt_issuer",
-    "jwt_audience",
-    "jwt_leeway_seconds",
-    "guest_token_secret",
-    "guest_token_ttl_seconds",
+/// Every variable the cart reads, in groups that are needed together. A group is fetched in
+/// one `config.get-many` call the first time one of its variables is needed, so a request reads
+/// only the groups its route uses: on Spin every variable read is a host call with its own
+/// cost (template resolution, provider lookups), and a cart read needs about a third of them.
+const GROUPS: &[&[&str]] = &[
+    // Every request: input limits, the demo identity switch, metrics sampling.
+    &[
+        "allow_insecure_user_header",
+        "max_lines_per_cart",
+        "max_quantity_per_line",
+        "max_body_bytes",
+        "max_header_bytes",
+        "max_id_length",
+        "metrics_sample_every",
+    ],
+    // Carts that are read or written: abandonment and hold lifetimes (a read re-confirms
+    // lapsed holds).
+    &[
+        "abandon_after_days",
+        "guest_abandon_after_days",
+        "reservation_ttl_seconds",
+        "guest_reservation_ttl_seconds",
+    ],
+    // Bearer tokens and guest tokens.
+    &[
+        "jwt_hs256_secret",
+        "jwt_public_key",
+        "jwt_issuer",
+        "jwt_audience",
+        "jwt_leeway_seconds",
+        "guest_token_secret",
+        "guest_token_ttl_seconds",
+    ],
+    // Writes: idempotency and leases.
+    &[
+        "idempotency_key_required",
+        "lock_ttl_ms",
+        "lock_wait_ms",
+        "reservation_policy",
+        "checkout_hold_seconds",
+    ],
+    // Calls to the inventory: product cache and circuit breaker.
+    &[
+        "product_cache_ttl_ms",
+        "breaker_window_ms",
+        "breaker_min_volume",
+        "breaker_error_percent",
+        "breaker_open_ms",
+    ],
+    // Operator endpoints and the outbox relay.
+    &["admin_token", "events_topic"],
 ];
 
 thread_local! {
     /// An instance serves one request, so this cache lives exactly as long as the request.
-    static VALUES: RefCell<Option<HashMap<&'static str, String>>> = const { RefCell::new(None) };
+    /// `None` for a variable that was fetched and is unset.
+    static VALUES: RefCell<HashMap<&'static str, Option<String>>> = RefCell::new(HashMap::new());
 }
 
 /// A variable's value (`None` when unset).
 pub fn var(name: &str) -> Option<String> {
     VALUES.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let values = cell.get_or_insert_with(|| {
-            let names: Vec<String> = VARIABLES.iter().map(|n| (*n).to_owned()).collect();
-            VARIABLES
-                .iter()
-                .copied()
-                .zip(config::get_many(&names))
-                .filter_map(|(n, v)| v.map(|v| (n, v)))
-                .collect()
-        });
-        match values.get(name) {
-            Some(v) => Some(v.clone()),
-            // Not in the list: ask for it on its own (and notice the omission in review).
-            None if !VARIABLES.contains(&name) => config::get(name),
-            None => None,
+        let mut values = cell.borrow_mut();
+        if let Some(value) = values.get(name) {
+            return value.clone();
         }
+        let Some(group) = GROUPS.iter().find(|g| g.contains(&name)) else {
+            // Not in any group: ask for it on its own (and notice the omission in review).
+            return config::get(name);
+        };
+        let names: Vec<String> = group.iter().map(|n| (*n).to_owned()).collect();
+        for (n, v) in group.iter().copied().zip(config::get_many(&names)) {
+            values.insert(n, v);
+        }
+        values.get(name).cloned().flatten()
     })
 }
 
@@ -122,6 +139,16 @@ impl Settings {
             },
         }
     }
+}
+
+/// How long a hold of this shopper's cart lasts without activity (guests' holds are shorter).
+pub fn reservation_ttl_ms(user: &cart_domain::UserId) -> u64 {
+    let (name, default_seconds) = if user.as_str().starts_with(GUEST_PREFIX) {
+        ("guest_reservation_ttl_seconds", 300)
+    } else {
+        ("reservation_ttl_seconds", 900)
+    };
+    number::<u64>(name, default_seconds).saturating_mul(1000)
 }
 
 impl WriteSettings {

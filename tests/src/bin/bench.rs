@@ -1,27 +1,30 @@
-//! Benchmarks, measured side by side in one run and reported as ratios (DESIGN.md section 6).
-//! Not a test: it never asserts a time.
+//! In-process benchmarks of the cart logic on the capability host, measured side by side in one
+//! run and reported as ratios. Not a test: it never asserts a time. The figures that count are
+//! taken on real `spin up` (`scripts/bench-spin.sh`); these isolate the cart logic's own cost,
+//! with every capability in memory, and the seed anchor's injected latencies.
 //!
 //! ```text
 //! cargo run -p cart-tests --release --bin bench [-- --seconds 3 --concurrency 16]
 //! ```
 //!
-//! 1. Throughput: a hello-world component vs cart reads vs cart adds, through the same host,
-//!    with `--concurrency` requests in flight for `--seconds` each.
+//! 1. Throughput: a hello-world component vs cart reads vs cart adds, each served by the
+//!    capability host (in-memory capabilities, instant), with `--concurrency` requests in flight
+//!    for `--seconds` each.
 //! 2. Overhead: one request at a time, hello-world vs a cart read vs a cart add.
-//! 3. Seed anchor: the cart logic over in-memory capabilities with the seed's dependency
-//!    latencies injected per call (lock 3 ms, inventory 55, store 35, cache 8, events 12),
-//!    against the essential round trips (lock + inventory + store write + 1 ms).
-//! 4. Budget: key-value operations and cross-component calls per request.
+//! 3. Budget: capability calls per request, by interface and function, counted by the host.
+//! 4. Seed anchor: the same cart with the seed's dependency latencies injected per call (lock
+//!    3 ms, inventory 55, store 35, cache 8, events 12), against the essential round trips
+//!    (lock + inventory + store write + 1 ms).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cart_tests::{
-    ensure_fixtures, fixture_path, get, post_json, put_json, wasm_path, workspace_root, AppOptions,
-    CapabilityHost, Handle, Interface, KvStore, ProductSeed, SpinApp,
+    ensure_fixtures, fixture_path, get, post_json, wasm_path, CapabilityHost, CapabilityOptions,
+    GuestOutput, Handle, Interface, ProductSeed,
 };
 use serde_json::json;
 
@@ -47,29 +50,55 @@ fn args() -> Args {
     a
 }
 
-fn cart_app() -> Result<Arc<SpinApp>> {
-    let variables: HashMap<String, String> = [("allow_insecure_user_header", "true")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    SpinApp::load(
-        &workspace_root().join("spin.toml"),
-        AppOptions {
-            variables,
-            kv: Some(KvStore::new()),
-            env: Some(HashMap::new()),
-            ..AppOptions::default()
+/// A component on the capability host, its output dropped (printing would be measured too).
+fn host(wasm: &std::path::Path) -> Result<Arc<CapabilityHost>> {
+    CapabilityHost::with_options(
+        wasm,
+        CapabilityOptions {
+            guest_output: GuestOutput::Discard,
+            ..CapabilityOptions::default()
         },
     )
 }
 
-fn hello_app() -> Result<Arc<SpinApp>> {
+/// The cart logic with the demo identity on and four bench products.
+fn cart_host() -> Result<Arc<CapabilityHost>> {
+    let host = host(&wasm_path("cart")?).context("cart component")?;
+    host.set_config("allow_insecure_user_header", "true");
+    for p in 0..4 {
+        host.seed_product(ProductSeed::new(
+            "bench",
+            &format!("p{p}"),
+            "Bench item",
+            100,
+            100_000_000,
+        ));
+    }
+    Ok(host)
+}
+
+fn hello_host() -> Result<Arc<CapabilityHost>> {
     ensure_fixtures()?;
-    let manifest = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"hello\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{}\"\n",
-        fixture_path("hello").display()
-    );
-    SpinApp::load_str(&manifest, &workspace_root(), AppOptions::default())
+    host(&fixture_path("hello")).context("hello-world component")
+}
+
+/// Capability calls made since `before`, per `interface.function`, divided by `n` requests.
+fn calls_since(
+    host: &CapabilityHost,
+    before: &BTreeMap<String, u64>,
+    n: u64,
+) -> (f64, Vec<String>) {
+    let mut total = 0;
+    let per_call: Vec<String> = host
+        .call_counts()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            total += d;
+            (d > 0).then(|| format!("{k} {:.1}", d as f64 / n as f64))
+        })
+        .collect();
+    (total as f64 / n as f64, per_call)
 }
 
 /// Requests per second with `concurrency` in flight for `seconds`; `make` builds request i.
@@ -134,17 +163,8 @@ fn add_request(user: String, product: &str) -> cart_tests::TestRequest {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let a = args();
-    let hello = hello_app().context("hello app")?;
-    let cart = cart_app().context("cart app")?;
-    for p in 0..4 {
-        let r = put_json(
-            &format!("/inventory/v1/stores/bench/products/p{p}"),
-            &json!({"title": "Bench item", "unitPrice": {"amount": 100, "currency": "EUR"}, "stock": 100_000_000}),
-        )
-        .send(&*cart)
-        .await?;
-        anyhow::ensure!(r.status() == 200, "seeding failed: {}", r.text());
-    }
+    let hello = hello_host()?;
+    let cart = cart_host()?;
     for p in 0..3 {
         add_request("reader".into(), &format!("p{p}"))
             .send(&*cart)
@@ -153,7 +173,7 @@ async fn main() -> Result<()> {
     cart.wait_idle().await;
 
     println!(
-        "## Throughput ({} s each, {} in flight)\n",
+        "## Throughput ({} s each, {} in flight; cart logic over in-memory capabilities)\n",
         a.seconds, a.concurrency
     );
     let (hello_rps, _) = throughput(hello.clone(), a.seconds, a.concurrency, |_| get("/")).await;
@@ -192,44 +212,29 @@ async fn main() -> Result<()> {
     println!("| GET cart | {read_ms:.3} | {:.2} |", read_ms / hello_ms);
     println!("| POST add item | {add_ms:.3} | {:.2} |", add_ms / hello_ms);
 
-    println!("\n## Budget per request (counted by the host)\n");
-    let kv_before = cart.kv().counters();
-    let stats_before = cart.stats();
+    println!("\n## Budget per request (capability calls, counted by the host)\n");
+    let before = cart.call_counts();
     add_request("budget".into(), "p1").send(&*cart).await?;
     cart.wait_idle().await;
-    let kv = cart.kv().counters().since(&kv_before);
-    let stats = cart.stats().since(&stats_before);
+    let (total, calls) = calls_since(&cart, &before, 1);
     println!(
-        "POST add item (incl. the relay after the response): {} key-value operations, {} cross-component calls, {} outbound requests",
-        kv.total(),
-        stats.dependency_calls_total(),
-        stats.outbound_total()
+        "POST add item (incl. the relay after the response): {total:.0} capability calls: {}",
+        calls.join(", ")
     );
-    let kv_before = cart.kv().counters();
-    let stats_before = cart.stats();
+    let before = cart.call_counts();
     get("/v1/stores/bench/cart")
         .header("x-user-id", "reader")
         .send(&*cart)
         .await?;
     cart.wait_idle().await;
-    let kv = cart.kv().counters().since(&kv_before);
-    let stats = cart.stats().since(&stats_before);
+    let (total, calls) = calls_since(&cart, &before, 1);
     println!(
-        "GET cart: {} key-value operations, {} cross-component calls",
-        kv.total(),
-        stats.dependency_calls_total()
+        "GET cart: {total:.0} capability calls: {}",
+        calls.join(", ")
     );
 
     println!("\n## Seed anchor (injected dependency latency per call)\n");
-    let host = CapabilityHost::new(wasm_path("cart")?)?;
-    host.set_config("allow_insecure_user_header", "true");
-    host.seed_product(ProductSeed::new(
-        "bench",
-        "p0",
-        "Bench item",
-        100,
-        1_000_000,
-    ));
+    let host = cart_host()?;
     // Warm the product cache and each shopper's cart, as a shopper's next add would find them
     // (one add per shopper below, so no measured add races the previous add's relay).
     let n = 5;
@@ -254,14 +259,7 @@ async fn main() -> Result<()> {
     }
     let add_ms = started.elapsed().as_secs_f64() * 1000.0 / n as f64;
     host.wait_idle().await;
-    let calls: Vec<String> = host
-        .call_counts()
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let d = v - calls_before.get(&k).copied().unwrap_or(0);
-            (d > 0).then(|| format!("{k} {:.1}", d as f64 / n as f64))
-        })
-        .collect();
+    let (_, calls) = calls_since(&host, &calls_before, n);
     let essential = 3.0 + 55.0 + 35.0 + 1.0;
     println!("| measure | ms |\n|---|---|");
     println!("| seed add-to-cart | 120 |");

@@ -11,9 +11,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -27,10 +29,10 @@ pub use state::{
     ProductSeed, ProductView, ReservationView, StoredEvent,
 };
 
-use crate::guest_log::{wasi_ctx, GuestLog, GuestOutput};
+use crate::guest_log::{wasi_builder, GuestLog, GuestOutput};
 use crate::inflight::InFlight;
 use crate::outbound::{full_body, DenyAllOutbound};
-use crate::routing::{append_spin_headers, Router};
+use crate::routing::{append_spin_headers, Routes};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -85,6 +87,21 @@ impl WasiHttpView for CapStoreData {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The component's wall clock is the host's clock ([`CapabilityState::now_ms`]), so
+/// [`CapabilityState::advance_clock`] moves the cart's notion of time together with the
+/// capabilities' (hold and lease expiry, cache TTLs, breaker periods, abandoned carts).
+struct HostClock(Arc<CapabilityState>);
+
+impl wasmtime_wasi::HostWallClock for HostClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_micros(u64::try_from(self.0.now_us()).unwrap_or(0))
     }
 }
 
@@ -493,7 +510,7 @@ impl config::Host for CapView<'_> {
 pub struct CapabilityHost {
     pre: ProxyPre<CapStoreData>,
     state: Arc<CapabilityState>,
-    router: Router,
+    routes: Routes,
     log: GuestLog,
     options: CapabilityOptions,
     inflight: Arc<InFlight>,
@@ -545,19 +562,11 @@ impl CapabilityHost {
                     path.display()
                 )
             })?;
-        let triggers: Vec<_> = options
-            .routes
-            .iter()
-            .map(|r| crate::manifest::HttpTrigger {
-                route: crate::manifest::Route::Path(r.clone()),
-                component: "cart".to_string(),
-            })
-            .collect();
-        let router = Router::build(&triggers)?;
+        let routes = Routes::new(&options.routes);
         Ok(Arc::new(CapabilityHost {
             pre,
             state: Arc::new(CapabilityState::default()),
-            router,
+            routes,
             log: GuestLog::default(),
             options,
             inflight: Arc::default(),
@@ -569,7 +578,8 @@ impl CapabilityHost {
         &self.state
     }
 
-    /// Waits until no component instance is running (see `SpinApp::wait_idle`).
+    /// Waits until no component instance is running: the work a component does after its
+    /// response (the cart's outbox relay and metric flush) is finished.
     pub async fn wait_idle(&self) {
         self.inflight.wait_idle().await;
     }
@@ -579,10 +589,18 @@ impl CapabilityHost {
         self.log.contents()
     }
 
-    /// Handles one request in process and collects the body (see `SpinApp::handle`).
+    /// Handles one request in process and collects the body. Returns when the response is
+    /// complete; work the component does after it continues (see [`Self::wait_idle`]). A
+    /// component failure before the response starts is a 500 with an empty body, as on Spin.
     pub async fn handle(&self, req: http::Request<Bytes>) -> Result<http::Response<Bytes>> {
         let resp = self.dispatch(req.map(full_body), IN_PROCESS_CLIENT).await;
-        crate::app::collect(resp).await
+        let (parts, body) = resp.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| anyhow!("response body failed mid-stream: {e}"))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, bytes))
     }
 
     pub(crate) async fn dispatch<B>(
@@ -600,7 +618,7 @@ impl CapabilityHost {
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
             r
         };
-        let Some(route) = self.router.route(req.uri().path()) else {
+        let Some(route) = self.routes.route(req.uri().path()) else {
             return empty(404);
         };
         let (mut parts, body) = req.into_parts();
@@ -650,7 +668,9 @@ impl CapabilityHost {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let data = CapStoreData {
-            wasi: wasi_ctx(self.options.guest_output, &self.log),
+            wasi: wasi_builder(self.options.guest_output, &self.log)
+                .wall_clock(HostClock(self.state.clone()))
+                .build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: DenyAllOutbound,

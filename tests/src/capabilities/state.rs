@@ -261,15 +261,23 @@ fn check_key(key: &str) -> Result<(), String> {
 impl CapabilityState {
     // ---- time -------------------------------------------------------------------------------
 
-    /// The capabilities' clock, in Unix milliseconds (real time plus [`Self::advance_clock`]).
+    /// The host's clock, in Unix milliseconds (real time plus [`Self::advance_clock`]): the
+    /// capabilities' and the component's.
     pub fn now_ms(&self) -> u64 {
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        (real + self.clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64
+        (self.now_us() / 1000) as u64
     }
 
-    /// Moves the capabilities' clock forward, to expire leases and reservations in tests.
+    /// The host's clock in Unix microseconds (the component's wall clock resolution).
+    pub(crate) fn now_us(&self) -> i128 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i128);
+        (real + i128::from(self.clock_offset_ms.load(Ordering::Relaxed)) * 1000).max(0)
+    }
+
+    /// Moves the clock forward: the capabilities' (leases, reservations) and the component's
+    /// own wall clock (WASI `wall-clock`, which the host serves from [`Self::now_ms`]), so a
+    /// test expires holds, leases, caches, breaker periods and abandoned carts without sleeping.
     pub fn advance_clock(&self, by: Duration) {
         self.clock_offset_ms
             .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
@@ -737,6 +745,16 @@ impl CapabilityState {
         Self::held(&lock(&self.data), store_id, product_id, None, now)
     }
 
+    /// Live holds of a product (unexpired, uncommitted), by reservation id: what the reference
+    /// inventory lists under `.../products/{productId}/reservations`.
+    pub fn holds(&self, store_id: &str, product_id: &str) -> BTreeMap<String, u32> {
+        self.reservations(store_id)
+            .into_iter()
+            .filter(|r| r.product_id == product_id && !r.committed && !r.expired)
+            .map(|r| (r.reservation_id, r.quantity))
+            .collect()
+    }
+
     // ---- events ---------------------------------------------------------------------------------
 
     pub fn events_append(&self, topic: &str, records: impl IntoIterator<Item = StoredEvent>) {
@@ -758,6 +776,58 @@ impl CapabilityState {
 
     pub fn event_topics(&self) -> Vec<String> {
         lock(&self.data).events.keys().cloned().collect()
+    }
+
+    // ---- snapshots ------------------------------------------------------------------------------
+
+    /// Everything the capabilities hold, flattened into one sorted map, for "this request changed
+    /// nothing" checks: `doc:{key}` (head version) and `doc:{key}@{version}` (each stored body),
+    /// `kv:{key}`, `lock:{key}` (holder token and expiry), `hold:{store}/{reservation}` (product,
+    /// quantity, expiry, committed), `stock:{store}/{product}` and `event:{topic}/{index}` (key
+    /// and value). Config, counters and faults are settings, not state, and are left out.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let data = lock(&self.data);
+        let mut out = BTreeMap::new();
+        for (key, doc) in &data.documents {
+            out.insert(format!("doc:{key}"), doc.head.to_string().into_bytes());
+            for (version, body) in &doc.versions {
+                out.insert(format!("doc:{key}@{version}"), body.clone());
+            }
+        }
+        for (key, value) in &data.kv {
+            out.insert(format!("kv:{key}"), value.clone());
+        }
+        for (key, lease) in &data.locks {
+            out.insert(
+                format!("lock:{key}"),
+                format!("{} until {}", lease.token, lease.expires_at_ms).into_bytes(),
+            );
+        }
+        for ((store, rid), r) in &data.reservations {
+            out.insert(
+                format!("hold:{store}/{rid}"),
+                format!(
+                    "{} x{} until {} committed={}",
+                    r.product_id, r.quantity, r.expires_at_ms, r.committed
+                )
+                .into_bytes(),
+            );
+        }
+        for ((store, product), seed) in &data.products {
+            out.insert(
+                format!("stock:{store}/{product}"),
+                seed.stock.to_string().into_bytes(),
+            );
+        }
+        for (topic, records) in &data.events {
+            for (i, record) in records.iter().enumerate() {
+                out.insert(
+                    format!("event:{topic}/{i}"),
+                    format!("{} {}", record.key, record.value).into_bytes(),
+                );
+            }
+        }
+        out
     }
 
     // ---- config --------------------------------------------------------------------------------
