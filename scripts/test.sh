@@ -40,6 +40,10 @@ cargo build --locked --target wasm32-wasip2 --release \
 cargo build --locked --target wasm32-wasip2 --release -p hello-fixture --lib --examples
 export CART_TESTS_SKIP_FIXTURE_BUILD=1
 
+step "deploy/: SpinKube manifest and runtime config against their schemas"
+python3 -c 'import yaml, jsonschema' 2>/dev/null || python3 -m pip install --quiet pyyaml jsonschema
+python3 deploy/check.py
+
 step "run every test"
 set +e
 cargo test --locked --workspace --exclude hello-fixture --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee target/test-output.log

@@ -5,12 +5,16 @@
 //! the in-memory host cannot drift from the adapter without a test failing.
 //!
 //! Each host is a `Target`; `contract_cases!` expands every case once per target, the way
-//! wasmtime runs each guest program against each host variant.
+//! wasmtime runs each guest program against each host variant. The Spin adapter runs twice
+//! more: on a shared Redis store (`store_url=redis://…`, a real `redis-server`) and on an
+//! Upstash-compatible REST store in front of it, so every store backend keeps the contract.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use cart_e2e::redis::RedisServer;
 use cart_e2e::spin::variant_manifest;
+use cart_e2e::upstash::UpstashServer;
 use cart_e2e::{spin_cli, Client, SpinUp};
 use cart_tests::{
     ensure_fixtures, fixture_path, CapabilityHost, Policy, ProductSeed, ServerHandle,
@@ -39,7 +43,16 @@ enum Host {
     },
     Spin {
         _up: SpinUp,
+        /// The shared store behind the adapter, if not Spin key-value (stopped after Spin).
+        _store: Option<(RedisServer, Option<UpstashServer>)>,
     },
+}
+
+/// Which store the Spin adapter is given.
+enum Store {
+    KeyValue,
+    Redis,
+    UpstashRest,
 }
 
 /// One implementation of the contract behind the probe, reachable over HTTP.
@@ -76,7 +89,7 @@ impl Target {
     /// The Spin adapter on real `spin up`: the app's own manifest with the probe in the cart's
     /// place (same routes, variables, stores and dependency on the adapter), next to the
     /// reference inventory and event sink the adapter calls by service chaining.
-    fn spin() -> Option<Target> {
+    fn spin(store: Store) -> Option<Target> {
         let spin = spin_cli()?;
         ensure_fixtures().expect("test fixtures build");
         let manifest = variant_manifest("contract", |text| {
@@ -85,10 +98,36 @@ impl Target {
                 "source = \"target/wasm32-wasip2/release/examples/cap_probe.wasm\"",
             )
         });
-        let up = SpinUp::start_manifest(spin, "contract", &manifest, &[SETTING]);
+        const TOKEN: &str = "contract-store-token";
+        let (store, url) = match store {
+            Store::KeyValue => (None, None),
+            Store::Redis => {
+                let redis = RedisServer::start();
+                let url = redis.url();
+                (Some((redis, None)), Some(url))
+            }
+            Store::UpstashRest => {
+                let redis = RedisServer::start();
+                let rest = UpstashServer::start(redis.port, TOKEN);
+                let url = rest.url();
+                (Some((redis, Some(rest))), Some(url))
+            }
+        };
+        let mut vars = vec![SETTING];
+        if let Some(url) = &url {
+            vars.extend([
+                ("store_url", url.as_str()),
+                ("store_origin", url.as_str()),
+                ("store_token", TOKEN),
+            ]);
+        }
+        let up = SpinUp::start_manifest(spin, "contract", &manifest, &vars);
         let client = up.client().clone();
         Some(Target {
-            host: Host::Spin { _up: up },
+            host: Host::Spin {
+                _up: up,
+                _store: store,
+            },
             client,
         })
     }
@@ -258,6 +297,29 @@ fn kv_sets_gets_deletes_and_counts(t: &Target) {
     assert_eq!(t.ok("kv-incr?key=n&delta=-1"), 3);
 }
 
+/// Counters moved together, read back with `get` as 8-byte little-endian integers (the way
+/// the cart reads its metrics), and keys listed by prefix (records and counters alike, braces
+/// in keys included).
+fn kv_counts_many_and_lists_by_prefix(t: &Target) {
+    let braced = "m:x%7Bop%3D%22add%22%7D"; // m:x{op="add"}
+    assert_eq!(
+        t.ok(&format!("kv-incr-many?keys=m:a,{braced},m:a&deltas=2,5,1")),
+        true
+    );
+    assert_eq!(t.ok("kv-get-counter?key=m:a"), 3);
+    assert_eq!(t.ok(&format!("kv-get-counter?key={braced}")), 5);
+    assert_eq!(t.ok("kv-get-counter?key=m:none"), Value::Null);
+    assert_eq!(t.ok("kv-set?key=m:c&value=x"), true);
+    assert_eq!(t.ok("kv-set?key=n:d&value=y"), true);
+    assert_eq!(
+        t.ok("kv-list?prefix=m:&limit=10"),
+        json!(["m:a", "m:c", "m:x{op=\"add\"}"])
+    );
+    let two = t.ok("kv-list?prefix=m:&limit=2");
+    assert_eq!(two.as_array().map(Vec::len), Some(2), "{two}");
+    assert_eq!(t.ok("kv-list?prefix=zz&limit=10"), json!([]));
+}
+
 /// Locks: one holder at a time; only the holder's token releases.
 fn locks_have_one_holder_and_release_by_token(t: &Target) {
     let lease = t.ok("lock-acquire?key=l&ttl=30000");
@@ -364,7 +426,13 @@ macro_rules! contract_cases {
             $( #[test] fn $case() { if let Some(t) = super::Target::memory() { super::$case(&t) } } )*
         }
         mod spin_adapter_on_real_spin {
-            $( #[test] fn $case() { if let Some(t) = super::Target::spin() { super::$case(&t) } } )*
+            $( #[test] fn $case() { if let Some(t) = super::Target::spin(super::Store::KeyValue) { super::$case(&t) } } )*
+        }
+        mod spin_adapter_on_redis_store {
+            $( #[test] fn $case() { if let Some(t) = super::Target::spin(super::Store::Redis) { super::$case(&t) } } )*
+        }
+        mod spin_adapter_on_upstash_rest_store {
+            $( #[test] fn $case() { if let Some(t) = super::Target::spin(super::Store::UpstashRest) { super::$case(&t) } } )*
         }
     };
 }
@@ -372,6 +440,7 @@ macro_rules! contract_cases {
 contract_cases!(
     documents_version_and_guard_the_head,
     kv_sets_gets_deletes_and_counts,
+    kv_counts_many_and_lists_by_prefix,
     locks_have_one_holder_and_release_by_token,
     inventory_reserves_absolute_quantities,
     events_publish_in_order,

@@ -1,45 +1,16 @@
 //! `storefront:cart/documents`: immutable versioned bodies behind a head moved by CAS.
 //!
-//! Key layout for a document key `k` (all in the `default` store):
-//!
-//! | key        | value                                         | written by                 |
-//! |------------|-----------------------------------------------|----------------------------|
-//! | `k`        | head, JSON `{"v": N}`                         | `set` (creation) or `swap` |
-//! | `k:v{N}`   | the body of version N, never changed once set | `set`                      |
-//! | `k:seq`    | version allocator (8-byte LE i64)             | `increment` only           |
-//!
-//! Every attempt allocates its version with `increment(k:seq, 1)` first, so versions are unique,
-//! never reused and increasing: a head value is never repeated (no ABA for the CAS), a loser
-//! never overwrites a winner's body, and a version number is a safe ETag.
-//!
-//! Known crash window: the caller that allocates version 1 is the only one allowed to create
-//! the head (a `swap` on an absent key is an unconditional upsert in Spin, so creation is
-//! guarded by the atomic `increment` instead). If that caller dies between its `increment` and
-//! its head write, the document can never be created: every later creator allocates N > 1 and
-//! gets `conflict(0)`. Recovery is manual: delete `k:seq` while `k` is absent.
-
-use serde::Deserialize;
-use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
-use spin_sdk::wit::wasi::keyvalue::store::Bucket;
+//! The rules every backend shares live here (key limits, which versions prune may touch); the
+//! layout and the compare-and-swap itself belong to the store backend ([`crate::store`]).
 
 use crate::exports::storefront::cart::documents::{Document, Guest, StoreError, SwapError};
 use crate::kv_store::{self, MAX_KEY_BYTES};
+use crate::store;
 
 impl Guest for crate::Adapter {
     fn read_head(key: String) -> Result<Option<Document>, StoreError> {
         check_document_key(&key)?;
-        let bucket = kv_store::open()?;
-        let Some(version) = head_version(&bucket, &key)? else {
-            return Ok(None);
-        };
-        match kv_store::get(&bucket, &body_key(&key, version))? {
-            Some(body) => Ok(Some(Document { version, body })),
-            // Bodies are written before the head names them and prune never deletes the head's
-            // body, so this is damage, not a race.
-            None => Err(StoreError::Unavailable(format!(
-                "document {key}: head names version {version} but its body is missing"
-            ))),
-        }
+        store::open()?.read_head(&key)
     }
 
     fn read_version(key: String, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -47,140 +18,32 @@ impl Guest for crate::Adapter {
         if version == 0 {
             return Ok(None);
         }
-        let bucket = kv_store::open()?;
-        kv_store::get(&bucket, &body_key(&key, version))
+        store::open()?.read_version(&key, version)
     }
 
     fn compare_and_swap(key: String, expected: u64, body: Vec<u8>) -> Result<u64, SwapError> {
         check_document_key(&key).map_err(SwapError::Store)?;
         kv_store::check_value(&body).map_err(SwapError::Store)?;
-        let bucket = kv_store::open().map_err(SwapError::Store)?;
-        let version = allocate_version(&bucket, &key).map_err(SwapError::Store)?;
-        if expected == 0 {
-            create(&bucket, &key, version, &body)
-        } else {
-            advance(&bucket, &key, expected, version, &body)
-        }
+        store::open()
+            .map_err(SwapError::Store)?
+            .compare_and_swap(&key, expected, &body)
     }
 
     fn prune(key: String, versions: Vec<u64>) -> Result<u32, StoreError> {
         check_document_key(&key)?;
-        let bucket = kv_store::open()?;
-        let Some(head) = head_version(&bucket, &key)? else {
-            // Without a head every body is either an orphan or the in-flight creation of
-            // version 1; leave them rather than race the creator.
+        let versions = candidates(versions);
+        if versions.is_empty() {
             return Ok(0);
-        };
-        let mut deleted = 0;
-        for version in prunable(versions, head) {
-            kv_store::delete(&bucket, &body_key(&key, version))?;
-            deleted += 1;
         }
-        Ok(deleted)
+        store::open()?.prune(&key, &versions)
     }
-}
-
-/// First write (`expected == 0`): only the caller that allocated version 1 may create the head.
-fn create(bucket: &Bucket, key: &str, version: u64, body: &[u8]) -> Result<u64, SwapError> {
-    if version != 1 {
-        // Someone else created (or is creating) the document. Nothing was written yet.
-        return Err(SwapError::Conflict(current_version(bucket, key)?));
-    }
-    // The allocator guarantees exclusivity, but a head can still exist if `k:seq` was lost
-    // (e.g. deleted by hand): never overwrite an existing document.
-    if let Some(existing) = head_version(bucket, key).map_err(SwapError::Store)? {
-        return Err(SwapError::Conflict(existing));
-    }
-    kv_store::set(bucket, &body_key(key, version), body).map_err(SwapError::Store)?;
-    // Exclusive by the allocator, so a plain write is safe (an absent-key swap would be an
-    // upsert anyway). On failure the body stays: the write may have happened after all.
-    kv_store::set(bucket, key, &encode_head(version)).map_err(SwapError::Store)?;
-    Ok(version)
-}
-
-/// Later writes: move the head from `expected` to `version` by compare-and-swap.
-fn advance(
-    bucket: &Bucket,
-    key: &str,
-    expected: u64,
-    version: u64,
-    body: &[u8],
-) -> Result<u64, SwapError> {
-    let cas = Cas::new(bucket, key).map_err(|e| store_failure("cas", key, &e))?;
-    let current = match cas.current().map_err(|e| store_failure("get", key, &e))? {
-        Some(raw) => decode_head(&raw).map_err(|e| SwapError::Store(corrupt_head(key, &e)))?,
-        None => 0,
-    };
-    if current != expected {
-        // Checked before the body is written, so a stale writer costs no write and no delete.
-        return Err(SwapError::Conflict(current));
-    }
-    if version <= current {
-        // Only possible if `k:seq` was reset: writing would overwrite an existing immutable
-        // body and move the head backwards, reusing ETags.
-        return Err(SwapError::Store(StoreError::Unavailable(format!(
-            "document {key}: version allocator at {version} is behind the head at {current}"
-        ))));
-    }
-    let body_key = body_key(key, version);
-    kv_store::set(bucket, &body_key, body).map_err(SwapError::Store)?;
-    match atomics::swap(cas, &encode_head(version)) {
-        Ok(()) => Ok(version),
-        Err(CasError::CasFailed(_)) => {
-            // Lost the race: the orphan body can never become a head (its version is burnt).
-            // Best effort: a leftover orphan is harmless.
-            let _ = kv_store::delete(bucket, &body_key);
-            Err(SwapError::Conflict(current_version(bucket, key)?))
-        }
-        // The swap may have been applied before the failure surfaced, so the body stays.
-        Err(CasError::StoreError(e)) => Err(store_failure("swap", key, &e)),
-    }
-}
-
-/// Allocates a fresh version (>= 1) for `key`.
-fn allocate_version(bucket: &Bucket, key: &str) -> Result<u64, StoreError> {
-    let seq = seq_key(key);
-    let next = atomics::increment(bucket, &seq, 1)
-        .map_err(|e| kv_store::unavailable("increment", &seq, &e))?;
-    u64::try_from(next)
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| StoreError::Unavailable(format!("version allocator {seq} is at {next}")))
-}
-
-/// The head's version, none when the document does not exist.
-fn head_version(bucket: &Bucket, key: &str) -> Result<Option<u64>, StoreError> {
-    match kv_store::get(bucket, key)? {
-        Some(raw) => decode_head(&raw)
-            .map(Some)
-            .map_err(|e| corrupt_head(key, &e)),
-        None => Ok(None),
-    }
-}
-
-/// The head's version for a conflict report, 0 when the document does not exist.
-fn current_version(bucket: &Bucket, key: &str) -> Result<u64, SwapError> {
-    Ok(head_version(bucket, key)
-        .map_err(SwapError::Store)?
-        .unwrap_or(0))
-}
-
-fn store_failure(
-    op: &str,
-    key: &str,
-    error: &spin_sdk::wit::wasi::keyvalue::store::Error,
-) -> SwapError {
-    SwapError::Store(kv_store::unavailable(op, key, error))
-}
-
-fn corrupt_head(key: &str, error: &serde_json::Error) -> StoreError {
-    StoreError::Unavailable(format!("document {key}: unreadable head: {error}"))
 }
 
 /// Longest suffix a document key gets: `:v` and a 20-digit u64.
 const MAX_SUFFIX_BYTES: usize = 22;
 
-/// Refuses document keys whose derived keys would exceed the store's key limit.
+/// Refuses document keys whose derived keys would exceed the store's key limit. The limit is
+/// the key-value store's, applied to every backend so that switching backends changes no answer.
 fn check_document_key(key: &str) -> Result<(), StoreError> {
     kv_store::check_key(key)?;
     if key.len() + MAX_SUFFIX_BYTES > MAX_KEY_BYTES {
@@ -193,37 +56,14 @@ fn check_document_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Key of the body of `version`.
-fn body_key(key: &str, version: u64) -> String {
-    format!("{key}:v{version}")
-}
-
-/// Key of the version allocator.
-fn seq_key(key: &str) -> String {
-    format!("{key}:seq")
-}
-
-/// The head value, `{"v": N}`.
-#[derive(Deserialize)]
-struct Head {
-    v: u64,
-}
-
-fn encode_head(version: u64) -> Vec<u8> {
-    format!("{{\"v\":{version}}}").into_bytes()
-}
-
-fn decode_head(raw: &[u8]) -> Result<u64, serde_json::Error> {
-    serde_json::from_slice::<Head>(raw).map(|head| head.v)
-}
-
-/// The listed versions that may be deleted: strictly older than the head, each once. Newer ones
-/// could be bodies of writers about to move the head, so they are never touched.
-fn prunable(mut versions: Vec<u64>, head: u64) -> impl Iterator<Item = u64> {
-    versions.retain(|v| *v != 0 && *v < head);
+/// The listed versions a backend may consider for pruning: non-zero, each once, ascending. The
+/// backend deletes only those strictly older than the head: newer ones could be bodies of
+/// writers about to move the head, so they are never touched.
+fn candidates(mut versions: Vec<u64>) -> Vec<u64> {
+    versions.retain(|v| *v != 0);
     versions.sort_unstable();
     versions.dedup();
-    versions.into_iter()
+    versions
 }
 
 #[cfg(test)]
@@ -231,38 +71,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_layout() {
-        assert_eq!(body_key("cart:s1:u1", 7), "cart:s1:u1:v7");
-        assert_eq!(seq_key("cart:s1:u1"), "cart:s1:u1:seq");
-    }
-
-    #[test]
-    fn head_round_trips_and_matches_the_documented_format() {
-        assert_eq!(encode_head(42), br#"{"v":42}"#.to_vec());
-        assert_eq!(decode_head(&encode_head(u64::MAX)).ok(), Some(u64::MAX));
-        assert_eq!(decode_head(br#"{ "v" : 3 }"#).ok(), Some(3));
-    }
-
-    #[test]
-    fn malformed_heads_are_errors() {
-        assert!(decode_head(b"").is_err());
-        assert!(decode_head(br#"{"v":-1}"#).is_err());
-        assert!(decode_head(br#"{"version":1}"#).is_err());
-        assert!(decode_head(&5i64.to_le_bytes()).is_err());
-    }
-
-    #[test]
-    fn prune_only_touches_versions_older_than_the_head() {
-        let kept: Vec<u64> = prunable(vec![5, 1, 0, 3, 3, 9, 7], 7).collect();
-        assert_eq!(kept, vec![1, 3, 5]);
-        assert_eq!(prunable(vec![1, 2], 1).count(), 0);
+    fn prune_candidates_are_distinct_non_zero_and_ascending() {
+        assert_eq!(candidates(vec![5, 1, 0, 3, 3, 9, 7]), vec![1, 3, 5, 7, 9]);
+        assert!(candidates(vec![0]).is_empty());
     }
 
     #[test]
     fn document_keys_leave_room_for_suffixes() {
         let longest = "k".repeat(MAX_KEY_BYTES - MAX_SUFFIX_BYTES);
         assert!(check_document_key(&longest).is_ok());
-        assert!(body_key(&longest, u64::MAX).len() <= MAX_KEY_BYTES);
+        assert!(format!("{longest}:v{}", u64::MAX).len() <= MAX_KEY_BYTES);
         assert!(matches!(
             check_document_key(&format!("{longest}k")),
             Err(StoreError::Invalid(_))

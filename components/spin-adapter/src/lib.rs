@@ -6,6 +6,10 @@
 //! imports these interfaces; Spin satisfies them with this component through
 //! `[component.cart.dependencies]`, and `dependencies_inherit_configuration = true` lends it the
 //! cart component's key-value stores, outbound hosts and variables.
+//!
+//! `documents` and `kv` are served by the store `store_url` names (Spin key-value by default,
+//! or a Redis shared by many instances; see [`store`]); `locks` by the backend `lock_url`
+//! names, which follows the store when unset.
 
 mod base64;
 mod config;
@@ -16,7 +20,10 @@ mod inventory_client;
 mod kv;
 mod kv_store;
 mod locks;
+mod redis_conn;
+mod store;
 mod token;
+mod upstash_rest;
 mod urls;
 
 spin_sdk::wit_bindgen::generate!({

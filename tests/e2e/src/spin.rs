@@ -157,12 +157,22 @@ pub fn variant_manifest(label: &str, edit: impl FnOnce(String) -> String) -> Pat
     path
 }
 
+/// Readiness of the cart app: its own health route.
+const CART_READY: &str = "/healthz";
+/// Readiness of any Spin app: the health check Spin answers itself.
+const SPIN_READY: &str = "/.well-known/spin/health";
+
 /// One `spin up` of the app in `spin.toml`. Stopped on drop; if the test is failing, the tail of
 /// Spin's own log and of each component's log is printed first.
 pub struct SpinUp {
     child: Option<Child>,
     /// `None`: the app's own `spin.toml`.
     manifest: Option<PathBuf>,
+    /// Answers 200 once the app serves: the cart's `/healthz`, or Spin's own health check for
+    /// an app without the cart.
+    ready_path: &'static str,
+    /// More `spin up` arguments (e.g. `--runtime-config-file`), kept across a restart.
+    args: Vec<String>,
     port: u16,
     state_dir: PathBuf,
     variables: Vec<(String, String)>,
@@ -172,7 +182,20 @@ pub struct SpinUp {
 impl SpinUp {
     /// Starts the app with these variables on a fresh state directory.
     pub fn start(spin: &Path, label: &str, variables: &[(&str, &str)]) -> SpinUp {
-        Self::start_in(spin, None, fresh_dir(label), owned(variables))
+        Self::start_in(spin, None, CART_READY, fresh_dir(label), owned(variables))
+    }
+
+    /// Starts the app with more `spin up` arguments, such as `--runtime-config-file PATH`.
+    pub fn start_with_args(
+        spin: &Path,
+        label: &str,
+        args: &[&str],
+        variables: &[(&str, &str)],
+    ) -> SpinUp {
+        let mut up = Self::prepare(None, CART_READY, fresh_dir(label), owned(variables));
+        up.args = args.iter().map(|a| a.to_string()).collect();
+        up.launch_or_panic(spin);
+        up
     }
 
     /// Starts another manifest (see [`variant_manifest`]) on a fresh state directory.
@@ -183,29 +206,58 @@ impl SpinUp {
         variables: &[(&str, &str)],
     ) -> SpinUp {
         let manifest = Some(manifest.to_path_buf());
-        Self::start_in(spin, manifest, fresh_dir(label), owned(variables))
+        Self::start_in(
+            spin,
+            manifest,
+            CART_READY,
+            fresh_dir(label),
+            owned(variables),
+        )
+    }
+
+    /// Starts a manifest without the cart component (such as `deploy/services/spin.toml`),
+    /// ready once Spin answers its own health check.
+    pub fn start_app(spin: &Path, label: &str, manifest: &Path) -> SpinUp {
+        let manifest = Some(manifest.to_path_buf());
+        Self::start_in(spin, manifest, SPIN_READY, fresh_dir(label), Vec::new())
     }
 
     fn start_in(
         spin: &Path,
         manifest: Option<PathBuf>,
+        ready_path: &'static str,
+        state_dir: PathBuf,
+        variables: Vec<(String, String)>,
+    ) -> SpinUp {
+        let mut up = Self::prepare(manifest, ready_path, state_dir, variables);
+        up.launch_or_panic(spin);
+        up
+    }
+
+    fn prepare(
+        manifest: Option<PathBuf>,
+        ready_path: &'static str,
         state_dir: PathBuf,
         variables: Vec<(String, String)>,
     ) -> SpinUp {
         let port = free_port();
-        let mut up = SpinUp {
+        SpinUp {
             child: None,
             manifest,
+            ready_path,
+            args: Vec::new(),
             port,
             state_dir,
             variables,
             client: Client::new(format!("http://127.0.0.1:{port}")),
-        };
-        if let Err(e) = up.launch(spin) {
-            up.print_logs();
+        }
+    }
+
+    fn launch_or_panic(&mut self, spin: &Path) {
+        if let Err(e) = self.launch(spin) {
+            self.print_logs();
             panic!("spin up did not become ready: {e:#}");
         }
-        up
     }
 
     fn log_path(&self) -> PathBuf {
@@ -232,6 +284,7 @@ impl SpinUp {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
             .arg(&self.state_dir)
+            .args(&self.args)
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -255,13 +308,13 @@ impl SpinUp {
                     bail!("spin up exited with {status} before serving");
                 }
             }
-            if let Ok(r) = self.client.get("/healthz").try_send() {
+            if let Ok(r) = self.client.get(self.ready_path).try_send() {
                 if r.status == 200 {
                     return Ok(());
                 }
             }
             if started.elapsed() > READY_TIMEOUT {
-                bail!("no answer on /healthz within {READY_TIMEOUT:?}");
+                bail!("no answer on {} within {READY_TIMEOUT:?}", self.ready_path);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -284,7 +337,15 @@ impl SpinUp {
         self.stop();
         let state_dir = std::mem::take(&mut self.state_dir);
         while_stopped(&state_dir);
-        Self::start_in(spin, self.manifest.take(), state_dir, owned(variables))
+        let mut up = Self::prepare(
+            self.manifest.take(),
+            self.ready_path,
+            state_dir,
+            owned(variables),
+        );
+        up.args = std::mem::take(&mut self.args);
+        up.launch_or_panic(spin);
+        up
     }
 
     /// Stops `spin up` and the app process it started, and waits until both are gone, so the

@@ -2,9 +2,13 @@
 //!
 //! | `lock_url`                      | backend                                   | module      |
 //! |---------------------------------|-------------------------------------------|-------------|
-//! | `kv` (default)                  | lease record in the `default` store, CAS  | [`kv_lease`] |
+//! | empty (default)                 | wherever the store is (`store_url`): the rows below, with `store_token` | |
+//! | `kv`                            | lease record in the `default` store, CAS  | [`kv_lease`] |
 //! | `redis://…`, `rediss://…`       | Redis `SET NX PX`, compare-and-delete Lua | [`redis`]   |
 //! | `https://…`, `http://…`         | Upstash-compatible Redis REST             | [`upstash`] |
+//!
+//! So instances that share a Redis store share their locks too unless `lock_url` says
+//! otherwise: a lock that only one instance sees excludes nobody.
 //!
 //! Every acquire mints a fresh random 128-bit token; only that token releases the lease, so a
 //! holder whose lease expired can never release its successor's.
@@ -15,14 +19,14 @@ mod upstash;
 
 use crate::config::{self, ConfigError};
 use crate::exports::storefront::cart::locks::{Guest, Lease, LockError};
+use crate::store::{self, StoreTarget};
 use crate::token;
+use crate::upstash_rest::UpstashConfig;
 
 /// Longest lock key accepted: leaves room for backend prefixes and suffixes within the
 /// key-value store's 256-byte key limit.
 const MAX_LOCK_KEY_BYTES: usize = 200;
 
-/// Default `lock_url`.
-const DEFAULT_LOCK_URL: &str = "kv";
 /// Default `lock_timeout_ms` for the Upstash REST backend.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 1000;
 
@@ -36,9 +40,7 @@ impl Guest for crate::Adapter {
         let acquired = match backend()? {
             Backend::KeyValue => kv_lease::try_acquire(&key, ttl_ms, &token)?,
             Backend::Redis(url) => redis::try_acquire(&url, &key, ttl_ms, &token)?,
-            Backend::Upstash(url) => {
-                upstash::try_acquire(&upstash_config(url)?, &key, ttl_ms, &token)?
-            }
+            Backend::Upstash(config) => upstash::try_acquire(&config, &key, ttl_ms, &token)?,
         };
         Ok(acquired.then_some(Lease { key, token, ttl_ms }))
     }
@@ -52,9 +54,7 @@ impl Guest for crate::Adapter {
         match backend()? {
             Backend::KeyValue => kv_lease::release(&lease.key, &lease.token),
             Backend::Redis(url) => redis::release(&url, &lease.key, &lease.token),
-            Backend::Upstash(url) => {
-                upstash::release(&upstash_config(url)?, &lease.key, &lease.token)
-            }
+            Backend::Upstash(config) => upstash::release(&config, &lease.key, &lease.token),
         }
     }
 }
@@ -64,40 +64,60 @@ impl Guest for crate::Adapter {
 enum Backend {
     KeyValue,
     Redis(String),
-    Upstash(String),
+    Upstash(UpstashConfig),
 }
 
 fn backend() -> Result<Backend, LockError> {
-    let url = config::setting_or("lock_url", DEFAULT_LOCK_URL).map_err(config_error)?;
-    parse_backend(&url).map_err(config_error)
+    let configured = || -> Result<Backend, ConfigError> {
+        match config::setting("lock_url")? {
+            Some(url) => match parse_backend(&url)? {
+                Kind::KeyValue => Ok(Backend::KeyValue),
+                Kind::Redis => Ok(Backend::Redis(url)),
+                Kind::Upstash => Ok(Backend::Upstash(UpstashConfig {
+                    url,
+                    token: config::setting("lock_token")?,
+                    timeout_ms: config::timeout_ms("lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS)?,
+                })),
+            },
+            None => Ok(follow_store(store::target()?)),
+        }
+    };
+    configured().map_err(config_error)
+}
+
+/// Without a `lock_url`, leases live where the store is.
+fn follow_store(target: StoreTarget) -> Backend {
+    match target {
+        StoreTarget::KeyValue => Backend::KeyValue,
+        StoreTarget::Redis(url) => Backend::Redis(url),
+        StoreTarget::Upstash(config) => Backend::Upstash(config),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    KeyValue,
+    Redis,
+    Upstash,
 }
 
 /// Picks the backend from a `lock_url` value. An unknown value is an error, never a silent
 /// fallback: instances disagreeing about the backend would not exclude each other.
-fn parse_backend(url: &str) -> Result<Backend, ConfigError> {
+fn parse_backend(url: &str) -> Result<Kind, ConfigError> {
     let lower = url.to_ascii_lowercase();
     if lower == "kv" {
-        Ok(Backend::KeyValue)
+        Ok(Kind::KeyValue)
     } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
-        Ok(Backend::Redis(url.to_owned()))
+        Ok(Kind::Redis)
     } else if lower.starts_with("https://") || lower.starts_with("http://") {
         crate::urls::split(url).map_err(|e| ConfigError::invalid("lock_url", e.to_string()))?;
-        Ok(Backend::Upstash(url.to_owned()))
+        Ok(Kind::Upstash)
     } else {
         Err(ConfigError::invalid(
             "lock_url",
-            "expected kv, a redis:// URL or an https:// Upstash REST URL",
+            "expected empty (follow store_url), kv, a redis:// URL or an https:// Upstash REST URL",
         ))
     }
-}
-
-fn upstash_config(url: String) -> Result<upstash::UpstashConfig, LockError> {
-    Ok(upstash::UpstashConfig {
-        url,
-        token: config::setting("lock_token").map_err(config_error)?,
-        timeout_ms: config::timeout_ms("lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS)
-            .map_err(config_error)?,
-    })
 }
 
 fn check_key(key: &str) -> Result<(), LockError> {
@@ -128,23 +148,29 @@ mod tests {
 
     #[test]
     fn backend_is_picked_by_scheme() {
-        assert_eq!(parse_backend("kv"), Ok(Backend::KeyValue));
-        assert_eq!(parse_backend("KV"), Ok(Backend::KeyValue));
+        assert_eq!(parse_backend("kv"), Ok(Kind::KeyValue));
+        assert_eq!(parse_backend("KV"), Ok(Kind::KeyValue));
+        assert_eq!(parse_backend("redis://127.0.0.1:6379"), Ok(Kind::Redis));
+        assert_eq!(parse_backend("rediss://cache:6380"), Ok(Kind::Redis));
+        assert_eq!(parse_backend("https://eu1-x.upstash.io"), Ok(Kind::Upstash));
+        assert_eq!(parse_backend("http://127.0.0.1:8079"), Ok(Kind::Upstash));
+    }
+
+    #[test]
+    fn without_a_lock_url_leases_live_where_the_store_is() {
+        assert_eq!(follow_store(StoreTarget::KeyValue), Backend::KeyValue);
         assert_eq!(
-            parse_backend("redis://127.0.0.1:6379"),
-            Ok(Backend::Redis("redis://127.0.0.1:6379".into()))
+            follow_store(StoreTarget::Redis("redis://r:6379".into())),
+            Backend::Redis("redis://r:6379".into())
         );
+        let rest = UpstashConfig {
+            url: "https://eu1-x.upstash.io".into(),
+            token: Some("t".into()),
+            timeout_ms: 900,
+        };
         assert_eq!(
-            parse_backend("rediss://cache:6380"),
-            Ok(Backend::Redis("rediss://cache:6380".into()))
-        );
-        assert_eq!(
-            parse_backend("https://eu1-x.upstash.io"),
-            Ok(Backend::Upstash("https://eu1-x.upstash.io".into()))
-        );
-        assert_eq!(
-            parse_backend("http://127.0.0.1:8079"),
-            Ok(Backend::Upstash("http://127.0.0.1:8079".into()))
+            follow_store(StoreTarget::Upstash(rest.clone())),
+            Backend::Upstash(rest)
         );
     }
 

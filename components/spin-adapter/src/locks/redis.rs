@@ -2,50 +2,48 @@
 //!
 //! Acquire is `SET cart-lock:{key} {token} NX PX {ttl}`; Redis expires the key itself. Release
 //! is a compare-and-delete script, never a blind `DEL`, so a holder whose lease expired cannot
-//! delete its successor's.
+//! delete its successor's. Commands go over the instance's shared connection
+//! ([`crate::redis_conn`]), the same one the Redis store backend uses when they share a URL.
 
-use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
+use spin_sdk::redis::{Error, RedisParameter, RedisResult};
 
 use super::redis_key;
 use crate::exports::storefront::cart::locks::LockError;
+use crate::redis_conn;
 
 /// Deletes the key only while it still holds the caller's token.
 pub const RELEASE_SCRIPT: &str =
     "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end";
 
 pub fn try_acquire(url: &str, key: &str, ttl_ms: u32, token: &str) -> Result<bool, LockError> {
-    let reply = open(url)?
-        .execute(
-            "SET",
-            &[
-                binary(&redis_key(key)),
-                binary(token),
-                binary("NX"),
-                binary("PX"),
-                RedisParameter::Int64(i64::from(ttl_ms)),
-            ],
-        )
-        .map_err(|e| failure("SET", &e))?;
+    let reply = redis_conn::execute(
+        url,
+        "SET",
+        &[
+            binary(&redis_key(key)),
+            binary(token),
+            binary("NX"),
+            binary("PX"),
+            RedisParameter::Int64(i64::from(ttl_ms)),
+        ],
+    )
+    .map_err(|e| failure("SET", &e))?;
     set_outcome(&reply).map_err(LockError::Unavailable)
 }
 
 pub fn release(url: &str, key: &str, token: &str) -> Result<bool, LockError> {
-    let reply = open(url)?
-        .execute(
-            "EVAL",
-            &[
-                binary(RELEASE_SCRIPT),
-                RedisParameter::Int64(1),
-                binary(&redis_key(key)),
-                binary(token),
-            ],
-        )
-        .map_err(|e| failure("EVAL", &e))?;
+    let reply = redis_conn::execute(
+        url,
+        "EVAL",
+        &[
+            binary(RELEASE_SCRIPT),
+            RedisParameter::Int64(1),
+            binary(&redis_key(key)),
+            binary(token),
+        ],
+    )
+    .map_err(|e| failure("EVAL", &e))?;
     release_outcome(&reply).map_err(LockError::Unavailable)
-}
-
-fn open(url: &str) -> Result<Connection, LockError> {
-    Connection::open(url).map_err(|e| failure("connect", &e))
 }
 
 fn binary(text: &str) -> RedisParameter {
@@ -75,11 +73,9 @@ fn release_outcome(reply: &[RedisResult]) -> Result<bool, String> {
 fn failure(op: &str, error: &Error) -> LockError {
     LockError::Unavailable(match error {
         Error::InvalidAddress => {
-            "bad configuration: lock_url is not a valid Redis address".to_owned()
+            "bad configuration: the lock Redis URL is not a valid Redis address or not in allowed_outbound_hosts".to_owned()
         }
-        Error::TooManyConnections => format!("redis lock {op}: too many connections"),
-        Error::TypeError => format!("redis lock {op}: type error"),
-        Error::Other(text) => format!("redis lock {op}: {text}"),
+        other => format!("redis lock {op}: {}", redis_conn::describe(other)),
     })
 }
 
