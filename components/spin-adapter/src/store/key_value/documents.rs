@@ -25,18 +25,35 @@ use spin_sdk::wit::wasi::keyvalue::store::Bucket;
 use crate::exports::storefront::cart::documents::{Document, StoreError, SwapError};
 use crate::kv_store;
 
+/// How many times a reader follows a head that moved between reading it and reading its body.
+const READ_HEAD_ATTEMPTS: u32 = 8;
+
+/// The head and its body. They are two reads, so between them the head can move on and the
+/// version it named be pruned (a commit prunes the version before its predecessor: two commits
+/// in that window suffice). A missing body under a head that moved is that race: read again.
+/// A missing body under a head that did not move is damage.
 pub fn read_head(bucket: &Bucket, key: &str) -> Result<Option<Document>, StoreError> {
-    let Some(version) = head_version(bucket, key)? else {
+    let Some(mut version) = head_version(bucket, key)? else {
         return Ok(None);
     };
-    match kv_store::get(bucket, &body_key(key, version))? {
-        Some(body) => Ok(Some(Document { version, body })),
-        // Bodies are written before the head names them and prune never deletes the head's
-        // body, so this is damage, not a race.
-        None => Err(StoreError::Unavailable(format!(
-            "document {key}: head names version {version} but its body is missing"
-        ))),
+    for _ in 0..READ_HEAD_ATTEMPTS {
+        if let Some(body) = kv_store::get(bucket, &body_key(key, version))? {
+            return Ok(Some(Document { version, body }));
+        }
+        match head_version(bucket, key)? {
+            Some(now) if now != version => version = now,
+            _ => {
+                // Bodies are written before the head names them and prune never deletes the
+                // head's body, so a missing body under an unmoved head is damage.
+                return Err(StoreError::Unavailable(format!(
+                    "document {key}: head names version {version} but its body is missing"
+                )));
+            }
+        }
     }
+    Err(StoreError::Unavailable(format!(
+        "document {key}: the head moved {READ_HEAD_ATTEMPTS} times while it was being read"
+    )))
 }
 
 pub fn read_version(
