@@ -403,6 +403,7 @@ else QUIET="**not quiet**: cargo/rustc running in $BUSY_SAMPLES of $SAMPLES samp
   for f in "$OUT"/wasm-throughput.sha256 "$OUT"/wasm-count.sha256; do
     [ -f "$f" ] && echo "- Components loaded by the $(basename "$f" .sha256 | sed 's/wasm-//') run: cart.wasm $(awk '$2 == "cart.wasm" { print substr($1, 1, 12) }' "$f") (built $(cat "${f%.sha256}.mtime")), all five $(sha256sum < "$f" | cut -c1-12); the components in target/ are measured as they are, whatever source they were built from"
   done
+  echo "- Manifest: target/bench/spin.toml, generated from spin.toml sha256 $(sha256sum < spin.toml | cut -c1-12)$(git diff --quiet HEAD -- spin.toml 2>/dev/null && echo " (as committed)" || echo " (with uncommitted changes)") (its variable defaults, e.g. metrics_sample_every, change what a request writes)"
   echo "- Spin: $SPIN_VERSION ($(realpath "$SPIN")); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "- Machine: $CPUS cores ($CPU_MODEL); load average at start $LOAD_START, at end $LOAD_END"
   echo "- Load during the run: $QUIET"
