@@ -20,6 +20,7 @@ mod inventory_port;
 mod lifecycle;
 mod line_change;
 mod line_lock;
+mod lock_keys;
 mod merge;
 mod metrics;
 mod orphan_sweep;
