@@ -22,6 +22,7 @@ mod line_change;
 mod line_lock;
 mod lock_keys;
 mod merge;
+mod metric_registry;
 mod metrics;
 mod orphan_sweep;
 mod product_cache;

@@ -59,6 +59,8 @@ const GROUPS: &[&[&str]] = &[
     ],
     // Operator endpoints and the outbox relay.
     &["admin_token", "events_topic"],
+    // Scrapes.
+    &["metrics_token"],
 ];
 
 thread_local! {
