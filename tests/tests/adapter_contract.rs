@@ -75,7 +75,8 @@ impl Target {
 
     /// The Spin adapter on real `spin up`: the app's own manifest with the probe in the cart's
     /// place (same routes, variables, stores and dependency on the adapter), next to the
-    /// reference inventory and event sink the adapter calls by service chaining.
+    /// reference inventory and event sink the adapter calls by service chaining. Demo reads
+    /// are off, so every reference call (the adapter's and the test's) carries the token.
     fn spin() -> Option<Target> {
         let spin = spin_cli()?;
         ensure_fixtures().expect("test fixtures build");
@@ -85,7 +86,12 @@ impl Target {
                 "source = \"target/wasm32-wasip2/release/examples/cap_probe.wasm\"",
             )
         });
-        let up = SpinUp::start_manifest(spin, "contract", &manifest, &[SETTING]);
+        let up = SpinUp::start_manifest(
+            spin,
+            "contract",
+            &manifest,
+            &[SETTING, ("reference_demo_reads", "false")],
+        );
         let client = up.client().clone();
         Some(Target {
             host: Host::Spin { _up: up },
@@ -139,6 +145,7 @@ impl Target {
                         "/inventory/v1/stores/{}/products/{}",
                         p.store, p.id
                     ))
+                    .reference()
                     .json(&body)
                     .send()
                     .expect(200);
@@ -171,6 +178,7 @@ impl Target {
     fn inventory_product(&self, store: &str, product: &str) -> Value {
         self.client
             .get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+            .reference()
             .send()
             .expect(200)
             .json()
@@ -191,6 +199,7 @@ impl Target {
                 let body = self
                     .client
                     .get(&format!("/events/topics/{topic}/records?limit=1000"))
+                    .reference()
                     .send()
                     .expect(200)
                     .json();
