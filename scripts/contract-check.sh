@@ -16,6 +16,8 @@
 #
 # Environment:
 #   CONTRACT_ADMIN_TOKEN   the server's admin_token (default: contract-admin)
+#   CONTRACT_METRICS_TOKEN the server's metrics_token, when it sets one (default: none, and
+#                          /metrics is then expected to be open)
 #   CONTRACT_SEED          fixed Hypothesis seed (default: 20240611)
 #   CONTRACT_MAX_EXAMPLES  generated cases per operation in the fuzzing phase (default: 25)
 #   CONTRACT_USER          the X-User-Id every request sends (default: a fresh id per run, so
@@ -42,6 +44,7 @@ REPORT_DIR=${CONTRACT_REPORT_DIR:-$ROOT/target/contract-check}
 mkdir -p "$REPORT_DIR"
 REPORT_DIR="$(cd "$REPORT_DIR" && pwd)"
 ADMIN_TOKEN=${CONTRACT_ADMIN_TOKEN:-contract-admin}
+METRICS_TOKEN=${CONTRACT_METRICS_TOKEN:-}
 SEED=${CONTRACT_SEED:-20240611}
 MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-25}
 USER_ID=${CONTRACT_USER:-contract-$(date +%s)-$$}
@@ -79,6 +82,9 @@ enabled = false
 [auth.openapi.adminToken]
 bearer = "$ADMIN_TOKEN"
 EOF
+if [ -n "$METRICS_TOKEN" ]; then
+  printf '\n[auth.openapi.metricsToken]\nbearer = "%s"\n' "$METRICS_TOKEN" >>"$CONFIG"
+fi
 
 started=$(date +%s)
 step "targeted cases (answers the fuzzer cannot reach on its own: state, sizes, identities)"
@@ -86,7 +92,7 @@ step "targeted cases (answers the fuzzer cannot reach on its own: state, sizes, 
 # against the document with the same checks the fuzzer uses.
 set +e
 CONTRACT_BASE_URL="$BASE_URL" CONTRACT_SPEC="$SPEC" CONTRACT_USER="$USER_ID-probe" \
-CONTRACT_ADMIN_TOKEN="$ADMIN_TOKEN" "$VENV/bin/python" - <<'PY'
+CONTRACT_ADMIN_TOKEN="$ADMIN_TOKEN" CONTRACT_METRICS_TOKEN="$METRICS_TOKEN" "$VENV/bin/python" - <<'PY'
 import json, os, sys
 import requests
 import schemathesis
@@ -99,6 +105,7 @@ from schemathesis.specs.openapi.checks import (
 BASE = os.environ["CONTRACT_BASE_URL"]
 USER = os.environ["CONTRACT_USER"]
 ADMIN = os.environ["CONTRACT_ADMIN_TOKEN"]
+METRICS = os.environ.get("CONTRACT_METRICS_TOKEN", "")
 schema = schemathesis.openapi.from_path(os.environ["CONTRACT_SPEC"])
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
@@ -156,7 +163,12 @@ probe(200, "POST", "/admin/reservations/sweep", query={"storeId": "demo"}, user=
 probe(400, "POST", "/admin/reservations/sweep", user={"Authorization": f"Bearer {ADMIN}"})
 probe(204, "POST", "/admin/cache/invalidate", user={"Authorization": f"Bearer {ADMIN}"},
       **as_json({"storeId": "demo", "productId": "ceramic-mug"}))
-probe(200, "GET", "/metrics", user=None)
+if METRICS:
+    probe(401, "GET", "/metrics", user=None)
+    probe(403, "GET", "/metrics", user={"Authorization": "Bearer wrong-token"})
+    probe(200, "GET", "/metrics", user={"Authorization": f"Bearer {METRICS}"})
+else:
+    probe(200, "GET", "/metrics", user=None)
 probe(200, "HEAD", "/healthz", user=None)
 # Limits that apply before routing.
 probe(413, "GET", "/healthz", user=None, data=b" " * 17000)

@@ -6,9 +6,15 @@
 #
 #   scripts/demo-session.sh http://127.0.0.1:3000
 #
+# The reference inventory's writes and listings need `Authorization: Bearer <reference_token>`:
+# REFERENCE_TOKEN (default: the demo value in spin.toml) must be the app's `reference_token`.
+#
 # Exits non-zero on the first deviation. Needs curl and python3.
 set -euo pipefail
 BASE=${1:-http://127.0.0.1:3000}
+MANIFEST="$(dirname "$0")/../spin.toml"
+REFERENCE_TOKEN=${REFERENCE_TOKEN:-$(sed -n 's/^reference_token = { default = "\([^"]*\)".*/\1/p' "$MANIFEST")}
+AS_OPERATOR=(-H "Authorization: Bearer $REFERENCE_TOKEN")
 STORE=${STORE:-session-$$-$RANDOM}
 USER_ID=${USER_ID:-alice}
 TMP=$(mktemp -d)
@@ -46,7 +52,7 @@ echo "store $STORE, user $USER_ID, app $BASE"
 for spec in "beans:Espresso beans:1890:10" "kettle:Pour-over kettle:4900:5" "filters:Paper filters:450:20"; do
   IFS=: read -r id title price stock <<<"$spec"
   call PUT "/inventory/v1/stores/$STORE/products/$id" \
-    "{\"title\":\"$title\",\"unitPrice\":{\"amount\":$price,\"currency\":\"EUR\"},\"stock\":$stock}"
+    "{\"title\":\"$title\",\"unitPrice\":{\"amount\":$price,\"currency\":\"EUR\"},\"stock\":$stock}" "${AS_OPERATOR[@]}"
   expect_status 200
 done
 
@@ -88,14 +94,17 @@ call POST "/v1/stores/$STORE/cart/items" '{"productId":"kettle","quantity":10}'
 expect_status 409
 check 'b["type"].endswith("/insufficient-stock") and b["available"] == 5'
 
+# Listing holds is an operator's view (a shopper or a stranger gets 401).
 call GET "/inventory/v1/stores/$STORE/products/beans/reservations" ""
+expect_status 401
+call GET "/inventory/v1/stores/$STORE/products/beans/reservations" "" "${AS_OPERATOR[@]}"
 expect_status 200
 check '[r["quantity"] for r in b["reservations"]] == [5]'
-call GET "/inventory/v1/stores/$STORE/products/kettle/reservations" ""
+call GET "/inventory/v1/stores/$STORE/products/kettle/reservations" "" "${AS_OPERATOR[@]}"
 check '[r["quantity"] for r in b["reservations"]] == [1]'
-call GET "/inventory/v1/stores/$STORE/products/filters/reservations" ""
+call GET "/inventory/v1/stores/$STORE/products/filters/reservations" "" "${AS_OPERATOR[@]}"
 check 'b["reservations"] == []'
-call GET "/inventory/v1/stores/$STORE/products/beans" ""
+call GET "/inventory/v1/stores/$STORE/products/beans" "" "${AS_OPERATOR[@]}"
 check 'b["available"] == 5 and b["reserved"] == 5'
 
 echo "session OK"

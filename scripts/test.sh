@@ -14,15 +14,16 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
-step "redis-server (for the redis:// and Upstash lock backends)"
-if ! command -v redis-server >/dev/null 2>&1; then
+step "redis-server (for the redis:// and Upstash lock backends), promtool (checks /metrics)"
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus >/dev/null
   else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus >/dev/null
   fi
 fi
 redis-server --version
+promtool --version 2>&1 | sed -n 1p
 
 step "Spin CLI (for the end-to-end suite on real spin up)"
 if command -v spin >/dev/null 2>&1; then

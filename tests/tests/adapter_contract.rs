@@ -88,7 +88,8 @@ impl Target {
 
     /// The Spin adapter on real `spin up`: the app's own manifest with the probe in the cart's
     /// place (same routes, variables, stores and dependency on the adapter), next to the
-    /// reference inventory and event sink the adapter calls by service chaining.
+    /// reference inventory and event sink the adapter calls by service chaining. Demo reads
+    /// are off, so every reference call (the adapter's and the test's) carries the token.
     fn spin(store: Store) -> Option<Target> {
         let spin = spin_cli()?;
         ensure_fixtures().expect("test fixtures build");
@@ -113,7 +114,7 @@ impl Target {
                 (Some((redis, Some(rest))), Some(url))
             }
         };
-        let mut vars = vec![SETTING];
+        let mut vars = vec![SETTING, ("reference_demo_reads", "false")];
         if let Some(url) = &url {
             vars.extend([
                 ("store_url", url.as_str()),
@@ -178,6 +179,7 @@ impl Target {
                         "/inventory/v1/stores/{}/products/{}",
                         p.store, p.id
                     ))
+                    .reference()
                     .json(&body)
                     .send()
                     .expect(200);
@@ -210,6 +212,7 @@ impl Target {
     fn inventory_product(&self, store: &str, product: &str) -> Value {
         self.client
             .get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+            .reference()
             .send()
             .expect(200)
             .json()
@@ -230,6 +233,7 @@ impl Target {
                 let body = self
                     .client
                     .get(&format!("/events/topics/{topic}/records?limit=1000"))
+                    .reference()
                     .send()
                     .expect(200)
                     .json();

@@ -4,7 +4,7 @@
 
 mod support;
 
-use cart_tests::{get, patch_json, post_json, request, ProductSeed};
+use cart_tests::{get, patch_json, post_json, request, Interface, ProductSeed};
 use serde_json::json;
 use support::*;
 
@@ -488,7 +488,7 @@ async fn health_and_operational_routes() {
     assert_eq!(metrics.status(), 200);
     let text = metrics.text();
     assert!(
-        text.contains("cart_operation_duration_ms_count{operation=\"add_item\"} 1"),
+        text.contains("cart_operation_duration_seconds_count{operation=\"add_item\"} 1"),
         "{text}"
     );
     assert!(
@@ -510,6 +510,216 @@ async fn health_and_operational_routes() {
         .unwrap();
     assert_problem(&user, 403, "forbidden");
     assert_eq!(admin_post(&host, "/admin/outbox/relay").await.status(), 200);
+}
+
+/// One scrape's key-value reads, after the work of earlier requests has settled.
+async fn scrape_reads(host: &cart_tests::CapabilityHost) -> (u64, u64, String) {
+    host.wait_idle().await;
+    host.reset_calls();
+    let r = get("/metrics").send(host).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let reads = (
+        host.calls_of(Interface::Kv, "get"),
+        host.calls_of(Interface::Kv, "list-keys"),
+    );
+    host.wait_idle().await;
+    (reads.0, reads.1, r.text())
+}
+
+/// A scrape reads a fixed set of keys (the registered series), never a scan of the store: the
+/// same reads with thousands of unrelated keys in the store as without, and no `list-keys`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_read_the_same_keys_whatever_the_store_holds() {
+    let host = cart_host_with(&[("metrics_sample_every", "1")]);
+    put_product(&host, "s", "p", 100, 10);
+    add(&host, "s", "u", "p", 1).await;
+    cart(&host, "s", "u").await;
+    // Every operation the next scrapes will find counted, the scrape itself included.
+    scrape_reads(&host).await;
+    let (reads, scans, before) = scrape_reads(&host).await;
+    assert_eq!(scans, 0, "a scrape never lists keys");
+    assert!(reads > 0 && reads <= 700, "a bounded set of reads: {reads}");
+
+    // 6,000 keys of every family the store holds in production, metrics-looking ones included.
+    for i in 0..1_000 {
+        host.kv_set(
+            &format!("metrics:cart_made_up_total{{n=\"{i}\"}}"),
+            7i64.to_le_bytes(),
+        );
+        host.kv_set(&format!("metrics:junk{i}"), 1i64.to_le_bytes());
+        host.kv_set(&format!("idem:u{i}:abc:response"), b"{}".to_vec());
+        host.kv_set(&format!("lock:line:s:u{i}:p"), b"{}".to_vec());
+        host.kv_set(&format!("breaker:inventory:{i}:ok"), 1i64.to_le_bytes());
+        host.kv_set(&format!("inv:s:p{i}"), b"{}".to_vec());
+    }
+    let (reads_after, scans_after, after) = scrape_reads(&host).await;
+    assert_eq!(scans_after, 0);
+    assert_eq!(
+        reads_after, reads,
+        "the scrape cost does not grow with the store"
+    );
+    assert!(
+        !after.contains("made_up") && !after.contains("junk"),
+        "{after}"
+    );
+    let families = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(families(&after), families(&before));
+}
+
+/// With `metrics_token` set, a scrape needs it: 401 without a bearer token, 403 with another
+/// one (nothing read or changed), 200 with it. Without the variable `/metrics` is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_token_guards_scrapes() {
+    let host = cart_host_with(&[("metrics_token", "scrape-secret")]);
+    put_product(&host, "s", "p", 100, 10);
+    add(&host, "s", "u", "p", 1).await;
+    host.wait_idle().await;
+    let before = state_snapshot(&host);
+    host.reset_calls();
+    let anonymous = get("/metrics").send(&host).await.unwrap();
+    assert_problem(&anonymous, 401, "unauthenticated");
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    for token in ["not-the-token", ADMIN_TOKEN] {
+        let wrong = get("/metrics")
+            .header("authorization", &format!("Bearer {token}"))
+            .send(&host)
+            .await
+            .unwrap();
+        assert_problem(&wrong, 403, "forbidden");
+    }
+    assert_eq!(
+        host.calls_of(Interface::Kv, "get"),
+        0,
+        "a refused scrape reads nothing"
+    );
+    host.wait_idle().await;
+    assert!(changed_keys(&before, &state_snapshot(&host)).is_empty());
+    let ok = get("/metrics")
+        .header("authorization", "Bearer scrape-secret")
+        .send(&host)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+    assert!(ok
+        .text()
+        .contains("# TYPE cart_operation_duration_seconds histogram"));
+    let open = cart_host();
+    assert_eq!(get("/metrics").send(&open).await.unwrap().status(), 200);
+}
+
+/// Every series the cart writes is a registered one that `/metrics` shows: a broad workload
+/// (writes, reads, refusals, guests, admin jobs, inventory faults) leaves only registered
+/// `metrics:` keys, and each stored family appears in the exposition with HELP and TYPE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_written_is_registered_and_shown() {
+    let host = cart_host_with(&[("metrics_sample_every", "1")]);
+    put_product(&host, "s", "p", 100, 10);
+    put_product(&host, "s", "q", 250, 2);
+    add(&host, "s", "u", "p", 2).await;
+    add(&host, "s", "u", "q", 5).await; // insufficient stock
+    set_qty(&host, "s", "u", "p", 3).await;
+    cart(&host, "s", "u").await;
+    get("/v1/stores/s/cart/summary")
+        .header("x-user-id", "u")
+        .send(&host)
+        .await
+        .unwrap();
+    let keyed = || {
+        post_json(&items_path("s"), &json!({"productId": "q", "quantity": 1}))
+            .header("x-user-id", "u")
+            .header("idempotency-key", "\"k1\"")
+    };
+    keyed().send(&host).await.unwrap();
+    keyed().send(&host).await.unwrap(); // replayed
+    remove(&host, "s", "u", "q").await;
+    checkout(&host, "s", "u").await;
+    clear(&host, "s", "u").await;
+    host.fail_always(
+        Interface::Inventory,
+        cart_tests::Fault::Unavailable("down".into()),
+    );
+    for i in 0..12 {
+        add(&host, "s", &format!("v{i}"), "p", 1).await; // unconfirmed, then short-circuited
+    }
+    host.clear_all_faults();
+    // Past the breaker's open period (30 s), within the product cache's TTL (60 s).
+    host.advance_clock(std::time::Duration::from_secs(31));
+    let guest = request(http::Method::POST, "/v1/guest-tokens")
+        .send(&host)
+        .await
+        .unwrap();
+    let token = guest.json()["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let guest_add = post_json(&items_path("s"), &json!({"productId": "p", "quantity": 1}))
+        .header("authorization", &format!("Bearer {token}"))
+        .send(&host)
+        .await
+        .unwrap();
+    assert_eq!(guest_add.status(), 200, "{}", guest_add.text());
+    let merged = post_json("/v1/stores/s/cart/merge", &json!({"guestToken": token}))
+        .header("x-user-id", "w")
+        .send(&host)
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), 200, "{}", merged.text());
+    get("/nowhere").send(&host).await.unwrap();
+    admin_post(&host, "/admin/outbox/relay?force=true").await;
+    admin_post(&host, "/admin/reservations/sweep?storeId=s").await;
+    let text = metrics(&host).await;
+    host.wait_idle().await;
+
+    let log = host.guest_output();
+    assert!(!log.contains("unregistered metric series"), "{log}");
+    let exposed = |stored: &str| -> String {
+        let name = stored.split('{').next().unwrap_or(stored);
+        for (from, to) in [
+            ("_ms_raw", "_seconds"),
+            ("_ms_sum", "_seconds"),
+            ("_ms_count", "_seconds"),
+            ("_ms_total", "_seconds_total"),
+        ] {
+            if let Some(base) = name.strip_suffix(from) {
+                return format!("{base}{to}");
+            }
+        }
+        name.to_owned()
+    };
+    let stored: Vec<String> = host
+        .snapshot()
+        .into_keys()
+        .filter_map(|k| k.strip_prefix("kv:metrics:").map(str::to_owned))
+        .collect();
+    assert!(stored.len() > 20, "{stored:?}");
+    for series in &stored {
+        let family = exposed(series);
+        assert!(
+            text.contains(&format!("# HELP {family} "))
+                && text.contains(&format!("# TYPE {family} ")),
+            "{series} is stored but {family} is not shown:\n{text}"
+        );
+    }
+    for family in [
+        "cart_lock_acquisitions_total",
+        "cart_inventory_reservations_total",
+        "cart_inventory_short_circuits_total",
+        "cart_idempotency_replays_total",
+        "cart_checkouts_total",
+        "cart_guest_merges_total",
+        "cart_http_responses_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} counter")),
+            "{family}:\n{text}"
+        );
+    }
+    assert!(text.contains("cart_http_responses_total{operation=\"unrouted\",status=\"404\"}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

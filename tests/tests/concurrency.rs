@@ -175,11 +175,11 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
     let host = cart_host_with(&[("lock_wait_ms", "200")]);
     put_product(&host, "s", "p", 100, 10);
     put_product(&host, "s", "q", 100, 10);
-    // A holder that took the line's lease (`{store}:{user}:{product}`) and died without
+    // A holder that took the line's lease (`line:{store}:{user}:{product}`) and died without
     // releasing it.
     let ttl = Duration::from_secs(30);
     let dead = host
-        .lock_try_acquire("s:u:p", ttl.as_millis() as u32)
+        .lock_try_acquire("line:s:u:p", ttl.as_millis() as u32)
         .unwrap()
         .expect("the lease is free");
     let blocked = add(&host, "s", "u", "p", 1).await;
@@ -189,7 +189,7 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
     let other = add(&host, "s", "u", "q", 1).await;
     assert_eq!(other.status(), 200, "{}", other.text());
     assert_eq!(lines(&other.json()), [("q".to_string(), 1)].into());
-    assert_eq!(host.lease("s:u:p").map(|l| l.token), Some(dead.token));
+    assert_eq!(host.lease("line:s:u:p").map(|l| l.token), Some(dead.token));
 
     host.advance_clock(ttl + Duration::from_secs(1));
     let after = add(&host, "s", "u", "p", 1).await;
@@ -199,5 +199,45 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
         [("p".to_string(), 1), ("q".to_string(), 1)].into()
     );
     assert_eq!(held_quantities(&host, "s", "p"), vec![1]);
-    assert!(host.lease("s:u:p").is_none(), "the new holder released it");
+    assert!(
+        host.lease("line:s:u:p").is_none(),
+        "the new holder released it"
+    );
+}
+
+/// Lock families never share a key: ids crafted to spell another family's lease (the breaker's
+/// probe, a product refresh, an idempotent write in flight, a relay) give a line lease of its
+/// own, so a shopper's line is never blocked by, and never blocks, another kind of work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_ids_cannot_take_another_lock_familys_lease() {
+    let host = cart_host_with(&[("lock_wait_ms", "200")]);
+    // (store, user, product) whose `{store}:{user}:{product}` spells another family's key, and
+    // that family's key as it is now.
+    let crafted = [
+        ("breaker", "inventory", "probe", "breaker-probe:inventory"),
+        ("breaker-probe", "inventory", "x", "breaker-probe:inventory"),
+        ("product-refresh", "s", "p", "product-refresh:s:p"),
+        ("idem", "u", "abc123", "idem:u:abc123"),
+        ("relay", "cart", "s", "relay:cart:s:u"),
+    ];
+    let ttl = 30_000;
+    for (store, user, product, other) in crafted {
+        put_product(&host, store, product, 100, 10);
+        // Another family holds its lease, and a key equal to the old unprefixed line key too.
+        for key in [other.to_owned(), format!("{store}:{user}:{product}")] {
+            if host.lease(&key).is_none() {
+                host.lock_try_acquire(&key, ttl)
+                    .unwrap()
+                    .expect("the lease is free");
+            }
+        }
+        let r = add(&host, store, user, product, 1).await;
+        assert_eq!(r.status(), 200, "{store}/{user}/{product}: {}", r.text());
+        host.wait_idle().await;
+        // The line's lease was its own, released after the write; the others are untouched.
+        assert!(host
+            .lease(&format!("line:{store}:{user}:{product}"))
+            .is_none());
+        assert!(host.lease(other).is_some(), "{other}");
+    }
 }

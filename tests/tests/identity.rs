@@ -32,12 +32,16 @@ fn user_token(sub: &str) -> String {
     )
 }
 
+/// A guest-token secret of this deployment's own (the shipped demo value is refused here).
+const GUEST_SECRET: &str = "guest-token-secret-for-tests-0123456789";
+
 fn secured_host() -> Arc<CapabilityHost> {
     cart_host_with(&[
         ("allow_insecure_user_header", "false"),
         ("jwt_hs256_secret", SECRET),
         ("jwt_issuer", ISSUER),
         ("jwt_audience", AUDIENCE),
+        ("guest_token_secret", GUEST_SECRET),
     ])
 }
 
@@ -328,4 +332,127 @@ async fn a_guest_cart_merges_exactly_once_under_retries() {
     assert!(reservations(&host, "s", "p")
         .keys()
         .all(|k| k.starts_with("alice~")));
+}
+
+fn problem_code(r: &TestResponse) -> String {
+    r.json()["code"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A configured JWT key or secret turns the demo `X-User-Id` header off, even with
+/// `allow_insecure_user_header=true`: 401 `user-header-refused`, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_user_id_is_refused_whenever_a_jwt_key_is_configured() {
+    let rsa_public = std::fs::read_to_string(
+        workspace_root().join("crates/cart-auth/tests/fixtures/rsa_public.pem"),
+    )
+    .unwrap();
+    for (name, key) in [
+        ("jwt_hs256_secret", SECRET),
+        ("jwt_public_key", &rsa_public),
+    ] {
+        let host = cart_host_with(&[("allow_insecure_user_header", "true"), (name, key)]);
+        put_product(&host, "s", "p", 100, 10);
+        host.wait_idle().await;
+        let before = state_snapshot(&host);
+        for req in [
+            add_req("p", 1).header("x-user-id", "alice"),
+            get(&cart_path("s")).header("x-user-id", "alice"),
+            request(http::Method::DELETE, &cart_path("s")).header("x-user-id", "alice"),
+        ] {
+            let r = req.send(&host).await.unwrap();
+            assert_problem(&r, 401, "unauthenticated");
+            assert_eq!(problem_code(&r), "user-header-refused", "{name}");
+            assert!(r.json()["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(name));
+        }
+        let anonymous = get(&cart_path("s")).send(&host).await.unwrap();
+        assert_problem(&anonymous, 401, "unauthenticated");
+        assert_eq!(problem_code(&anonymous), "token-missing");
+        host.wait_idle().await;
+        let changed = changed_keys(&before, &state_snapshot(&host));
+        assert!(changed.is_empty(), "{name}: {changed:?}");
+        assert!(reservations(&host, "s", "p").is_empty());
+    }
+    // The same header in plain demo mode (no key configured) is the demo identity.
+    let demo = cart_host();
+    put_product(&demo, "s", "p", 100, 10);
+    assert_eq!(add(&demo, "s", "alice", "p", 1).await.status(), 200);
+}
+
+/// The shipped demo `guest_token_secret` is public: outside demo mode no guest token is issued
+/// with it, one minted with it is refused as a bearer token and as a merge source, and nothing
+/// is stored. In demo mode it keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_guest_secret_is_honoured_only_in_demo_mode() {
+    let host = cart_host_with(&[
+        ("allow_insecure_user_header", "false"),
+        ("jwt_hs256_secret", SECRET),
+        ("jwt_issuer", ISSUER),
+        ("jwt_audience", AUDIENCE),
+        ("guest_token_secret", GUEST_TOKEN_SECRET),
+    ]);
+    put_product(&host, "s", "p", 100, 10);
+    // What anyone who read spin.toml can mint for a leaked guest id.
+    let minted = cart_auth::GuestTokens::new(GUEST_TOKEN_SECRET)
+        .unwrap()
+        .issue("0123456789abcdef", now(), 3600)
+        .unwrap();
+    let alice = user_token("alice");
+    host.wait_idle().await;
+    let before = state_snapshot(&host);
+
+    let issued = request(http::Method::POST, "/v1/guest-tokens")
+        .send(&host)
+        .await
+        .unwrap();
+    assert_problem(&issued, 403, "forbidden");
+    assert_eq!(problem_code(&issued), "guest-secret-is-demo");
+    assert!(issued.json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("guest_token_secret"));
+    for req in [add_req("p", 1), get(&cart_path("s"))] {
+        let r = as_bearer(req, &minted, &host).await;
+        assert_problem(&r, 401, "unauthenticated");
+        assert_eq!(problem_code(&r), "guest-secret-is-demo");
+    }
+    let merge = as_bearer(
+        post_json("/v1/stores/s/cart/merge", &json!({"guestToken": minted})),
+        &alice,
+        &host,
+    )
+    .await;
+    assert_problem(&merge, 403, "forbidden");
+    assert_eq!(problem_code(&merge), "guest-secret-is-demo");
+    // User tokens are unaffected, and a bad user token still says why it failed.
+    let expired = token_with(
+        SECRET.as_bytes(),
+        json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": now() - 3600}),
+    );
+    let r = as_bearer(get(&cart_path("s")), &expired, &host).await;
+    assert_problem(&r, 401, "unauthenticated");
+    assert_eq!(problem_code(&r), "token-expired");
+    host.wait_idle().await;
+    let changed = changed_keys(&before, &state_snapshot(&host));
+    assert!(changed.is_empty(), "{changed:?}");
+    assert_eq!(
+        as_bearer(get(&cart_path("s")), &alice, &host)
+            .await
+            .status(),
+        200
+    );
+
+    // Demo mode: the same secret issues and verifies guest tokens.
+    let demo = cart_host();
+    put_product(&demo, "s", "p", 100, 10);
+    let r = as_bearer(add_req("p", 1), &minted, &demo).await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(r.json()["userId"], "guest-0123456789abcdef");
+    let issued = request(http::Method::POST, "/v1/guest-tokens")
+        .send(&demo)
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 201, "{}", issued.text());
 }

@@ -17,7 +17,6 @@ use cart_domain::breaker::{
 use std::cell::RefCell;
 
 const STATE_KEY: &str = "breaker:inventory:state";
-const PROBE_LEASE: &str = "breaker:inventory:probe";
 
 pub mod metric_keys {
     pub const SHORT_CIRCUITS: &str = "cart_inventory_short_circuits_total";
@@ -118,7 +117,7 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
         }
         Phase::Open => short_circuit(),
         Phase::HalfOpen => {
-            let lease = match locks::try_acquire(PROBE_LEASE, 10_000) {
+            let lease = match locks::try_acquire(&crate::lock_keys::breaker_probe(), 10_000) {
                 Ok(Some(lease)) => lease,
                 _ => return short_circuit(),
             };

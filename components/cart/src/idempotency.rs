@@ -49,7 +49,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let key = parse_key(raw)?;
     let hash = scoped_key_hash(user.as_str(), &key);
     let fp = fingerprint(&request.method, &request.path, &request.body);
-    let lease_key = format!("idem:{user}:{hash}");
+    let lease_key = crate::lock_keys::idempotency(user, &hash);
     let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {

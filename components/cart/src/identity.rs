@@ -5,7 +5,13 @@
 //!   service issued with `guest_token_secret`. `sub` is the user id; guest ids start with
 //!   `guest-`, which user tokens may never use.
 //! * The local demo mode (`allow_insecure_user_header = "true"`) also trusts `X-User-Id` when
-//!   no bearer token is sent, and logs a warning on every request while it is on.
+//!   no bearer token is sent, and logs a warning on every request while it is on. A deployment
+//!   that configures a JWT key or secret verifies identities, so there `X-User-Id` is refused
+//!   (401 `user-header-refused`) even with the demo switch on: a half-migrated configuration
+//!   fails closed instead of letting anyone name any user.
+//! * The `guest_token_secret` that `spin.toml` ships ([`DEMO_GUEST_TOKEN_SECRET`]) is public,
+//!   so anyone could mint a guest's token with it: it is honoured only in demo mode. Outside it,
+//!   issuing and verifying guest tokens with that value is refused (`guest-secret-is-demo`).
 //!
 //! A caller only ever reaches `cart:{store}:{self}`, so one user can never name another's cart.
 
@@ -33,14 +39,63 @@ fn misconfigured(detail: String) -> Problem {
     )
 }
 
-/// The guest-token issuer, when `guest_token_secret` is set (at least 32 bytes).
-pub fn guest_tokens() -> Result<Option<GuestTokens>, Problem> {
-    match var("guest_token_secret") {
-        None => Ok(None),
-        Some(secret) => GuestTokens::new(&secret)
-            .map(Some)
-            .map_err(|e| misconfigured(format!("guest_token_secret: {e}"))),
+/// The `guest_token_secret` the shipped `spin.toml` sets for local demos. It is published with
+/// the code, so it only counts as a secret in demo mode.
+pub const DEMO_GUEST_TOKEN_SECRET: &str = "local-demo-guest-secret-change-me-0001";
+
+/// Why guest tokens cannot be issued or verified here.
+enum GuestsUnavailable {
+    /// `guest_token_secret` is empty: guest carts are off.
+    Disabled,
+    /// `guest_token_secret` is the public demo value and demo mode is off. Carries a verifier
+    /// with that secret, only to recognise its tokens and say why they are refused.
+    DemoSecret(GuestTokens),
+    /// The secret is set but unusable (too short).
+    Misconfigured(Problem),
+}
+
+impl GuestsUnavailable {
+    /// The problem for a caller that asked for a guest token or sent one to be merged.
+    fn problem(self) -> Problem {
+        match self {
+            GuestsUnavailable::Disabled => Problem::new(
+                ProblemKind::Forbidden,
+                "guest carts are disabled: set the guest_token_secret variable (32+ bytes)",
+            )
+            .with("code", "guest-carts-disabled"),
+            GuestsUnavailable::DemoSecret(_) => {
+                Problem::new(ProblemKind::Forbidden, DEMO_SECRET_REFUSED)
+                    .with("code", "guest-secret-is-demo")
+            }
+            GuestsUnavailable::Misconfigured(problem) => problem,
+        }
     }
+}
+
+const DEMO_SECRET_REFUSED: &str =
+    "guest tokens are refused: guest_token_secret is the public demo value \
+     shipped in spin.toml, which is only accepted in demo mode (allow_insecure_user_header=true); \
+     set a secret of your own (32+ bytes), or an empty one to disable guest carts";
+
+fn guests() -> Result<GuestTokens, GuestsUnavailable> {
+    let secret = var("guest_token_secret").ok_or(GuestsUnavailable::Disabled)?;
+    let tokens = GuestTokens::new(&secret).map_err(|e| {
+        GuestsUnavailable::Misconfigured(misconfigured(format!("guest_token_secret: {e}")))
+    })?;
+    if secret == DEMO_GUEST_TOKEN_SECRET && !crate::settings::demo_identity_mode() {
+        return Err(GuestsUnavailable::DemoSecret(tokens));
+    }
+    Ok(tokens)
+}
+
+/// The guest-token issuer and verifier, or the problem that says why there is none.
+pub fn guest_tokens() -> Result<GuestTokens, Problem> {
+    guests().map_err(GuestsUnavailable::problem)
+}
+
+/// Whether a JWT key or secret is configured: then identities are verified, never asserted.
+fn verification_configured() -> bool {
+    var("jwt_hs256_secret").is_some() || var("jwt_public_key").is_some()
 }
 
 fn user_verifier() -> Result<Verifier, Problem> {
@@ -71,24 +126,36 @@ fn verify_bearer(token: &str) -> Result<(UserId, bool), Problem> {
     };
     let claims = match user_result {
         Ok(claims) => claims,
-        Err(user_error) => match guest_tokens()? {
-            Some(guests) => match guests.verify(token, now) {
-                Ok(claims) => claims,
-                // Report why the token failed as a user token unless it was meant as a guest.
-                Err(guest_error) => {
-                    let meant_as_guest = matches!(
-                        user_error,
-                        AuthError::GuestTokenRefused | AuthError::NoKeyConfigured
-                    );
-                    return Err(auth_problem(if meant_as_guest {
-                        &guest_error
-                    } else {
-                        &user_error
-                    }));
+        Err(user_error) => {
+            // Report why the token failed as a user token unless it was meant as a guest.
+            let meant_as_guest = matches!(
+                user_error,
+                AuthError::GuestTokenRefused | AuthError::NoKeyConfigured
+            );
+            match guests() {
+                Ok(guests) => match guests.verify(token, now) {
+                    Ok(claims) => claims,
+                    Err(guest_error) => {
+                        return Err(auth_problem(if meant_as_guest {
+                            &guest_error
+                        } else {
+                            &user_error
+                        }));
+                    }
+                },
+                // A guest token signed with the public demo secret (or one meant as a guest's):
+                // say why it is refused rather than how it failed as a user token.
+                Err(GuestsUnavailable::DemoSecret(demo))
+                    if meant_as_guest || demo.verify(token, now).is_ok() =>
+                {
+                    return Err(unauthenticated(DEMO_SECRET_REFUSED, "guest-secret-is-demo"));
                 }
-            },
-            None => return Err(auth_problem(&user_error)),
-        },
+                Err(GuestsUnavailable::Misconfigured(problem)) => return Err(problem),
+                Err(GuestsUnavailable::Disabled | GuestsUnavailable::DemoSecret(_)) => {
+                    return Err(auth_problem(&user_error))
+                }
+            }
+        }
     };
     let user = UserId::parse(&claims.subject)
         .map_err(|e| unauthenticated(format!("the token subject {e}"), "token-invalid-subject"))?;
@@ -109,17 +176,47 @@ pub fn caller_kind(request: &HttpRequest, settings: &Settings) -> Result<(UserId
             "token-missing",
         ));
     }
-    eprintln!(
-        "{{\"level\":\"warn\",\"msg\":\"insecure X-User-Id identity mode is on; never use it in production\"}}"
-    );
-    let raw = request.header("x-user-id")?.ok_or_else(|| {
+    let raw = request.header("x-user-id")?;
+    if verification_configured() {
+        return Err(match raw {
+            Some(_) => unauthenticated(
+                "X-User-Id is refused: this deployment verifies bearer tokens \
+                 (jwt_hs256_secret or jwt_public_key is set), which turns the demo identity \
+                 header off even with allow_insecure_user_header=true; send \
+                 Authorization: Bearer <token>",
+                "user-header-refused",
+            ),
+            None => unauthenticated("send Authorization: Bearer <token>", "token-missing"),
+        });
+    }
+    let raw = raw.ok_or_else(|| {
         unauthenticated(
             "send Authorization: Bearer <token> (or X-User-Id in local demo mode)",
             "token-missing",
         )
     })?;
+    eprintln!(
+        "{{\"level\":\"warn\",\"msg\":\"insecure X-User-Id identity mode is on; never use it in production\"}}"
+    );
     let user = UserId::parse_with_max(raw.trim(), settings.limits.max_id_len)
         .map_err(|e| unauthenticated(format!("X-User-Id {e}"), "invalid-user-header"))?;
     let guest = user.as_str().starts_with(cart_auth::GUEST_SUBJECT_PREFIX);
     Ok((user, guest))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The value recognised as the public demo secret is the one the local manifest ships.
+    #[test]
+    fn the_demo_guest_secret_is_the_one_spin_toml_ships() {
+        let manifest = include_str!("../../../spin.toml");
+        let line = format!(
+            "guest_token_secret = {{ default = \"{}\"",
+            super::DEMO_GUEST_TOKEN_SECRET
+        );
+        assert!(
+            manifest.contains(&line),
+            "spin.toml does not contain {line}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The lease that serializes changes to one cart line (`{store}:{user}:{product}`), so a line's
+//! The lease that serializes changes to one cart line (`line:{store}:{user}:{product}`), so a line's
 //! reservation is adjusted by one request at a time. Waiting is bounded with jittered backoff.
 
 use crate::bindings::locks::{self, Lease, LockError};
@@ -14,9 +14,9 @@ pub struct LockStats {
     pub waited_ms: u64,
 }
 
-/// The lease key of one cart line.
+/// The lease key of one cart line (see `lock_keys`).
 pub fn line_key(store: &StoreId, user: &UserId, product: &str) -> String {
-    format!("{store}:{user}:{product}")
+    crate::lock_keys::line(store, user, product)
 }
 
 pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), Problem> {

@@ -10,15 +10,18 @@
 //! true count, with a relative error of about 1/sqrt(count/N). The few *exact* series (outbox
 //! events committed and acknowledged, which the pending-events gauge subtracts) are never
 //! sampled; only requests that change a cart record them, and those write anyway.
+//!
+//! Which series exist is fixed by `metric_registry`: `flush` writes only registered series and
+//! `/metrics` reads exactly the registered keys, so a scrape never scans the store and costs
+//! the same whatever the store holds.
 
 use crate::bindings::kv;
+use crate::metric_registry::{self as registry, Counter, Unit};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 const PREFIX: &str = "metrics:";
-
-/// Upper bounds (ms) of the `cart_operation_duration_ms` histogram buckets.
-const DURATION_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
 thread_local! {
     /// Sampled series of this request.
@@ -56,62 +59,20 @@ pub fn inc(series: &str) {
 /// expects. That is 4 counter updates per request instead of one per bucket.
 pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
     let ms = duration_us.div_ceil(1000);
-    let le = DURATION_BUCKETS_MS
+    let bucket = registry::DURATION_BUCKETS_MS
         .iter()
-        .find(|le| ms <= **le)
-        .map_or_else(|| "+Inf".to_owned(), |le| le.to_string());
-    inc(&format!(
-        "{RAW_BUCKET}{{operation=\"{operation}\",le=\"{le}\"}}"
+        .position(|le| ms <= *le)
+        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
+    inc(&registry::raw_bucket(
+        operation,
+        registry::BUCKET_LABELS[bucket],
     ));
-    add(
-        &format!("cart_operation_duration_ms_sum{{operation=\"{operation}\"}}"),
-        ms as i64,
-    );
-    inc(&format!(
-        "cart_operation_duration_ms_count{{operation=\"{operation}\"}}"
+    add(&registry::duration_sum(operation), ms as i64);
+    inc(&registry::duration_count(operation));
+    inc(&registry::responses(
+        operation,
+        registry::status_label(status),
     ));
-    inc(&format!(
-        "cart_http_responses_total{{operation=\"{operation}\",status=\"{status}\"}}"
-    ));
-}
-
-/// Stored name of the per-bucket (non-cumulative) duration counts.
-const RAW_BUCKET: &str = "cart_operation_duration_ms_raw";
-
-/// Turns per-bucket counts into Prometheus' cumulative `_bucket` series.
-fn cumulative_buckets(series: &mut BTreeMap<String, i64>) {
-    let raw: Vec<(String, i64)> = series
-        .iter()
-        .filter(|(k, _)| k.starts_with(RAW_BUCKET))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    let mut per_operation: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (key, value) in raw {
-        series.remove(&key);
-        // key: cart_operation_duration_ms_raw{operation="x",le="5"}
-        let Some((op, le)) = key
-            .split_once("operation=\"")
-            .and_then(|(_, rest)| rest.split_once("\",le=\""))
-            .map(|(op, rest)| (op.to_owned(), rest.trim_end_matches("\"}").to_owned()))
-        else {
-            continue;
-        };
-        *per_operation.entry(op).or_default().entry(le).or_default() += value;
-    }
-    for (op, counts) in per_operation {
-        let mut running = 0;
-        let bounds = DURATION_BUCKETS_MS
-            .iter()
-            .map(|b| b.to_string())
-            .chain(std::iter::once("+Inf".to_owned()));
-        for le in bounds {
-            running += counts.get(&le).copied().unwrap_or(0);
-            series.insert(
-                format!("cart_operation_duration_ms_bucket{{operation=\"{op}\",le=\"{le}\"}}"),
-                running,
-            );
-        }
-    }
 }
 
 /// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
@@ -123,6 +84,19 @@ fn sample_weight(sample_every: u32, draw: f64) -> Option<i64> {
     (draw * f64::from(sample_every) < 1.0).then_some(i64::from(sample_every))
 }
 
+/// Keeps registered series; an unregistered one (a name added without registering it) is
+/// dropped with a warning rather than written where no scrape would ever read it.
+fn registered(series: String) -> Option<String> {
+    if registry::is_registered(&series) {
+        return Some(series);
+    }
+    eprintln!(
+        "{{\"level\":\"warn\",\"msg\":\"unregistered metric series dropped (add it to metric_registry)\",\"series\":{}}}",
+        serde_json::Value::String(series)
+    );
+    None
+}
+
 /// Writes the buffered updates: the exact ones always, the sampled ones one time in N,
 /// weighted. Failures lose counts, never requests.
 pub fn flush() {
@@ -130,6 +104,7 @@ pub fn flush() {
     let exact = EXACT.with(|p| std::mem::take(&mut *p.borrow_mut()));
     let mut deltas: Vec<(String, i64)> = exact
         .into_iter()
+        .filter_map(|(series, delta)| Some((registered(series)?, delta)))
         .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
         .collect();
     if !sampled.is_empty() {
@@ -137,8 +112,11 @@ pub fn flush() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(1);
         if let Some(weight) = sample_weight(sample_every, crate::clock::random_unit()) {
-            deltas.extend(sampled.into_iter().map(|(series, delta)| {
-                (format!("{PREFIX}{series}"), delta.saturating_mul(weight))
+            deltas.extend(sampled.into_iter().filter_map(|(series, delta)| {
+                Some((
+                    format!("{PREFIX}{}", registered(series)?),
+                    delta.saturating_mul(weight),
+                ))
             }));
         }
     }
@@ -153,75 +131,172 @@ fn decode(bytes: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(arr))
 }
 
-fn metric_type(name: &str) -> &'static str {
-    if name.ends_with("_total") {
-        "counter"
-    } else if name.ends_with("_bucket") || name.ends_with("_sum") || name.ends_with("_count") {
-        "histogram"
-    } else {
-        "gauge"
+/// The stored counters of one scrape, read key by key from the registry.
+pub struct Scrape {
+    values: BTreeMap<String, i64>,
+}
+
+/// Reads one registered series; absent (never written) is `None`.
+fn read(series: &str) -> Result<Option<i64>, String> {
+    match kv::get(&format!("{PREFIX}{series}")) {
+        Ok(bytes) => Ok(bytes.as_deref().and_then(decode)),
+        Err(e) => Err(format!("{e:?}")),
     }
 }
 
-fn family(name: &str) -> &str {
-    ["_bucket", "_sum", "_count"]
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .unwrap_or(name)
-}
-
-/// Orders series by family and labels, with `le` compared as a number (`+Inf` last).
-fn sort_key(name: &str) -> (String, u64) {
-    let bare = name.split('{').next().unwrap_or(name);
-    match name.split_once(",le=\"") {
-        Some((labels, le)) => {
-            let le = le.trim_end_matches("\"}");
-            let bound = if le == "+Inf" {
-                u64::MAX
-            } else {
-                le.parse().unwrap_or(u64::MAX)
-            };
-            (format!("{}{}", family(bare), &labels[bare.len()..]), bound)
+impl Scrape {
+    /// Reads every registered series: the counters, then per operation its count and, for an
+    /// operation ever counted, its sum, buckets and statuses. At most
+    /// `metric_registry::max_scrape_reads()` reads, whatever else the store holds.
+    pub fn read() -> Result<Scrape, String> {
+        let mut values = BTreeMap::new();
+        let mut keep = |series: String, value: Option<i64>| {
+            if let Some(value) = value {
+                values.insert(series, value);
+            }
+        };
+        for counter in registry::COUNTERS {
+            keep(counter.stored.to_owned(), read(counter.stored)?);
         }
-        None => (format!("{}{}", family(bare), &name[bare.len()..]), 0),
+        for op in registry::OPERATIONS {
+            let count = registry::duration_count(op);
+            let Some(n) = read(&count)? else { continue };
+            keep(count, Some(n));
+            let sum = registry::duration_sum(op);
+            let value = read(&sum)?;
+            keep(sum, value);
+            for le in registry::BUCKET_LABELS {
+                let bucket = registry::raw_bucket(op, le);
+                let value = read(&bucket)?;
+                keep(bucket, value);
+            }
+            for status in registry::STATUSES.iter().copied().chain(["other"]) {
+                let series = registry::responses(op, status);
+                let value = read(&series)?;
+                keep(series, value);
+            }
+        }
+        Ok(Scrape { values })
     }
-}
 
-/// The Prometheus text exposition of every stored series, plus live gauges.
-pub fn render(extra_gauges: &[(&str, i64)]) -> Result<String, String> {
-    let keys = kv::list_keys(PREFIX, 10_000).map_err(|e| format!("{e:?}"))?;
-    let mut series: BTreeMap<String, i64> = BTreeMap::new();
-    for key in keys {
-        if let Ok(Some(bytes)) = kv::get(&key) {
-            if let (Some(name), Some(value)) = (key.strip_prefix(PREFIX), decode(&bytes)) {
-                series.insert(name.to_owned(), value);
+    /// A stored series' value (0 when never written).
+    pub fn value(&self, series: &str) -> i64 {
+        self.values.get(series).copied().unwrap_or(0)
+    }
+
+    /// The Prometheus text exposition (version 0.0.4): every family with `# HELP` and `# TYPE`,
+    /// its series adjacent, then the live gauges (`(name, help, value)`).
+    pub fn render(&self, gauges: &[(&str, &str, i64)]) -> String {
+        let mut out = String::new();
+        let mut family = "";
+        for counter in registry::COUNTERS {
+            let Some(value) = self.values.get(counter.stored) else {
+                continue;
+            };
+            if counter.family != family {
+                family = counter.family;
+                header(&mut out, family, counter.help, "counter");
+            }
+            let _ = writeln!(
+                out,
+                "{}{} {}",
+                counter.family,
+                counter.labels,
+                shown(counter, *value)
+            );
+        }
+        self.render_operations(&mut out);
+        for (name, help, value) in gauges {
+            header(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+
+    fn render_operations(&self, out: &mut String) {
+        let counted: Vec<&str> = registry::OPERATIONS
+            .iter()
+            .copied()
+            .filter(|op| self.values.contains_key(&registry::duration_count(op)))
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        let family = registry::DURATION_FAMILY;
+        header(out, family, registry::DURATION_HELP, "histogram");
+        for op in &counted {
+            let mut running = 0;
+            for (i, le) in registry::BUCKET_LABELS.iter().enumerate() {
+                running += self.value(&registry::raw_bucket(op, le));
+                let bound = registry::DURATION_BUCKETS_MS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), |ms| seconds(*ms as i64));
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{operation=\"{op}\",le=\"{bound}\"}} {running}"
+                );
+            }
+            let sum = seconds(self.value(&registry::duration_sum(op)));
+            let _ = writeln!(out, "{family}_sum{{operation=\"{op}\"}} {sum}");
+            // The count is the +Inf bucket, so the two always agree.
+            let _ = writeln!(out, "{family}_count{{operation=\"{op}\"}} {running}");
+        }
+        header(
+            out,
+            registry::RESPONSES,
+            registry::RESPONSES_HELP,
+            "counter",
+        );
+        for op in &counted {
+            for status in registry::STATUSES.iter().copied().chain(["other"]) {
+                let series = registry::responses(op, status);
+                if let Some(value) = self.values.get(&series) {
+                    let _ = writeln!(out, "{series} {value}");
+                }
             }
         }
     }
-    cumulative_buckets(&mut series);
-    for (name, value) in extra_gauges {
-        series.insert((*name).to_owned(), *value);
+}
+
+fn header(out: &mut String, family: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {family} {help}");
+    let _ = writeln!(out, "# TYPE {family} {kind}");
+}
+
+/// Milliseconds as seconds, without float noise for whole milliseconds (`1500` → `1.5`).
+fn seconds(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let digits = format!("{frac:03}");
+        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
     }
-    // Histogram buckets must come in increasing `le` order, which is not string order.
-    let mut ordered: Vec<(&String, &i64)> = series.iter().collect();
-    ordered.sort_by_key(|(name, _)| sort_key(name));
-    let mut out = String::new();
-    let mut last_family = String::new();
-    for (name, value) in ordered {
-        let bare = name.split('{').next().unwrap_or(name);
-        let fam = family(bare);
-        if fam != last_family {
-            out.push_str(&format!("# TYPE {fam} {}\n", metric_type(bare)));
-            last_family = fam.to_owned();
-        }
-        out.push_str(&format!("{name} {value}\n"));
+}
+
+fn shown(counter: &Counter, value: i64) -> String {
+    match counter.unit {
+        Unit::Count => value.to_string(),
+        Unit::MillisAsSeconds => seconds(value),
     }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sample_weight;
+    use super::{sample_weight, seconds};
+
+    #[test]
+    fn milliseconds_are_shown_as_exact_seconds() {
+        assert_eq!(seconds(0), "0");
+        assert_eq!(seconds(1), "0.001");
+        assert_eq!(seconds(10), "0.01");
+        assert_eq!(seconds(250), "0.25");
+        assert_eq!(seconds(1500), "1.5");
+        assert_eq!(seconds(5000), "5");
+        assert_eq!(seconds(-20), "-0.02");
+    }
 
     #[test]
     fn unsampled_deployments_count_every_request_once() {

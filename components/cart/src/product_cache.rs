@@ -84,7 +84,7 @@ pub fn lookup(store_id: &str, product: &str) -> Result<ProductSnapshot, LookupEr
         metrics::inc("cart_cache_hits_total");
         return Ok(cached.product);
     }
-    let lease_key = format!("product-refresh:{store_id}:{product}");
+    let lease_key = crate::lock_keys::product_refresh(store_id, product);
     match locks::try_acquire(&lease_key, REFRESH_LEASE_TTL_MS) {
         Ok(Some(lease)) => {
             // Someone may have refreshed between our read and our lease: look again first, so

@@ -145,7 +145,7 @@ pub fn after_commit(cart_key: &str, new_events: usize) {
 /// delete and a second read per write.
 fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64, unlist: bool) -> RelayReport {
     let mut report = RelayReport::default();
-    let lease_key = format!("relay:{cart_key}");
+    let lease_key = crate::lock_keys::relay(cart_key);
     let started = now_ms();
     let mut attempt = 0;
     let lease = loop {

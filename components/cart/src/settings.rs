@@ -30,10 +30,11 @@ const GROUPS: &[&[&str]] = &[
         "reservation_ttl_seconds",
         "guest_reservation_ttl_seconds",
     ],
+    // Whether identities are verified: read by every request that authenticates, since a
+    // configured key turns the demo `X-User-Id` header off.
+    &["jwt_hs256_secret", "jwt_public_key"],
     // Bearer tokens and guest tokens.
     &[
-        "jwt_hs256_secret",
-        "jwt_public_key",
         "jwt_issuer",
         "jwt_audience",
         "jwt_leeway_seconds",
@@ -58,6 +59,8 @@ const GROUPS: &[&[&str]] = &[
     ],
     // Operator endpoints and the outbox relay.
     &["admin_token", "events_topic"],
+    // Scrapes.
+    &["metrics_token"],
 ];
 
 thread_local! {
@@ -120,11 +123,17 @@ fn flag(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The local demo mode (`allow_insecure_user_header`): `X-User-Id` may be trusted (unless a JWT
+/// key is configured) and the shipped demo guest-token secret is honoured.
+pub fn demo_identity_mode() -> bool {
+    flag("allow_insecure_user_header")
+}
+
 impl Settings {
     pub fn load() -> Self {
         let defaults = Limits::default();
         Settings {
-            allow_insecure_user_header: flag("allow_insecure_user_header"),
+            allow_insecure_user_header: demo_identity_mode(),
             limits: Limits {
                 max_lines_per_cart: number("max_lines_per_cart", defaults.max_lines_per_cart),
                 max_quantity_per_line: number(

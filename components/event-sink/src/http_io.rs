@@ -2,8 +2,10 @@
 
 use crate::error::ApiError;
 use crate::kafka::{self, KafkaError};
+use crate::routes::{Dialect, Endpoint};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use spin_reference_kit::access::Denied;
 use spin_sdk::http::{Request, Response};
 
 /// Largest admin body accepted; the fault switch is a few dozen bytes.
@@ -60,4 +62,30 @@ pub fn problem(err: &ApiError) -> Response {
 /// A Kafka REST error in the media type of the dialect (v2 or v3) it answers.
 pub fn kafka_error(err: &KafkaError, media_type: &str) -> Response {
     with_body(err.status, media_type, err.body().to_string().into_bytes())
+}
+
+/// A request refused for want of the reference token, in the dialect of its route.
+pub fn denied(endpoint: &Endpoint, denied: Denied) -> Response {
+    let mut response = match endpoint.dialect() {
+        Dialect::Kafka => {
+            let media_type = match endpoint {
+                Endpoint::ProduceV2 { .. } => kafka::V2_RESPONSE_TYPE,
+                _ => "application/json",
+            };
+            let err = KafkaError::new(denied.status(), denied.kafka_error_code(), denied.detail());
+            kafka_error(&err, media_type)
+        }
+        Dialect::Problem => {
+            let p = denied.problem();
+            with_body(
+                p.status,
+                "application/problem+json",
+                p.to_json().to_string().into_bytes(),
+            )
+        }
+    };
+    if let Some(challenge) = denied.challenge() {
+        response.set_header("www-authenticate", challenge);
+    }
+    response
 }

@@ -4,6 +4,11 @@
 //! Mounted at `/events/...`; the cart's outbox relay reaches it through Spin service chaining.
 //! Each topic is a log of one partition in the key-value store "default" under `evt:` keys
 //! (see `keys`); every request gets a fresh instance, so nothing lives in memory.
+//!
+//! Producing, listing topics and the fault switch need `Authorization: Bearer
+//! <reference_token>`; reading a topic's records is open only while `reference_demo_reads` is
+//! true (see `spin_reference_kit::access` and `Endpoint::access`). A refused request touches
+//! nothing.
 
 mod error;
 mod fault_switch;
@@ -18,7 +23,7 @@ mod routes;
 mod time;
 
 // The shared mechanics, under the paths the modules here use (`crate::kv`, `crate::problem`).
-use spin_reference_kit::{kv, problem};
+use spin_reference_kit::{access, kv, problem};
 
 use error::{ApiError, Failure};
 use faults::{FaultMode, FaultState};
@@ -40,6 +45,10 @@ fn handle(req: Request) -> Response {
             }
         }
     };
+    let authorization = req.header("authorization").and_then(|v| v.as_str());
+    if let Err(denied) = access::authorize(endpoint.access(), authorization) {
+        return http_io::denied(&endpoint, denied);
+    }
     match endpoint {
         Endpoint::ProduceV2 { topic } => produce_v2(&req, &topic)
             .unwrap_or_else(|e| http_io::kafka_error(&e, kafka::V2_RESPONSE_TYPE)),
@@ -143,7 +152,7 @@ fn get_faults() -> Result<Response, ApiError> {
     ))
 }
 
-/// Unauthenticated on purpose: this is a demo and test sink, never a production pipeline.
+/// An admin route: needs the reference token like every write.
 fn put_faults(req: &Request) -> Result<Response, ApiError> {
     let wanted: FaultState = http_io::json_body(req)?;
     let kv = Kv::open()?;

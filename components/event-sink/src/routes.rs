@@ -4,6 +4,7 @@
 //! service chaining); a bare path without `/events` is accepted too, for a root mount.
 
 use crate::ids::{decode_segment, validate_id, IdError};
+use spin_reference_kit::access::Access;
 use spin_sdk::http::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,29 @@ pub enum Endpoint {
     ListTopics,
     GetFaults,
     PutFaults,
+}
+
+impl Endpoint {
+    /// Who may call it: reading a topic's records is a demo read (demos show the events);
+    /// producing, listing topics and the fault switch (an admin route) need the token.
+    pub fn access(&self) -> Access {
+        match self {
+            Endpoint::ReadRecords { .. } => Access::DemoRead,
+            Endpoint::ProduceV2 { .. }
+            | Endpoint::ProduceV3 { .. }
+            | Endpoint::ListTopics
+            | Endpoint::GetFaults
+            | Endpoint::PutFaults => Access::Protected,
+        }
+    }
+
+    /// Whether errors on it speak the Kafka REST dialect (the produce routes).
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Endpoint::ProduceV2 { .. } | Endpoint::ProduceV3 { .. } => Dialect::Kafka,
+            _ => Dialect::Problem,
+        }
+    }
 }
 
 /// How errors on a path are reported: produce paths speak Kafka REST errors.
@@ -134,6 +158,23 @@ mod tests {
             resolve(&Method::Get, "/topics/a%7Eb/records"),
             Ok(Endpoint::ReadRecords { topic: t("a~b") })
         );
+    }
+
+    #[test]
+    fn only_reading_records_is_a_demo_read() {
+        let demo_reads: Vec<String> = [
+            (Method::Post, "/events/topics/t"),
+            (Method::Get, "/events/topics/t/records"),
+            (Method::Get, "/events/topics"),
+            (Method::Post, "/events/kafka/v3/clusters/c/topics/t/records"),
+            (Method::Get, "/events/admin/faults"),
+            (Method::Put, "/events/admin/faults"),
+        ]
+        .iter()
+        .filter(|(m, p)| resolve(m, p).unwrap().access() == Access::DemoRead)
+        .map(|(m, p)| format!("{m:?} {p}"))
+        .collect();
+        assert_eq!(demo_reads, ["Method::Get /events/topics/t/records"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::api::FieldError;
 use crate::ids::IdError;
 use crate::kv::KvError;
 use crate::problem::Problem;
+use spin_reference_kit::access::Denied;
 use spin_reference_kit::common;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub enum ApiError {
         reservation_ids: Vec<String>,
     },
     Kv(KvError),
+    /// No or the wrong reference token (401/403).
+    Denied(Denied),
 }
 
 impl From<KvError> for ApiError {
@@ -114,6 +117,7 @@ impl ApiError {
             )
             .with("reservationIds", reservation_ids.clone()),
             ApiError::Kv(e) => common::kv_failure(e),
+            ApiError::Denied(d) => d.problem(),
         }
     }
 }

@@ -59,6 +59,12 @@ pub fn error(err: &ApiError) -> Response {
     if let ApiError::MethodNotAllowed { allow } = err {
         response.set_header("allow", *allow);
     }
+    if let Some(challenge) = match err {
+        ApiError::Denied(d) => d.challenge(),
+        _ => None,
+    } {
+        response.set_header("www-authenticate", challenge);
+    }
     response
 }
 

@@ -3,6 +3,11 @@
 //! Mounted at `/inventory/...`; reached by the cart through Spin service chaining. All state
 //! lives in the key-value store "default" under `inv:` keys (see `keys`), one compare-and-swap
 //! document per product, because every request gets a fresh instance.
+//!
+//! Every route but reading one product needs `Authorization: Bearer <reference_token>`;
+//! reading a product is open only while `reference_demo_reads` is true (see
+//! `spin_reference_kit::access` and `Endpoint::access`). A refused request touches nothing,
+//! not even the demo catalog.
 
 mod accounting;
 mod api;
@@ -18,7 +23,7 @@ mod routes;
 mod seed;
 
 // The shared mechanics, under the paths the modules here use (`crate::kv`, `crate::problem`).
-use spin_reference_kit::{kv, problem};
+use spin_reference_kit::{access, kv, problem};
 
 use api::{CommitInput, ProductInput, ReserveInput};
 use error::ApiError;
@@ -33,6 +38,9 @@ fn handle(req: Request) -> Response {
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {
+    let endpoint = routes::resolve(req.method(), req.path())?;
+    let authorization = req.header("authorization").and_then(|v| v.as_str());
+    access::authorize(endpoint.access(), authorization).map_err(ApiError::Denied)?;
     let kv = kv::Kv::open()?;
     if let Err(e) = seed::ensure_demo_catalog(&kv) {
         // Seeding is a convenience; the request itself can still be served.
@@ -41,7 +49,6 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
             json!({"msg": "demo seeding failed", "error": format!("{e:?}")})
         );
     }
-    let endpoint = routes::resolve(req.method(), req.path())?;
     let now = clock::now_ms();
     match endpoint {
         Endpoint::GetProduct { store, product } => Ok(http_io::json(

@@ -6,6 +6,7 @@
 
 use crate::error::ApiError;
 use crate::ids::{decode_segment, validate_id, validate_product_id, IdError};
+use spin_reference_kit::access::Access;
 use spin_sdk::http::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,24 @@ pub enum Endpoint {
     DeleteReservation { store: String, reservation: String },
     Commit { store: String },
     Sweep { store: String },
+}
+
+impl Endpoint {
+    /// Who may call it: reading one product is a demo read (a storefront shows it); everything
+    /// else changes stock, lists or reads holds (whose ids embed user ids), or is an admin job.
+    pub fn access(&self) -> Access {
+        match self {
+            Endpoint::GetProduct { .. } => Access::DemoRead,
+            Endpoint::PutProduct { .. }
+            | Endpoint::ListProductReservations { .. }
+            | Endpoint::ListStoreReservations { .. }
+            | Endpoint::GetReservation { .. }
+            | Endpoint::PutReservation { .. }
+            | Endpoint::DeleteReservation { .. }
+            | Endpoint::Commit { .. }
+            | Endpoint::Sweep { .. } => Access::Protected,
+        }
+    }
 }
 
 const PRODUCT_ALLOW: &str = "GET, PUT";
@@ -146,6 +165,32 @@ mod tests {
                 "/inventory/v1/stores/demo/reservations/sweep"
             ),
             Ok(Endpoint::Sweep { store: s("demo") })
+        );
+    }
+
+    #[test]
+    fn only_reading_one_product_is_a_demo_read() {
+        let demo_reads: Vec<String> = [
+            (Method::Get, "/inventory/v1/stores/s/products/p"),
+            (Method::Put, "/inventory/v1/stores/s/products/p"),
+            (
+                Method::Get,
+                "/inventory/v1/stores/s/products/p/reservations",
+            ),
+            (Method::Get, "/inventory/v1/stores/s/reservations"),
+            (Method::Get, "/inventory/v1/stores/s/reservations/r"),
+            (Method::Put, "/inventory/v1/stores/s/reservations/r"),
+            (Method::Delete, "/inventory/v1/stores/s/reservations/r"),
+            (Method::Post, "/inventory/v1/stores/s/reservations/commit"),
+            (Method::Post, "/inventory/v1/stores/s/reservations/sweep"),
+        ]
+        .iter()
+        .filter(|(m, p)| resolve(m, p).unwrap().access() == Access::DemoRead)
+        .map(|(m, p)| format!("{m:?} {p}"))
+        .collect();
+        assert_eq!(
+            demo_reads,
+            ["Method::Get /inventory/v1/stores/s/products/p"]
         );
     }
 

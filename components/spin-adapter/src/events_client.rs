@@ -8,10 +8,12 @@
 //!   record, in order, stopping at the first failure; `error_code` 200 = stored.
 //!
 //! Either way the result is the count of leading acknowledged records, so the outbox retries
-//! exactly the rest, in order. Timeouts, 408, 429, 5xx and retriable Kafka codes are
-//! `retriable`; other 4xx and non-retriable codes are `rejected`. Optional `Authorization`:
+//! exactly the rest, in order. Timeouts, 401, 403, 408, 429, 5xx and retriable Kafka codes are
+//! `retriable` (a refused credential is fixed by an operator, and the events wait for it);
+//! other 4xx and non-retriable codes are `rejected`. Optional `Authorization`:
 //! `events_auth = "basic"` (`events_username`, `events_password`) or `"bearer"`
-//! (`events_token`). Each request is bounded by `events_timeout_ms`.
+//! (`events_token`); without `events_auth`, `Bearer <reference_token>` when that is set (what
+//! the reference sink requires). Each request is bounded by `events_timeout_ms`.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -225,7 +227,8 @@ fn classify_status(status: u16, body: &[u8]) -> PublishError {
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     let text = format!("events: HTTP {status}: {}", message.trim());
     match status {
-        400..=499 if status != 408 && status != 429 => PublishError::Rejected(text),
+        401 | 403 | 408 | 429 => PublishError::Retriable(text),
+        400..=499 => PublishError::Rejected(text),
         _ => PublishError::Retriable(text),
     }
 }
@@ -292,6 +295,11 @@ impl EventsConfig {
                     "expected basic, bearer or empty",
                 ))
             }
+        };
+        // The reference sink's token, unless the pipeline has credentials of its own.
+        let authorization = match authorization {
+            Some(credentials) => Some(credentials),
+            None => get("reference_token")?.map(|token| format!("Bearer {token}")),
         };
         Ok(EventsConfig {
             base_url: get("events_url")?.unwrap_or_else(|| DEFAULT_EVENTS_URL.to_owned()),
@@ -385,6 +393,18 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_token_is_sent_unless_the_pipeline_has_credentials() {
+        let reference = settings(&[("reference_token", "ref")]);
+        assert_eq!(reference.authorization.as_deref(), Some("Bearer ref"));
+        let own = settings(&[
+            ("reference_token", "ref"),
+            ("events_auth", "bearer"),
+            ("events_token", "t0k"),
+        ]);
+        assert_eq!(own.authorization.as_deref(), Some("Bearer t0k"));
+    }
+
+    #[test]
     fn bad_settings_are_configuration_errors() {
         for pairs in [
             &[("events_api", "v4")][..],
@@ -463,6 +483,12 @@ mod tests {
             classify_status(408, b""),
             PublishError::Retriable(_)
         ));
+        for refused in [401, 403] {
+            assert!(matches!(
+                classify_status(refused, br#"{"error_code":40101,"message":"no"}"#),
+                PublishError::Retriable(_)
+            ));
+        }
         assert!(matches!(
             classify_status(404, br#"{"error_code":40401,"message":"Topic not found"}"#),
             PublishError::Rejected(m) if m == "events: HTTP 404: Topic not found"

@@ -8,9 +8,12 @@
 //! | commit      | `POST {base}/stores/{s}/reservations/commit` `{reservationIds}` | 2xx      |
 //!
 //! Failures: 404 on a product → product-not-found; 409 on reserve with `available` in the
-//! problem → insufficient-stock; 408, 429, 5xx, timeouts and transport errors → unavailable
-//! (what the cart's circuit breaker counts); any other 4xx → rejected. `{base}` is the
-//! `inventory_url` variable; each call is bounded by `inventory_timeout_ms`.
+//! problem → insufficient-stock; 401, 403, 408, 429, 5xx, timeouts and transport errors →
+//! unavailable (what the cart's circuit breaker counts: a refused credential is this
+//! deployment's fault, not the shopper's, so lines degrade to `unconfirmed`); any other 4xx →
+//! rejected. `{base}` is the `inventory_url` variable; each call is bounded by
+//! `inventory_timeout_ms` and, when `reference_token` is set, carries
+//! `Authorization: Bearer <reference_token>` (what the reference inventory requires).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,6 +101,8 @@ impl Guest for crate::Adapter {
 struct Client {
     base_url: String,
     timeout_ms: u64,
+    /// `reference_token`, sent as a bearer token when set.
+    token: Option<String>,
 }
 
 impl Client {
@@ -107,6 +112,7 @@ impl Client {
             base_url: config::setting_or("inventory_url", DEFAULT_INVENTORY_URL).map_err(bad)?,
             timeout_ms: config::timeout_ms("inventory_timeout_ms", DEFAULT_TIMEOUT_MS)
                 .map_err(bad)?,
+            token: config::setting("reference_token").map_err(bad)?,
         })
     }
 
@@ -123,6 +129,9 @@ impl Client {
         let mut headers = vec![("accept", "application/json".to_owned())];
         if body.is_some() {
             headers.push(("content-type", "application/json".to_owned()));
+        }
+        if let Some(token) = &self.token {
+            headers.push(("authorization", format!("Bearer {token}")));
         }
         http_util::send(&OutboundRequest {
             method,
@@ -144,6 +153,9 @@ fn failure(response: &InboundResponse) -> InventoryError {
 /// errors are `rejected`; anything else (1xx, 3xx, unexpected 2xx) is `unavailable`.
 fn classify(status: u16, detail: String) -> InventoryError {
     match status {
+        401 | 403 => InventoryError::Unavailable(format!(
+            "inventory refused this deployment's credentials ({status}; check reference_token): {detail}"
+        )),
         408 | 429 | 500..=599 => {
             InventoryError::Unavailable(format!("inventory answered {status}: {detail}"))
         }
@@ -433,6 +445,12 @@ mod tests {
             classify(302, "x".into()),
             InventoryError::Unavailable(_)
         ));
+        for refused in [401, 403] {
+            assert!(matches!(
+                classify(refused, "x".into()),
+                InventoryError::Unavailable(d) if d.contains("reference_token")
+            ));
+        }
         assert!(matches!(classify(400, "bad".into()), InventoryError::Rejected(d) if d == "bad"));
         assert!(matches!(
             classify(422, "x".into()),
@@ -454,6 +472,7 @@ mod tests {
         let client = Client {
             base_url: DEFAULT_INVENTORY_URL.into(),
             timeout_ms: 1,
+            token: None,
         };
         assert_eq!(
             client.url(&["stores", "s-1", "products", "sku 7"]),

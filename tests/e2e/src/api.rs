@@ -1,5 +1,6 @@
 //! The app's public HTTP API as the suite uses it: the cart under `/v1`, the reference
-//! inventory under `/inventory/v1` and the reference event sink under `/events`.
+//! inventory under `/inventory/v1` and the reference event sink under `/events` (called as an
+//! operator does, with the app's `reference_token`).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ pub fn item_path(store: &str, product: &str) -> String {
 /// Creates or replaces a product with this price (EUR minor units) and stock.
 pub fn put_product(c: &Client, store: &str, product: &str, price: i64, stock: u32) {
     c.put(&format!("/inventory/v1/stores/{store}/products/{product}"))
+        .reference()
         .json(&json!({
             "title": format!("Product {product}"),
             "unitPrice": {"amount": price, "currency": "EUR"},
@@ -90,6 +92,7 @@ pub fn holds(c: &Client, store: &str, product: &str) -> BTreeMap<String, u64> {
         .get(&format!(
             "/inventory/v1/stores/{store}/products/{product}/reservations"
         ))
+        .reference()
         .send()
         .expect(200)
         .json();
@@ -101,6 +104,7 @@ pub fn holds(c: &Client, store: &str, product: &str) -> BTreeMap<String, u64> {
 /// The product as the inventory shows it (stock, reserved, available).
 pub fn product(c: &Client, store: &str, product: &str) -> Value {
     c.get(&format!("/inventory/v1/stores/{store}/products/{product}"))
+        .reference()
         .send()
         .expect(200)
         .json()
@@ -110,6 +114,7 @@ pub fn product(c: &Client, store: &str, product: &str) -> Value {
 pub fn records(c: &Client, topic: &str) -> Vec<Value> {
     let body = c
         .get(&format!("/events/topics/{topic}/records?limit=10000"))
+        .reference()
         .send()
         .expect(200)
         .json();

@@ -11,6 +11,8 @@ use serde_json::Value;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// The app's `reference_token`, for the reference services' protected routes.
+    reference_token: Option<String>,
 }
 
 impl Client {
@@ -21,7 +23,18 @@ impl Client {
             .timeout(Duration::from_secs(120))
             .max_idle_connections_per_host(128)
             .build();
-        Client { base, agent }
+        Client {
+            base,
+            agent,
+            reference_token: None,
+        }
+    }
+
+    /// The same client, sending `token` on requests marked [`Request::reference`] (an empty
+    /// token: none).
+    pub fn with_reference_token(mut self, token: &str) -> Client {
+        self.reference_token = Some(token.to_owned()).filter(|t| !t.is_empty());
+        self
     }
 
     pub fn request(&self, method: &str, path: &str) -> Request {
@@ -31,6 +44,7 @@ impl Client {
             url: format!("{}{}", self.base, path),
             headers: Vec::new(),
             body: None,
+            reference_token: self.reference_token.clone(),
         }
     }
 
@@ -58,9 +72,19 @@ pub struct Request {
     url: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    reference_token: Option<String>,
 }
 
 impl Request {
+    /// A call to a reference service (inventory, event sink) as an operator makes it:
+    /// `Authorization: Bearer <reference_token>` of the app this client talks to.
+    pub fn reference(self) -> Request {
+        match self.reference_token.clone() {
+            Some(token) => self.bearer(&token),
+            None => self,
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_owned(), value.to_owned()));
         self

@@ -143,6 +143,17 @@ fn owned(variables: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The default of a variable in the app's `spin.toml` (`name = { default = "…"`), e.g. the
+/// demo `reference_token` the suite sends to the reference services unless a test sets one.
+pub fn manifest_default(name: &str) -> Option<String> {
+    let manifest = fs::read_to_string(workspace_root().join("spin.toml")).ok()?;
+    let start = format!("{name} = {{ default = \"");
+    manifest.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix(&start)?;
+        Some(rest.split('"').next()?.to_owned())
+    })
+}
+
 /// A variant of the app's `spin.toml`, written to a fresh folder: `edit` applied to the text,
 /// then the component paths made absolute so it resolves from there.
 pub fn variant_manifest(label: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
@@ -241,6 +252,13 @@ impl SpinUp {
         variables: Vec<(String, String)>,
     ) -> SpinUp {
         let port = free_port();
+        // The reference token the app runs with: the test's, else the manifest's demo default.
+        let reference_token = variables
+            .iter()
+            .find(|(name, _)| name == "reference_token")
+            .map(|(_, value)| value.clone())
+            .or_else(|| manifest_default("reference_token"))
+            .unwrap_or_default();
         SpinUp {
             child: None,
             manifest,
@@ -249,7 +267,8 @@ impl SpinUp {
             port,
             state_dir,
             variables,
-            client: Client::new(format!("http://127.0.0.1:{port}")),
+            client: Client::new(format!("http://127.0.0.1:{port}"))
+                .with_reference_token(&reference_token),
         }
     }
 

@@ -68,15 +68,24 @@ fn carts_and_holds_survive_a_restart() {
 
 /// `docs/openapi.yaml` matches the server: `scripts/contract-check.sh` (schemathesis with a
 /// fixed seed, plus targeted cases for 304/401/403/409/412/413/422/431) against real Spin fails
-/// on any status, problem type or body the document does not describe.
+/// on any status, problem type or body the document does not describe. `/metrics` runs behind
+/// a `metrics_token`, so its 401/403 answers are checked too.
 #[test]
 fn the_openapi_document_matches_the_server() {
     let Some(spin) = spin_cli() else { return };
-    let up = SpinUp::start(spin, "contract", &[("admin_token", "contract-admin")]);
+    let up = SpinUp::start(
+        spin,
+        "contract",
+        &[
+            ("admin_token", "contract-admin"),
+            ("metrics_token", "contract-metrics"),
+        ],
+    );
     let out = Command::new("bash")
         .arg(workspace_root().join("scripts/contract-check.sh"))
         .arg(up.base_url())
         .env("CONTRACT_ADMIN_TOKEN", "contract-admin")
+        .env("CONTRACT_METRICS_TOKEN", "contract-metrics")
         .output()
         .expect("run scripts/contract-check.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
