@@ -8,6 +8,21 @@ use serde_json::{json, Value};
 
 use crate::http::{Client, Response};
 
+/// Counts answers by status, failing on anything but 200 and 409 `insufficient-stock`: what
+/// racing adds against a short stock may answer.
+pub fn tally_stock_race(results: &[Response]) -> BTreeMap<u16, usize> {
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    for r in results {
+        *by_status.entry(r.status).or_default() += 1;
+        match r.status {
+            200 => {}
+            409 => assert_eq!(r.problem_slug(), "insufficient-stock", "{}", r.body),
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    by_status
+}
+
 pub fn cart_path(store: &str) -> String {
     format!("/v1/stores/{store}/cart")
 }

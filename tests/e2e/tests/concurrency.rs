@@ -4,7 +4,6 @@
 //! to Spin. Also per backend: a lease left by a holder that died blocks only its own line, and
 //! only until its TTL.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,15 +35,7 @@ fn start(label: &str, extra: &[(&str, &str)]) -> Option<SpinUp> {
 fn hundred_adds_against_stock_ten(c: &Client) {
     put_product(c, "c", "flash", 999, 10);
     let results = in_parallel(100, |i| add(c, "c", &format!("u{}", i % 10), "flash", 1));
-    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
-    for r in &results {
-        *by_status.entry(r.status).or_default() += 1;
-        match r.status {
-            200 => {}
-            409 => assert_eq!(r.problem_slug(), "insufficient-stock", "{}", r.body),
-            other => panic!("unexpected {other}: {}", r.body),
-        }
-    }
+    let by_status = cart_e2e::api::tally_stock_race(&results);
     assert_eq!(by_status.get(&200), Some(&10), "{by_status:?}");
     assert_eq!(by_status.get(&409), Some(&90), "{by_status:?}");
 
@@ -264,8 +255,8 @@ fn fifty_concurrent_adds_to_one_cart_keep_every_line_on_each_lock_backend() {
 // A request that took a line's lease and died (a crashed instance, a killed host) leaves the
 // lease behind until its TTL. Meanwhile that line answers `line-busy` with `Retry-After`, every
 // other line of the cart works, and after the TTL the line works again. The lease is planted
-// from outside under the app's lock key layout (`{store}:{user}:{product}`, see
-// components/cart/src/line_lock.rs; `cart-lock:` prefix in Redis, `lock:` records in key-value,
+// from outside under the app's lock key layout (`line:{store}:{user}:{product}`, see
+// components/cart/src/lock_keys.rs; `cart-lock:` prefix in Redis, `lock:` records in key-value,
 // see components/spin-adapter/src/locks/). It is planted with a long TTL, so the `line-busy`
 // answer is certain however slowly a loaded machine gets to it, and shortened to a few seconds
 // once that has been seen, so the expiry is the lease's own TTL running out.
@@ -348,7 +339,7 @@ fn held_line_free_after_the_ttl(c: &Client) {
 
 /// The held line's lease key without a backend's prefix.
 fn held_lock_key() -> String {
-    format!("{DEAD_STORE}:{DEAD_USER}:{HELD}")
+    format!("line:{DEAD_STORE}:{DEAD_USER}:{HELD}")
 }
 
 fn now_ms() -> u64 {

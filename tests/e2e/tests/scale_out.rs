@@ -82,15 +82,7 @@ fn hundred_adds_against_stock_ten(f: &Fleet) {
     let results = in_parallel(100, |i| {
         add(f.cart(i / 10), "c", &format!("u{}", i % 10), "flash", 1)
     });
-    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
-    for r in &results {
-        *by_status.entry(r.status).or_default() += 1;
-        match r.status {
-            200 => {}
-            409 => assert_eq!(r.problem_slug(), "insufficient-stock", "{}", r.body),
-            other => panic!("unexpected {other}: {}", r.body),
-        }
-    }
+    let by_status = cart_e2e::api::tally_stock_race(&results);
     assert_eq!(by_status.get(&200), Some(&10), "{by_status:?}");
     assert_eq!(by_status.get(&409), Some(&90), "{by_status:?}");
 
@@ -316,7 +308,7 @@ fn assert_state_in_redis(redis: &RedisServer, monitor: &Monitor) {
     assert!(exists.starts_with(":2"), "cart heads in Redis: {exists}");
     // Line leases are taken in Redis (SET … NX PX) although no lock variable was set.
     eventually(10, "a line lease taken in Redis", || {
-        monitor.saw("\"cart-lock:c:u").then_some(())
+        monitor.saw("\"cart-lock:line:c:u").then_some(())
     });
     eventually(10, "a compare-and-swap script in Redis", || {
         monitor.saw("\"EVAL\"").then_some(())
