@@ -176,7 +176,11 @@ pub fn pending_events(c: &Client) -> Option<f64> {
 /// Sets the reference sink's fault switch (`{"mode": "unavailable" | "retriable-record-error" |
 /// "none", "remaining": n?}`).
 pub fn sink_fault(c: &Client, fault: &Value) {
-    c.put("/events/admin/faults").json(fault).send().expect(200);
+    c.put("/events/admin/faults")
+        .reference()
+        .json(fault)
+        .send()
+        .expect(200);
 }
 
 /// One admin outbox sweep (`force`: also while the relay backs off); its report.

@@ -93,6 +93,7 @@ fn holds_lapse_after_their_ttl_a_read_retakes_them_and_orphans_are_swept() {
     c.put(&format!(
         "/inventory/v1/stores/{STORE}/reservations/{orphan}"
     ))
+    .reference()
     .json(&json!({"productId": "a", "quantity": 3, "ttlMs": 600000}))
     .send()
     .expect(200);
