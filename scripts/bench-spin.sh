@@ -148,10 +148,15 @@ drain() {
   awk -v l="$lastchange" -v s="$start" 'BEGIN { printf "%.1f", l - s }'
 }
 
-# call BASE METHOD PATH USER BODY: fails unless 2xx.
+# The reference inventory's write routes need `Authorization: Bearer <reference_token>`: the
+# value Spin will use (SPIN_VARIABLE_REFERENCE_TOKEN, else the manifest's default).
+REFERENCE_TOKEN="${SPIN_VARIABLE_REFERENCE_TOKEN:-$(sed -n 's/^reference_token = { default = "\([^"]*\)".*/\1/p' spin.toml)}"
+
+# call BASE METHOD PATH USER BODY: fails unless 2xx. Inventory routes get the reference token.
 call() {
-  local code body="$OUT/.body.$BASHPID"
-  code="$(curl -s -o "$body" -w '%{http_code}' -X "$2" "$1$3" \
+  local code body="$OUT/.body.$BASHPID" auth=()
+  case "$3" in /inventory/*) [ -n "$REFERENCE_TOKEN" ] && auth=(-H "Authorization: Bearer $REFERENCE_TOKEN");; esac
+  code="$(curl -s -o "$body" -w '%{http_code}' -X "$2" "$1$3" "${auth[@]}" \
     -H "X-User-Id: $4" -H 'Content-Type: application/json' ${5:+-d "$5"})"
   case "$code" in
     2??) rm -f "$body" ;;
