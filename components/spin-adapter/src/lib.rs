@@ -11,6 +11,7 @@
 //! or a Redis shared by many instances; see [`store`]); `locks` by the backend `lock_url`
 //! names, which follows the store when unset.
 
+mod backend_url;
 mod base64;
 mod config;
 mod documents;

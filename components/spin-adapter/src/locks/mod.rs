@@ -73,7 +73,7 @@ fn backend() -> Result<Backend, LockError> {
             Some(url) => match parse_backend(&url)? {
                 Kind::KeyValue => Ok(Backend::KeyValue),
                 Kind::Redis => Ok(Backend::Redis(url)),
-                Kind::Upstash => Ok(Backend::Upstash(UpstashConfig {
+                Kind::Rest => Ok(Backend::Upstash(UpstashConfig {
                     url,
                     token: config::setting("lock_token")?,
                     timeout_ms: config::timeout_ms("lock_timeout_ms", DEFAULT_LOCK_TIMEOUT_MS)?,
@@ -94,30 +94,15 @@ fn follow_store(target: StoreTarget) -> Backend {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Kind {
-    KeyValue,
-    Redis,
-    Upstash,
-}
+use crate::backend_url::BackendKind as Kind;
 
-/// Picks the backend from a `lock_url` value. An unknown value is an error, never a silent
-/// fallback: instances disagreeing about the backend would not exclude each other.
+/// Picks the backend from a non-empty `lock_url` value.
 fn parse_backend(url: &str) -> Result<Kind, ConfigError> {
-    let lower = url.to_ascii_lowercase();
-    if lower == "kv" {
-        Ok(Kind::KeyValue)
-    } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
-        Ok(Kind::Redis)
-    } else if lower.starts_with("https://") || lower.starts_with("http://") {
-        crate::urls::split(url).map_err(|e| ConfigError::invalid("lock_url", e.to_string()))?;
-        Ok(Kind::Upstash)
-    } else {
-        Err(ConfigError::invalid(
-            "lock_url",
-            "expected empty (follow store_url), kv, a redis:// URL or an https:// Upstash REST URL",
-        ))
-    }
+    crate::backend_url::classify(
+        "lock_url",
+        url,
+        "expected empty (follow store_url), kv, a redis:// URL or an https:// Upstash REST URL",
+    )
 }
 
 fn check_key(key: &str) -> Result<(), LockError> {
@@ -152,8 +137,8 @@ mod tests {
         assert_eq!(parse_backend("KV"), Ok(Kind::KeyValue));
         assert_eq!(parse_backend("redis://127.0.0.1:6379"), Ok(Kind::Redis));
         assert_eq!(parse_backend("rediss://cache:6380"), Ok(Kind::Redis));
-        assert_eq!(parse_backend("https://eu1-x.upstash.io"), Ok(Kind::Upstash));
-        assert_eq!(parse_backend("http://127.0.0.1:8079"), Ok(Kind::Upstash));
+        assert_eq!(parse_backend("https://eu1-x.upstash.io"), Ok(Kind::Rest));
+        assert_eq!(parse_backend("http://127.0.0.1:8079"), Ok(Kind::Rest));
     }
 
     #[test]

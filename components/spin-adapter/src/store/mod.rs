@@ -90,31 +90,15 @@ pub fn open() -> Result<Box<dyn Store>, StoreError> {
     })
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum UrlKind {
-    KeyValue,
-    Redis,
-    Rest,
-}
+use crate::backend_url::BackendKind as UrlKind;
 
-/// Which kind of store a non-empty `store_url` names. Anything else is an error, never a
-/// silent fallback to the local store: instances disagreeing about the store would each keep
-/// their own carts.
+/// Which kind of store a non-empty `store_url` names.
 fn parse_url(url: &str) -> Result<UrlKind, ConfigError> {
-    let lower = url.to_ascii_lowercase();
-    if lower == "kv" {
-        Ok(UrlKind::KeyValue)
-    } else if lower.starts_with("redis://") || lower.starts_with("rediss://") {
-        Ok(UrlKind::Redis)
-    } else if lower.starts_with("https://") || lower.starts_with("http://") {
-        crate::urls::split(url).map_err(|e| ConfigError::invalid("store_url", e.to_string()))?;
-        Ok(UrlKind::Rest)
-    } else {
-        Err(ConfigError::invalid(
-            "store_url",
-            "expected empty or kv (Spin key-value), a redis:// URL or an https:// Upstash REST URL",
-        ))
-    }
+    crate::backend_url::classify(
+        "store_url",
+        url,
+        "expected empty or kv (Spin key-value), a redis:// URL or an https:// Upstash REST URL",
+    )
 }
 
 #[cfg(test)]
