@@ -154,19 +154,32 @@ fn concurrent_shoppers_with_redis_line_locks_switched_by_variables() {
     );
 }
 
+const UPSTASH_TOKEN: &str = "e2e-upstash-token";
+
+/// A real redis-server behind an Upstash-compatible REST endpoint.
+fn upstash_endpoint() -> (RedisServer, UpstashServer) {
+    let redis = RedisServer::start();
+    let upstash = UpstashServer::start(redis.port, UPSTASH_TOKEN);
+    (redis, upstash)
+}
+
+/// The variables that put the line locks on the REST endpoint at `url`.
+fn upstash_lock_vars(url: &str) -> [(&str, &str); 3] {
+    [
+        ("lock_url", url),
+        ("lock_origin", url),
+        ("lock_token", UPSTASH_TOKEN),
+    ]
+}
+
 #[test]
 fn concurrent_shoppers_with_upstash_rest_line_locks_switched_by_variables() {
     if spin_cli().is_none() {
         return;
     }
-    let redis = RedisServer::start();
-    let upstash = UpstashServer::start(redis.port, "e2e-upstash-token");
+    let (_redis, upstash) = upstash_endpoint();
     let url = upstash.url();
-    let vars = [
-        ("lock_url", url.as_str()),
-        ("lock_origin", url.as_str()),
-        ("lock_token", "e2e-upstash-token"),
-    ];
+    let vars = upstash_lock_vars(&url);
     let Some(up) = start("conc-upstash", &vars) else {
         return;
     };
@@ -428,14 +441,9 @@ fn dead_holder_blocks_only_its_line_until_its_ttl_with_upstash_rest_line_locks()
     if spin_cli().is_none() {
         return;
     }
-    let redis = RedisServer::start();
-    let upstash = UpstashServer::start(redis.port, "e2e-upstash-token");
+    let (redis, upstash) = upstash_endpoint();
     let url = upstash.url();
-    let vars = [
-        ("lock_url", url.as_str()),
-        ("lock_origin", url.as_str()),
-        ("lock_token", "e2e-upstash-token"),
-    ];
+    let vars = upstash_lock_vars(&url);
     let Some(up) = start_short_wait("dead-upstash", &vars) else {
         return;
     };
