@@ -26,8 +26,22 @@ impl InFlight {
         self.running.load(Ordering::SeqCst)
     }
 
-    /// Resolves once no instance is running.
+    /// Resolves once no instance is running; panics (failing the test with a message) if
+    /// instances are still running after 60 s, rather than hanging the whole run.
     pub async fn wait_idle(&self) {
+        let limit = std::time::Duration::from_secs(60);
+        if tokio::time::timeout(limit, self.wait_idle_unbounded())
+            .await
+            .is_err()
+        {
+            panic!(
+                "{} component instance(s) still running after {limit:?}: after-response work hangs",
+                self.count()
+            );
+        }
+    }
+
+    async fn wait_idle_unbounded(&self) {
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);

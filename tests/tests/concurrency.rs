@@ -199,6 +199,8 @@ async fn a_dead_lock_holder_blocks_only_until_its_ttl() {
         [("p".to_string(), 1), ("q".to_string(), 1)].into()
     );
     assert_eq!(held_quantities(&host, "s", "p"), vec![1]);
+    // The lease is released after the response, with the rest of the after-response work.
+    host.wait_idle().await;
     assert!(
         host.lease("line:s:u:p").is_none(),
         "the new holder released it"

@@ -39,34 +39,18 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     }
 }
 
-/// Work to do after the response has been sent.
-#[derive(Debug, Default)]
-pub struct AfterResponse {
-    /// The cart a write committed, whose outbox the relay should publish.
-    pub cart_key: Option<String>,
-    /// How many events that commit added.
-    pub events: usize,
-}
-
 pub fn dispatch(
     request: &HttpRequest,
     route: Result<Route, Problem>,
     settings: &Settings,
-) -> (HttpResponse, AfterResponse) {
-    let mut after = AfterResponse::default();
-    let response = match route.and_then(|r| run(request, r, settings, &mut after)) {
+) -> HttpResponse {
+    match route.and_then(|r| run(request, r, settings)) {
         Ok(response) => response,
         Err(problem) => HttpResponse::problem(&problem),
-    };
-    (response, after)
+    }
 }
 
-fn run(
-    request: &HttpRequest,
-    route: Route,
-    settings: &Settings,
-    after: &mut AfterResponse,
-) -> Result<HttpResponse, Problem> {
+fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
     if route == Route::Health {
         return Ok(HttpResponse::json(
             200,
@@ -111,7 +95,7 @@ fn run(
                 })?;
             let guest = verify_guest_token(&body.guest_token)?;
             let op = WriteOp::Merge { store, guest };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
         Route::IssueGuestToken
         | Route::Health
@@ -137,7 +121,7 @@ fn run(
                 change: LineChange::Add(add.quantity),
                 if_match,
             };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
         Route::SetQuantity { store, product } => {
             let store = store_id(&store, settings)?;
@@ -150,7 +134,7 @@ fn run(
                 change: LineChange::Set(set.quantity),
                 if_match,
             };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
         Route::RemoveItem { store, product } => {
             let op = WriteOp::Line {
@@ -159,7 +143,7 @@ fn run(
                 change: LineChange::Remove,
                 if_match: if_match(request)?,
             };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
         Route::Checkout { store } => {
             let store = store_id(&store, settings)?;
@@ -176,14 +160,14 @@ fn run(
                 store,
                 if_match: if_match(request)?,
             };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
         Route::ClearCart { store } => {
             let op = WriteOp::Clear {
                 store: store_id(&store, settings)?,
                 if_match: if_match(request)?,
             };
-            write(request, &user, op, settings, after)
+            write(request, &user, op, settings)
         }
     }
 }
@@ -268,7 +252,6 @@ fn write(
     user: &UserId,
     op: WriteOp,
     settings: &Settings,
-    after: &mut AfterResponse,
 ) -> Result<HttpResponse, Problem> {
     let write_settings = WriteSettings::load();
     let guard = match idempotency::begin(request, user, write_settings.idempotency_key_required)? {
@@ -304,12 +287,7 @@ fn write(
             checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))
         }
     };
-    let result = committed.and_then(|(store, c)| {
-        let response = cart_response(&store, user, &c.cart)?;
-        after.cart_key = Some(cart_repo::cart_key(&store, user));
-        after.events = c.events;
-        Ok(response)
-    });
+    let result = committed.and_then(|(store, c)| cart_response(&store, user, &c.cart));
     if let Some(guard) = guard {
         idempotency::finish(guard, result.as_ref().ok());
     }

@@ -1,6 +1,6 @@
-//! Cart documents through the `documents` capability: `cart:{store}:{user}` is a head moved by
-//! compare-and-swap over immutable versions, so readers never see a torn write and the version
-//! number is the ETag.
+//! Cart documents through the `documents` capability: `cart:{store}:{user}` moves from version
+//! to version by compare-and-swap, so readers never see a torn write and the version number is
+//! the ETag. Superseded versions are the store's to drop.
 
 use crate::bindings::documents::{self, StoreError, SwapError};
 use cart_domain::{Cart, Problem, ProblemKind, StoreId, UserId};
@@ -68,20 +68,4 @@ pub fn save(key: &str, expected: u64, cart: &Cart) -> Result<u64, SaveError> {
         SwapError::Conflict(_) => SaveError::Conflict,
         SwapError::Store(e) => SaveError::Failed(unavailable(e)),
     })
-}
-
-/// Deletes a superseded version after the response has been sent (it is not on the shopper's
-/// critical path). Best effort: a leftover version costs space, not correctness.
-pub fn prune(key: &str, version: u64) {
-    if version == 0 {
-        return;
-    }
-    let key = key.to_owned();
-    crate::deferred::defer(move || {
-        if let Err(e) = documents::prune(&key, &[version]) {
-            eprintln!(
-                "{{\"level\":\"warn\",\"msg\":\"prune failed\",\"key\":\"{key}\",\"error\":\"{e:?}\"}}"
-            );
-        }
-    });
 }

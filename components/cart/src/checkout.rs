@@ -208,7 +208,6 @@ fn save_checked_out(
         });
         next.epoch += 1;
         next.revision = loaded.cart.revision + 1;
-        next.previous_version = loaded.version;
         next.last_checkout = Some(record.clone());
         next.updated_at_ms = now;
         if let Some(mark) = &mark {
@@ -225,23 +224,9 @@ fn save_checked_out(
             EventType::CheckedOut,
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
-        // Committed reservations must not be lost from the cart: a marker failure is logged,
-        // not returned (the event still sits in the outbox for the next change to relay).
-        if let Err(e) = crate::relay::mark_pending(key) {
-            eprintln!(
-                "{{\"level\":\"warn\",\"msg\":\"outbox marker not written\",\"detail\":{}}}",
-                serde_json::Value::String(e.to_string())
-            );
-        }
-        match measure(Phase::Store, || cart_repo::save(key, loaded.version, &next)) {
-            Ok(_) => {
-                measure(Phase::Store, || {
-                    cart_repo::prune(key, loaded.cart.previous_version)
-                });
-                return Ok(Committed {
-                    cart: next,
-                    events: 1,
-                });
+        match crate::commit::save(key, &loaded, next) {
+            Ok(saved) => {
+                return Ok(Committed { cart: saved.cart });
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");

@@ -31,7 +31,6 @@ pub fn clear_cart(
         let now = crate::clock::now_ms();
         let mut next = loaded.cart.clone();
         let removed = next.clear(now);
-        next.previous_version = loaded.version;
         next.revision = loaded.cart.revision + 1;
         if let Some(mark) = &mark {
             remember(&mut next.applied_keys, mark.clone(), now);
@@ -56,28 +55,14 @@ pub fn clear_cart(
                 "removedLines": lines,
             }),
         );
-        // List the cart for the relay sweep before the commit that puts events in its outbox.
-        measure(Phase::Store, || crate::relay::mark_pending(&key))?;
-        match measure(Phase::Store, || {
-            cart_repo::save(&key, loaded.version, &next)
-        }) {
-            Ok(_) => {
+        match crate::commit::save(&key, &loaded, next) {
+            Ok(saved) => {
                 for line in &removed {
                     measure(Phase::Inventory, || {
                         inventory_port::release(store.as_str(), &line.reservation)
                     });
                 }
-                measure(Phase::Store, || {
-                    cart_repo::prune(&key, loaded.cart.previous_version)
-                });
-                if reason != "requested" {
-                    // Not the request's own write: relay this cart after the response too.
-                    crate::relay::schedule(&key, 1);
-                }
-                return Ok(Committed {
-                    cart: next,
-                    events: 1,
-                });
+                return Ok(Committed { cart: saved.cart });
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");

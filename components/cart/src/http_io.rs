@@ -89,7 +89,7 @@ pub async fn read_request(
 }
 
 /// A response ready to send.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,

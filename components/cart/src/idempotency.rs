@@ -113,8 +113,15 @@ fn replay(stored: StoredResponse) -> HttpResponse {
     response.with_header("idempotent-replayed", "true")
 }
 
-/// Stores a successful response for replay and releases the in-flight lease.
+/// Stores a successful response for replay and releases the in-flight lease, after the response
+/// has been sent (two writes the shopper need not wait for). Until then a duplicate finds the
+/// lease and gets 409 in-flight; the applied-key mark in the cart covers a crash in between.
 pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
+    let response = response.cloned();
+    crate::deferred::defer(move || store_and_release(guard, response.as_ref()));
+}
+
+fn store_and_release(guard: Guard, response: Option<&HttpResponse>) {
     if let Some(response) = response.filter(|r| (200..300).contains(&r.status)) {
         let etag = response
             .headers

@@ -11,6 +11,7 @@ mod cart_repo;
 mod checkout;
 mod clear;
 mod clock;
+mod commit;
 mod deferred;
 mod holds;
 mod http_io;
@@ -38,7 +39,7 @@ use spin_sdk::http_component;
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = std::time::Instant::now();
     let settings = settings::Settings::load();
-    let (route, response, head_only, method, after) = match http_io::read_request(
+    let (route, response, head_only, method) = match http_io::read_request(
         request,
         settings.limits.max_body_bytes,
         settings.limits.max_header_bytes,
@@ -48,27 +49,24 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         Ok(req) => {
             let route = routes::route(&req.method, &req.path);
             let name = api::operation_name(&route);
-            let (response, after) = api::dispatch(&req, route, &settings);
-            (name, response, req.is_head(), req.method, after)
+            let response = api::dispatch(&req, route, &settings);
+            (name, response, req.is_head(), req.method)
         }
         Err(problem) => (
             "unread",
             http_io::HttpResponse::problem(&problem),
             false,
             String::new(),
-            api::AfterResponse::default(),
         ),
     };
     let total_us = started.elapsed().as_micros() as u64;
     let status = response.status;
     let response = response.with_header("server-timing", timing::server_timing(total_us));
     http_io::send_response(response_out, response, head_only).await;
-    // The client has the whole response now; publish the outbox off the critical path.
-    if let Some(cart_key) = &after.cart_key {
-        relay::after_commit(cart_key, after.events);
-    }
-    relay::run_scheduled(after.cart_key.as_deref());
+    // The client has the whole response now: finish the line work that waited for it (holds
+    // shrunk and leases released), then publish the outbox, off the critical path.
     deferred::run_all();
+    relay::run_claimed();
     metrics::observe_operation(route, status, total_us);
     metrics::flush();
     // One structured line per operation (component stderr goes to Spin's log directory).

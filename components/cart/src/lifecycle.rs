@@ -58,10 +58,11 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
     let write = WriteSettings::load();
     let maintained = holds::maintain(store, user, &loaded.cart, None, ttl, write.lock_ttl_ms);
     if maintained.is_empty() {
+        maintained.release_after_response();
         return Ok(loaded);
     }
     let saved = save_maintained(&key, loaded, &maintained);
-    maintained.release();
+    maintained.release_after_response();
     saved
 }
 
@@ -78,15 +79,8 @@ fn save_maintained(
             return Ok(loaded);
         }
         next.revision = loaded.cart.revision + 1;
-        next.previous_version = loaded.version;
-        match measure(Phase::Store, || cart_repo::save(key, loaded.version, &next)) {
-            Ok(version) => {
-                cart_repo::prune(key, loaded.cart.previous_version);
-                return Ok(Loaded {
-                    version,
-                    cart: next,
-                });
-            }
+        match crate::commit::save(key, &loaded, next) {
+            Ok(saved) => return Ok(saved),
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;

@@ -24,7 +24,7 @@ use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::precondition::{precondition_failed, EntityTags};
 use cart_domain::reservation::{reservation_id, ReservationState};
 use cart_domain::{
-    Cart, Line, LineChange, Problem, ProblemKind, ProductId, ProductSnapshot, ReservationPolicy,
+    Cart, LineChange, Problem, ProblemKind, ProductId, ProductSnapshot, ReservationPolicy,
     ReservationStatus, StoreId, UserId,
 };
 
@@ -55,8 +55,6 @@ pub struct LineRequest<'a> {
 /// The committed result of a change.
 pub struct Committed {
     pub cart: Cart,
-    /// How many events the change put in the outbox.
-    pub events: usize,
 }
 
 pub fn change_line(
@@ -86,7 +84,10 @@ pub fn change_line(
         line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
     })?;
     let outcome = reread_and_change(req, settings, write, &key);
-    measure(Phase::Lock, || line_lock::release(&lease));
+    // Released after the response, after any hold shrink queued under it (`finish_after_commit`):
+    // a hold is only ever changed under its line's lease, and the shopper does not wait for
+    // the release write.
+    crate::deferred::defer(move || line_lock::release(&lease));
     outcome
 }
 
@@ -137,7 +138,7 @@ fn change_line_locked(
         write.lock_ttl_ms,
     );
     let outcome = save_loop(req, settings, write, key, loaded, &product, &maintained);
-    maintained.release();
+    maintained.release_after_response();
     outcome
 }
 
@@ -176,9 +177,6 @@ fn save_loop(
                     product,
                     write.reservation_ttl_for(req.user),
                 );
-                measure(Phase::Store, || {
-                    cart_repo::prune(&key, loaded.cart.previous_version)
-                });
                 return Ok(committed);
             }
             Err(SaveError::Conflict) => {
@@ -226,7 +224,6 @@ pub fn already_applied(
         Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
         Some(_) => Ok(Some(Committed {
             cart: loaded.cart.clone(),
-            events: 0,
         })),
     }
 }
@@ -238,7 +235,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
     let existing = loaded.cart.line(product_id);
     if req.change == LineChange::Remove {
         if let Some(line) = existing {
-            return Ok(snapshot_from_line(line));
+            return Ok(line.snapshot());
         }
         return Err(Problem::new(
             ProblemKind::LineNotFound,
@@ -253,7 +250,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
         Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
         Err(LookupError::Invalid(p)) => Err(p),
         Err(LookupError::Unavailable(detail)) => match existing {
-            Some(line) => Ok(snapshot_from_line(line)),
+            Some(line) => Ok(line.snapshot()),
             None => Err(inventory_port::inventory_unavailable(&detail)),
         },
     }
@@ -271,22 +268,6 @@ fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
         _ => {}
     }
     product
-}
-
-pub(crate) fn snapshot_from_line(line: &Line) -> ProductSnapshot {
-    ProductSnapshot {
-        product_id: line.product_id.clone(),
-        title: line.title.clone(),
-        unit_price: line.unit_price.clone(),
-        policy: if line.reservation.status == ReservationStatus::NotRequired {
-            ReservationPolicy::Checkout
-        } else {
-            ReservationPolicy::Reserve
-        },
-        min_quantity: 1,
-        max_quantity: None,
-        quantity_step: 1,
-    }
 }
 
 /// One attempt against `loaded`: compute, hold, save.
@@ -379,9 +360,7 @@ fn apply_once(
         None => next.put_line(product, 0, placeholder(&rid), now),
     }
     .map_err(SaveError::Failed)?;
-    next.previous_version = loaded.version;
     next.revision = loaded.cart.revision + 1;
-    let before = next.outbox.len();
     emit_line_events(
         &mut next,
         req,
@@ -392,14 +371,11 @@ fn apply_once(
         product,
         status,
     );
-    let events = next.outbox.len() - before;
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
-    // List the cart for the relay sweep before the commit that puts events in its outbox.
-    measure(Phase::Store, || crate::relay::mark_pending(key)).map_err(SaveError::Failed)?;
-    measure(Phase::Store, || cart_repo::save(key, loaded.version, &next))?;
-    Ok(Committed { cart: next, events })
+    let saved = crate::commit::save(key, loaded, next)?;
+    Ok(Committed { cart: saved.cart })
 }
 
 /// The events of one line change: what happened to the line, and whether its hold fell back.
@@ -474,8 +450,9 @@ fn finish_after_commit(
         None => measure(Phase::Inventory, || {
             inventory_port::release(store, &old.reservation)
         }),
-        // A shrink kept the old hold through the commit: bring it down now, after the
-        // response. If this never runs, the hold is larger than needed until its TTL.
+        // A shrink kept the old hold through the commit: bring it down after the response,
+        // still under the line's lease (released after this job). If this never runs, the
+        // hold is larger than needed until its TTL.
         Some(line) if line.quantity < old.quantity && line.reservation == old.reservation => {
             let (store, product, rid, quantity) = (
                 store.to_owned(),
@@ -500,7 +477,7 @@ fn undo_hold(store: &str, latest: &Loaded, product_id: &str, held: Option<&Held>
                 && line.reservation.status == ReservationStatus::Confirmed =>
         {
             // Restore the stored quantity. The product snapshot only needs id and policy here.
-            let product = snapshot_from_line(line);
+            let product = line.snapshot();
             let _ = inventory_port::reserve_line(
                 store,
                 &product,

@@ -22,18 +22,15 @@ pub enum LockFamily {
     BreakerProbe,
     /// One product record's cache refresh: `product-refresh:{store}:{product}`.
     ProductRefresh,
-    /// One cart's outbox relay: `relay:{cart key}` (the cart key is `cart:{store}:{user}`).
-    Relay,
 }
 
 impl LockFamily {
     #[cfg(test)]
-    pub const ALL: [LockFamily; 5] = [
+    pub const ALL: [LockFamily; 4] = [
         LockFamily::Line,
         LockFamily::Idempotency,
         LockFamily::BreakerProbe,
         LockFamily::ProductRefresh,
-        LockFamily::Relay,
     ];
 
     /// The first segment of every key of this family.
@@ -43,7 +40,6 @@ impl LockFamily {
             LockFamily::Idempotency => "idem",
             LockFamily::BreakerProbe => "breaker-probe",
             LockFamily::ProductRefresh => "product-refresh",
-            LockFamily::Relay => "relay",
         }
     }
 
@@ -75,11 +71,6 @@ pub fn breaker_probe() -> String {
 /// The refresh lease of one cached product record.
 pub fn product_refresh(store: &str, product: &str) -> String {
     LockFamily::ProductRefresh.key(&[store, product])
-}
-
-/// The relay lease of one cart (`cart_key` is `cart:{store}:{user}`).
-pub fn relay(cart_key: &str) -> String {
-    LockFamily::Relay.key(&[cart_key])
 }
 
 #[cfg(test)]
@@ -133,7 +124,6 @@ mod tests {
                 let (store, user) = (StoreId::parse(a).unwrap(), UserId::parse(b).unwrap());
                 record(LockFamily::Idempotency, idempotency(&user, a));
                 record(LockFamily::ProductRefresh, product_refresh(a, b));
-                record(LockFamily::Relay, relay(&format!("cart:{a}:{b}")));
                 for c in &words {
                     record(LockFamily::Line, line(&store, &user, c));
                 }
@@ -148,6 +138,5 @@ mod tests {
         assert_eq!(idempotency(&u, "ab12"), "idem:u:ab12");
         assert_eq!(breaker_probe(), "breaker-probe:inventory");
         assert_eq!(product_refresh("s", "p"), "product-refresh:s:p");
-        assert_eq!(relay("cart:s:u"), "relay:cart:s:u");
     }
 }

@@ -11,7 +11,7 @@
 use crate::cart_repo::{self, SaveError};
 use crate::clear;
 use crate::inventory_port;
-use crate::line_change::{conflict_backoff, snapshot_from_line, Committed, MAX_SAVE_ATTEMPTS};
+use crate::line_change::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
 use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
@@ -42,7 +42,6 @@ pub fn merge_guest_cart(
     if guest_cart.cart.lines.is_empty() {
         return Ok(Committed {
             cart: user_cart.cart,
-            events: 0,
         });
     }
     let mark = AppliedKey {
@@ -53,7 +52,6 @@ pub fn merge_guest_cart(
     let committed = if user_cart.cart.applied(&mark.key_hash).is_some() {
         Committed {
             cart: user_cart.cart,
-            events: 0,
         }
     } else {
         let leases = measure(Phase::Lock, || {
@@ -94,7 +92,6 @@ fn merge_locked(
     if guest_cart.cart.lines.is_empty() || user_cart.cart.applied(&mark.key_hash).is_some() {
         return Ok(Committed {
             cart: user_cart.cart,
-            events: 0,
         });
     }
     transfer(
@@ -130,7 +127,7 @@ fn transfer(
         let rid = reservation_id(store, user, &product, loaded.cart.epoch);
         // Release first, so the guest's own hold does not count against the transfer.
         inventory_port::release(store.as_str(), &guest_line.reservation);
-        let snapshot = snapshot_from_line(guest_line);
+        let snapshot = guest_line.snapshot();
         let state = measure(Phase::Inventory, || {
             inventory_port::reserve_line(store.as_str(), &snapshot, &rid, target, ttl)
         });
@@ -172,7 +169,7 @@ fn transfer(
         };
         for m in &merged {
             let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
-            let snapshot = snapshot_from_line(&m.line);
+            let snapshot = m.line.snapshot();
             next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
             let mut data = line_data(
                 store.as_str(),
@@ -187,18 +184,10 @@ fn transfer(
             next.emit(&factory, EventType::ItemAdded, data);
         }
         next.revision = loaded.cart.revision + 1;
-        next.previous_version = loaded.version;
         remember(&mut next.applied_keys, mark.clone(), now);
-        crate::relay::mark_pending(user_key)?;
-        match measure(Phase::Store, || {
-            cart_repo::save(user_key, loaded.version, &next)
-        }) {
-            Ok(_) => {
-                cart_repo::prune(user_key, loaded.cart.previous_version);
-                return Ok(Committed {
-                    events: merged.len(),
-                    cart: next,
-                });
+        match crate::commit::save(user_key, &loaded, next) {
+            Ok(saved) => {
+                return Ok(Committed { cart: saved.cart });
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");

@@ -7,9 +7,9 @@
 //! the rest of a cart read. So counts are *sampled*: each request's counts are flushed with
 //! probability 1/N (`metrics_sample_every`, N = 1 counts every request), multiplied by N. That
 //! is the Horvitz–Thompson estimator: every stored counter stays an unbiased estimate of the
-//! true count, with a relative error of about 1/sqrt(count/N). The few *exact* series (outbox
-//! events committed and acknowledged, which the pending-events gauge subtracts) are never
-//! sampled; only requests that change a cart record them, and those write anyway.
+//! true count, with a relative error of about 1/sqrt(count/N). The outbox series (events
+//! committed and acknowledged, which the pending-events gauge subtracts) are sampled per event
+//! instead (see `add_for_event`), so their difference stays exact at zero.
 //!
 //! Which series exist is fixed by `metric_registry`: `flush` writes only registered series and
 //! `/metrics` reads exactly the registered keys, so a scrape never scans the store and costs
@@ -45,9 +45,40 @@ pub fn add(series: &str, delta: i64) {
     buffer(&PENDING, series, delta);
 }
 
-/// Adds `delta` to a series that is read back exactly: never sampled.
-pub fn add_exact(series: &str, delta: i64) {
-    buffer(&EXACT, series, delta);
+/// Adds `amount` to an outbox series on behalf of one event. The outbox series are subtracted
+/// from each other (pending = committed - acknowledged), so they are sampled per *event*, not
+/// per request: an event is in the sample when a hash of its id falls in 1/N, on every series
+/// and in every instance. Committed and acknowledged then count the same sampled events, so the
+/// pending estimate is exactly 0 whenever nothing is pending, and N times the sampled pending
+/// events otherwise; a request writes these series only when one of its events is sampled.
+pub fn add_for_event(series: &str, event_id: &str, amount: i64) {
+    let every = sample_every();
+    if event_in_sample(event_id, every) {
+        buffer(
+            &EXACT,
+            series,
+            amount.saturating_mul(i64::from(every.max(1))),
+        );
+    }
+}
+
+/// Whether an event is in the per-event sample of 1 in `every` (FNV-1a of its id, so the same
+/// answer in every instance and on every series).
+fn event_in_sample(event_id: &str, every: u32) -> bool {
+    if every <= 1 {
+        return true;
+    }
+    let hash = event_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % u64::from(every) == 0
+}
+
+/// `metrics_sample_every` (1 = count every request).
+fn sample_every() -> u32 {
+    crate::settings::var("metrics_sample_every")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 pub fn inc(series: &str) {
@@ -108,10 +139,7 @@ pub fn flush() {
         .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
         .collect();
     if !sampled.is_empty() {
-        let sample_every = crate::settings::var("metrics_sample_every")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(1);
-        if let Some(weight) = sample_weight(sample_every, crate::clock::random_unit()) {
+        if let Some(weight) = sample_weight(sample_every(), crate::clock::random_unit()) {
             deltas.extend(sampled.into_iter().filter_map(|(series, delta)| {
                 Some((
                     format!("{PREFIX}{}", registered(series)?),
@@ -285,7 +313,18 @@ fn shown(counter: &Counter, value: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{sample_weight, seconds};
+    use super::{event_in_sample, sample_weight, seconds};
+
+    #[test]
+    fn events_are_sampled_by_id_about_one_in_n_and_all_when_unsampled() {
+        let ids: Vec<String> = (0..16_000).map(|i| format!("cart:s:u#{i}")).collect();
+        assert!(ids.iter().all(|id| event_in_sample(id, 1)));
+        let kept = ids.iter().filter(|id| event_in_sample(id, 16)).count();
+        assert!(
+            (800..1200).contains(&kept),
+            "{kept} of 16000 kept at 1 in 16"
+        );
+    }
 
     #[test]
     fn milliseconds_are_shown_as_exact_seconds() {

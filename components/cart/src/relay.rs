@@ -1,26 +1,39 @@
 //! The outbox relay: publishes a cart's pending events and removes the acknowledged ones with
 //! another compare-and-swap. It runs after the response has been sent, and from the admin sweep.
 //!
-//! * Writers call `mark_pending` before their commit, so every cart that may hold pending events
-//!   is listed under `outbox:pending:{cart key}` for the sweep, even if the process dies right
-//!   after the commit.
-//! * One relay per cart at a time (a lease), publishing the pending events oldest first, so the
-//!   events of one cart arrive in sequence order; a crash after publishing and before the removal
-//!   only causes redelivery, which consumers drop by event id (at least once, never lost).
-//! * Failures leave the events pending and back the whole relay off (`outbox:backoff`,
-//!   exponential up to a minute) so a down event pipeline is not hammered on every write.
+//! * Writers list the cart under `outbox:pending:{cart key}` before their first commit with
+//!   events (see `commit`), so every cart that may hold pending events is found by the sweep,
+//!   even if the process dies right after the commit.
+//! * One relay per cart at a time, by a claim inside the cart document (`RelayClaim`): the
+//!   commit that adds events claims it in the same write, so relaying costs no lease writes.
+//!   The holder publishes the pending events oldest first, in batches of at most
+//!   `MAX_BATCH`, so the events of one cart arrive in sequence order; a crash after publishing
+//!   and before the removal only causes redelivery, which consumers drop by event id (at
+//!   least once, never lost). The removal renews the claim while events remain and gives it
+//!   up in the same write once the outbox is empty: a relay costs one write.
+//! * A failed publish turns the claim into a backoff for that cart only (exponential, up to a
+//!   minute), so a down pipeline is not hammered on every write and one bad cart does not slow
+//!   the others.
 
-use crate::bindings::{events, kv, locks};
-use crate::cart_repo::{self, SaveError};
-use crate::clock::{now_ms, random_unit, sleep_ms};
+use crate::bindings::{events, kv};
+use crate::cart_repo::{self, Loaded, SaveError};
+use crate::clock::{now_ms, random_unit};
 use cart_domain::backoff::backoff_delay_ms;
+use cart_domain::cart::RelayClaim;
 use cart_domain::Problem;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub const MARKER_PREFIX: &str = "outbox:pending:";
-const BACKOFF_KEY: &str = "outbox:backoff";
-const RELAY_LEASE_TTL_MS: u32 = 15_000;
-const MAX_ROUNDS: usize = 4;
+/// How long a relay claim stands without being renewed (a relay that dies frees it then).
+pub const CLAIM_TTL_MS: u64 = 15_000;
+/// Publish rounds of one relay before it gives the claim up for the next writer or the sweep.
+const MAX_ROUNDS: usize = 8;
+/// Most events per publish: well under what REST proxies accept in one request (the reference
+/// sink refuses more than 1,000 records), so a long backlog drains in rounds instead of being
+/// refused whole.
+pub const MAX_BATCH: usize = 100;
+/// Compare-and-swap attempts of one removal or backoff write.
+const MAX_SAVE_ATTEMPTS: usize = 8;
 
 pub mod metric_keys {
     pub const COMMITTED: &str = "cart_outbox_events_committed_total";
@@ -30,7 +43,7 @@ pub mod metric_keys {
     pub const FAILURES: &str = "cart_outbox_publish_failures_total";
 }
 
-fn marker_key(cart_key: &str) -> String {
+pub fn marker_key(cart_key: &str) -> String {
     format!("{MARKER_PREFIX}{cart_key}")
 }
 
@@ -38,57 +51,6 @@ fn topic() -> String {
     crate::settings::var("events_topic")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| "cart-events".to_owned())
-}
-
-/// Outbox counters are read back exactly (the pending gauge subtracts them), so never sampled.
-fn bump(series: &str, delta: i64) {
-    crate::metrics::add_exact(series, delta);
-}
-
-/// Lists the cart as possibly holding pending events. Called before the commit.
-pub fn mark_pending(cart_key: &str) -> Result<(), Problem> {
-    kv::set(&marker_key(cart_key), b"1").map_err(|e| {
-        Problem::new(
-            cart_domain::ProblemKind::StoreUnavailable,
-            format!("could not index the outbox: {e:?}"),
-        )
-        .with("retryAfterSeconds", 1)
-    })
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Backoff {
-    failures: u32,
-    next_attempt_at_ms: u64,
-}
-
-fn read_backoff() -> Backoff {
-    kv::get(BACKOFF_KEY)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn record_outcome(before: &Backoff, success: bool) {
-    let next = if success {
-        if before.failures == 0 {
-            return;
-        }
-        Backoff::default()
-    } else {
-        bump(metric_keys::FAILURES, 1);
-        let failures = before.failures.saturating_add(1);
-        Backoff {
-            failures,
-            next_attempt_at_ms: now_ms()
-                + backoff_delay_ms(failures, 250, 60_000, 0.5 + random_unit() / 2.0),
-        }
-    };
-    if let Ok(bytes) = serde_json::to_vec(&next) {
-        let _ = kv::set(BACKOFF_KEY, &bytes);
-    }
 }
 
 /// What one relay pass did.
@@ -102,172 +64,186 @@ pub struct RelayReport {
     pub backing_off: bool,
 }
 
-thread_local! {
-    /// Carts committed by work other than the request's own write (an abandoned cart emptied
-    /// on read, the guest cart emptied by a merge), to relay after the response too.
-    static SCHEDULED: std::cell::RefCell<Vec<(String, usize)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Asks for `cart_key`'s outbox to be relayed after the response.
-pub fn schedule(cart_key: &str, new_events: usize) {
-    SCHEDULED.with(|s| s.borrow_mut().push((cart_key.to_owned(), new_events)));
-}
-
-/// Relays every scheduled cart not already relayed (`done`).
-pub fn run_scheduled(done: Option<&str>) {
-    let scheduled = SCHEDULED.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    let mut seen: Vec<String> = done.map(str::to_owned).into_iter().collect();
-    for (cart_key, events) in scheduled {
-        if seen.contains(&cart_key) {
-            bump(metric_keys::COMMITTED, events as i64);
-            continue;
-        }
-        after_commit(&cart_key, events);
-        seen.push(cart_key);
+/// After the response: runs the relays this request's commits claimed.
+pub fn run_claimed() {
+    for (cart_key, token) in crate::commit::take_claimed() {
+        relay_claimed(&cart_key, &token, None);
     }
 }
 
-/// After a commit: count the new events, then relay unless the pipeline is backing off.
-pub fn after_commit(cart_key: &str, new_events: usize) {
-    bump(metric_keys::COMMITTED, new_events as i64);
-    let backoff = read_backoff();
-    if backoff.next_attempt_at_ms > now_ms() {
-        return;
-    }
-    // Wait briefly for the lease: a relay that holds it may have read the cart before our commit.
-    relay_cart(cart_key, &backoff, 1_000, false);
-}
-
-/// Publishes `cart_key`'s pending events. `wait_ms` bounds the wait for the cart's relay lease.
-/// `unlist` (the sweep) also removes the cart's marker once its outbox is empty; the relay after
-/// a write leaves the marker (writers set it before every commit anyway), which saves it a
-/// delete and a second read per write.
-fn relay_cart(cart_key: &str, backoff: &Backoff, wait_ms: u64, unlist: bool) -> RelayReport {
+/// Publishes `cart_key`'s outbox while `token` holds its claim. `known` is the cart as the
+/// caller last saved it (saves a read).
+fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>) -> RelayReport {
     let mut report = RelayReport::default();
-    let lease_key = crate::lock_keys::relay(cart_key);
-    let started = now_ms();
-    let mut attempt = 0;
-    let lease = loop {
-        match locks::try_acquire(&lease_key, RELAY_LEASE_TTL_MS) {
-            Ok(Some(lease)) => break lease,
-            Ok(None) if now_ms() - started < wait_ms => {
-                sleep_ms(backoff_delay_ms(attempt, 5, 100, random_unit()));
-                attempt += 1;
-            }
-            _ => {
-                report.busy = true;
-                return report;
-            }
+    let mut loaded = match known.map(Ok).unwrap_or_else(|| cart_repo::load(cart_key)) {
+        Ok(loaded) => loaded,
+        Err(_) => {
+            report.failed = true;
+            return report;
         }
     };
     let topic = topic();
-    // The cart as this relay last saved it, so the next round need not read it again.
-    let mut known: Option<cart_repo::Loaded> = None;
-    for _ in 0..MAX_ROUNDS {
-        let loaded = match known.take() {
-            Some(loaded) => loaded,
-            None => match cart_repo::load(cart_key) {
-                Ok(loaded) => loaded,
-                Err(_) => {
-                    report.failed = true;
-                    break;
-                }
-            },
-        };
+    for round in 0..MAX_ROUNDS {
         report.pending = loaded.cart.outbox.len();
-        if loaded.cart.outbox.is_empty() {
-            if !unlist {
+        if !loaded.cart.relay_claimed_by(token, now_ms()) {
+            // Someone took over an expired claim; they publish from here.
+            report.busy = true;
+            break;
+        }
+        let batch = &loaded.cart.outbox[..loaded.cart.outbox.len().min(MAX_BATCH)];
+        let acked = if batch.is_empty() {
+            0
+        } else {
+            publish(cart_key, &topic, batch)
+        };
+        if acked > 0 {
+            count_acknowledged(&batch[..acked]);
+            report.published += acked;
+        }
+        if acked < batch.len() {
+            report.failed = true;
+            let through = acked.checked_sub(1).map(|i| batch[i].event.sequence);
+            back_off(cart_key, token, through, loaded);
+            break;
+        }
+        let through = batch.last().map(|e| e.event.sequence);
+        let last_round = round + 1 == MAX_ROUNDS;
+        match remove_acknowledged(cart_key, token, through, loaded, last_round) {
+            Some(saved) if saved.cart.relay.is_some() => loaded = saved,
+            Some(saved) => {
+                report.pending = saved.cart.outbox.len();
                 break;
             }
-            // Drained: unlist, then look once more in case a writer committed meanwhile.
-            let _ = kv::delete(&marker_key(cart_key));
-            match cart_repo::load(cart_key) {
-                Ok(again) if again.cart.outbox.is_empty() => break,
-                _ => {
-                    let _ = mark_pending(cart_key);
-                    continue;
-                }
+            None => {
+                report.busy = true;
+                break;
             }
-        }
-        let records: Vec<events::EventRecord> = loaded
-            .cart
-            .outbox
-            .iter()
-            .filter_map(|e| {
-                serde_json::to_string(&e.event)
-                    .ok()
-                    .map(|value| events::EventRecord {
-                        key: cart_key.to_owned(),
-                        value,
-                    })
-            })
-            .collect();
-        let acked = match events::publish(&topic, &records) {
-            Ok(n) => (n as usize).min(loaded.cart.outbox.len()),
-            Err(e) => {
-                eprintln!(
-                    "{{\"level\":\"warn\",\"msg\":\"event publish failed\",\"cart\":\"{cart_key}\",\"error\":{}}}",
-                    serde_json::Value::String(format!("{e:?}"))
-                );
-                0
-            }
-        };
-        if acked == 0 {
-            report.failed = true;
-            break;
-        }
-        let through = loaded.cart.outbox[acked - 1].event.sequence;
-        let now = now_ms();
-        let lag: u64 = loaded.cart.outbox[..acked]
-            .iter()
-            .map(|e| now.saturating_sub(e.committed_at_ms))
-            .sum();
-        bump(metric_keys::ACKED, acked as i64);
-        bump(metric_keys::LAG_MS_SUM, lag as i64);
-        report.published += acked;
-        let partial = acked < loaded.cart.outbox.len();
-        known = remove_acknowledged(cart_key, through, loaded);
-        if partial {
-            report.failed = true;
-            break;
         }
     }
-    record_outcome(backoff, !report.failed);
-    let _ = locks::release(&lease);
     report
 }
 
-/// Removes events up to `through` with a compare-and-swap that leaves the revision (ETag) alone,
-/// starting from the cart as published (usually still current). Returns the saved cart.
+/// Publishes `batch` in order; how many leading events were acknowledged.
+fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntry]) -> usize {
+    let records: Vec<events::EventRecord> = batch
+        .iter()
+        .map_while(|e| {
+            serde_json::to_string(&e.event)
+                .ok()
+                .map(|value| events::EventRecord {
+                    key: cart_key.to_owned(),
+                    value,
+                })
+        })
+        .collect();
+    match events::publish(topic, &records) {
+        Ok(n) => (n as usize).min(records.len()),
+        Err(e) => {
+            eprintln!(
+                "{{\"level\":\"warn\",\"msg\":\"event publish failed\",\"cart\":\"{cart_key}\",\"error\":{}}}",
+                serde_json::Value::String(format!("{e:?}"))
+            );
+            0
+        }
+    }
+}
+
+fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
+    let now = now_ms();
+    for entry in acked {
+        let id = &entry.event.id;
+        crate::metrics::add_for_event(metric_keys::ACKED, id, 1);
+        let lag = now.saturating_sub(entry.committed_at_ms);
+        crate::metrics::add_for_event(metric_keys::LAG_MS_SUM, id, lag as i64);
+    }
+}
+
+/// Removes events through `through` while `token` holds the claim, renewing the claim when
+/// events remain and giving it up when none do (or when `give_up`). None when the claim was
+/// lost or the store failed.
 fn remove_acknowledged(
     cart_key: &str,
-    through: u64,
-    published: cart_repo::Loaded,
-) -> Option<cart_repo::Loaded> {
-    let mut loaded = published;
-    for _ in 0..8 {
-        let mut next = loaded.cart.clone();
-        if next.acknowledge_through(through).is_empty() {
-            return Some(loaded);
+    token: &str,
+    through: Option<u64>,
+    mut loaded: Loaded,
+    give_up: bool,
+) -> Option<Loaded> {
+    for _ in 0..MAX_SAVE_ATTEMPTS {
+        let now = now_ms();
+        if !loaded.cart.relay_claimed_by(token, now) {
+            return None;
         }
-        next.previous_version = loaded.version;
-        match cart_repo::save(cart_key, loaded.version, &next) {
-            Ok(version) => {
-                cart_repo::prune(cart_key, loaded.cart.previous_version);
-                return Some(cart_repo::Loaded {
-                    version,
-                    cart: next,
-                });
-            }
-            Err(SaveError::Conflict) => match cart_repo::load(cart_key) {
-                Ok(again) => loaded = again,
-                Err(_) => return None,
-            },
+        let mut next = loaded.cart.clone();
+        if let Some(through) = through {
+            next.acknowledge_through(through);
+        }
+        next.relay = if next.outbox.is_empty() || give_up {
+            None
+        } else {
+            Some(RelayClaim {
+                token: token.to_owned(),
+                until_ms: now + CLAIM_TTL_MS,
+                failures: 0,
+            })
+        };
+        match save_trim(cart_key, &loaded, next) {
+            Ok(saved) => return Some(saved),
+            Err(SaveError::Conflict) => loaded = cart_repo::load(cart_key).ok()?,
             Err(SaveError::Failed(_)) => return None,
         }
     }
     None
+}
+
+/// A relay's own write: no new events, the revision (ETag) untouched.
+fn save_trim(
+    cart_key: &str,
+    base: &Loaded,
+    mut next: cart_domain::Cart,
+) -> Result<Loaded, SaveError> {
+    next.previous_version = base.version;
+    let version = cart_repo::save(cart_key, base.version, &next)?;
+    Ok(Loaded {
+        version,
+        cart: next,
+    })
+}
+
+/// After a failed (or partly failed) publish: removes what was acknowledged and turns the
+/// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
+/// may have unlisted it just before the commit that claimed this relay).
+fn back_off(cart_key: &str, token: &str, through: Option<u64>, mut loaded: Loaded) {
+    crate::metrics::inc(metric_keys::FAILURES);
+    let _ = kv::set(&marker_key(cart_key), b"1");
+    for _ in 0..MAX_SAVE_ATTEMPTS {
+        let now = now_ms();
+        if !loaded.cart.relay_claimed_by(token, now) {
+            return;
+        }
+        let mut next = loaded.cart.clone();
+        if let Some(through) = through {
+            next.acknowledge_through(through);
+        }
+        let failures = loaded
+            .cart
+            .relay
+            .as_ref()
+            .map_or(0, |c| c.failures)
+            .saturating_add(1);
+        next.relay = Some(RelayClaim {
+            token: String::new(),
+            until_ms: now + backoff_delay_ms(failures, 250, 60_000, 0.5 + random_unit() / 2.0),
+            failures,
+        });
+        match save_trim(cart_key, &loaded, next) {
+            Ok(_) => return,
+            Err(SaveError::Conflict) => match cart_repo::load(cart_key) {
+                Ok(again) => loaded = again,
+                Err(_) => return,
+            },
+            Err(SaveError::Failed(_)) => return,
+        }
+    }
 }
 
 /// What the admin sweep did.
@@ -278,37 +254,80 @@ pub struct SweepReport {
     pub published: usize,
     pub still_pending: usize,
     pub failed_carts: usize,
+    /// Whether some listed cart was left alone because it is backing off (`force` ignores it).
     pub skipped_backoff: bool,
 }
 
-/// Relays every listed cart (up to `limit`). Honours the backoff unless `force`.
+/// Relays every listed cart (up to `limit`). Honours each cart's backoff and live relay
+/// unless `force`.
 pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
     let mut report = SweepReport::default();
-    let backoff = read_backoff();
-    if !force && backoff.next_attempt_at_ms > now_ms() {
-        report.skipped_backoff = true;
-        return Ok(report);
-    }
     let markers = kv::list_keys(MARKER_PREFIX, limit).map_err(|e| {
         Problem::new(
             cart_domain::ProblemKind::StoreUnavailable,
             format!("could not list pending outboxes: {e:?}"),
         )
     })?;
-    let mut backoff = backoff;
     for marker in markers {
         let Some(cart_key) = marker.strip_prefix(MARKER_PREFIX) else {
             continue;
         };
         report.carts += 1;
-        let r = relay_cart(cart_key, &backoff, 2_000, true);
+        let r = sweep_cart(cart_key, force);
         report.published += r.published;
-        if r.failed || r.busy {
+        report.skipped_backoff |= r.backing_off;
+        if r.failed || r.busy || r.backing_off {
             report.failed_carts += 1;
             report.still_pending += r.pending;
         }
-        // The outcome of this cart decides the backoff the next one starts from.
-        backoff = read_backoff();
     }
     Ok(report)
+}
+
+/// One listed cart: unlist it when its outbox is empty, else claim its relay and run it.
+fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
+    let mut report = RelayReport::default();
+    let token = crate::commit::request_token();
+    for _ in 0..MAX_SAVE_ATTEMPTS {
+        let Ok(loaded) = cart_repo::load(cart_key) else {
+            report.failed = true;
+            return report;
+        };
+        report.pending = loaded.cart.outbox.len();
+        if loaded.cart.outbox.is_empty() {
+            // Drained: unlist, then look once more in case a writer committed meanwhile.
+            let _ = kv::delete(&marker_key(cart_key));
+            match cart_repo::load(cart_key) {
+                Ok(again) if again.cart.outbox.is_empty() => return report,
+                _ => {
+                    let _ = kv::set(&marker_key(cart_key), b"1");
+                    continue;
+                }
+            }
+        }
+        let now = now_ms();
+        if let Some(claim) = loaded.cart.relay.as_ref().filter(|c| c.is_live(now)) {
+            if !force {
+                report.backing_off = claim.token.is_empty();
+                report.busy = !report.backing_off;
+                return report;
+            }
+        }
+        let mut next = loaded.cart.clone();
+        next.relay = Some(RelayClaim {
+            token: token.clone(),
+            until_ms: now + CLAIM_TTL_MS,
+            failures: loaded.cart.relay.as_ref().map_or(0, |c| c.failures),
+        });
+        match save_trim(cart_key, &loaded, next) {
+            Ok(saved) => return relay_claimed(cart_key, &token, Some(saved)),
+            Err(SaveError::Conflict) => continue,
+            Err(SaveError::Failed(_)) => {
+                report.failed = true;
+                return report;
+            }
+        }
+    }
+    report.busy = true;
+    report
 }

@@ -44,6 +44,24 @@ impl Line {
     pub fn total(&self) -> Result<Money, MoneyError> {
         self.unit_price.times(self.quantity)
     }
+
+    /// The product facts the line itself remembers, for when the inventory cannot be asked
+    /// (quantity rules unknown: the loosest). The policy follows the line's hold.
+    pub fn snapshot(&self) -> ProductSnapshot {
+        ProductSnapshot {
+            product_id: self.product_id.clone(),
+            title: self.title.clone(),
+            unit_price: self.unit_price.clone(),
+            policy: if self.reservation.status == crate::ReservationStatus::NotRequired {
+                ReservationPolicy::Checkout
+            } else {
+                ReservationPolicy::Reserve
+            },
+            min_quantity: 1,
+            max_quantity: None,
+            quantity_step: 1,
+        }
+    }
 }
 
 /// A whole cart version.
@@ -74,6 +92,37 @@ pub struct Cart {
     /// Idempotency keys applied by recent versions (see `idempotency::AppliedKey`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_keys: Vec<AppliedKey>,
+    /// Who relays this cart's outbox, or until when it backs off (see `RelayClaim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayClaim>,
+}
+
+/// The right to publish a cart's outbox, kept in the cart document itself.
+///
+/// A change that commits events claims the relay in the same compare-and-swap when nobody
+/// holds it, so relaying needs no lease of its own (on Spin's default store a lease costs two
+/// disk transactions). A change that commits while someone else holds the claim leaves its
+/// events to the holder: the holder's next compare-and-swap (removing what it published)
+/// conflicts with that change, re-reads, and so sees the new events. One relay per cart at a
+/// time keeps each cart's events in sequence order. After a failed publish the claim turns into
+/// a backoff (`token` empty) that keeps this cart's relays quiet until `until_ms`, so a down
+/// pipeline is not hammered by every write, and one bad cart does not slow the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayClaim {
+    /// The relay's token; empty while the cart only backs off.
+    pub token: String,
+    /// Unix epoch milliseconds until which the claim (or the backoff) stands.
+    pub until_ms: u64,
+    /// Failed publishes in a row (drives the backoff).
+    #[serde(default)]
+    pub failures: u32,
+}
+
+impl RelayClaim {
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.until_ms > now_ms
+    }
 }
 
 /// A completed checkout: the priced lines that were committed in inventory.
@@ -119,6 +168,28 @@ impl Cart {
             .partition(|e| e.event.sequence <= sequence);
         self.outbox = pending;
         acked
+    }
+
+    /// Claims the relay of this cart's outbox for `token` until `until_ms`, unless the outbox
+    /// is empty or someone holds a live claim (or backoff). True when claimed.
+    pub fn claim_relay(&mut self, token: &str, now_ms: u64, until_ms: u64) -> bool {
+        if self.outbox.is_empty() || self.relay.as_ref().is_some_and(|c| c.is_live(now_ms)) {
+            return false;
+        }
+        let failures = self.relay.as_ref().map_or(0, |c| c.failures);
+        self.relay = Some(RelayClaim {
+            token: token.to_owned(),
+            until_ms,
+            failures,
+        });
+        true
+    }
+
+    /// Whether `token` holds a live relay claim on this version.
+    pub fn relay_claimed_by(&self, token: &str, now_ms: u64) -> bool {
+        self.relay
+            .as_ref()
+            .is_some_and(|c| !c.token.is_empty() && c.token == token && c.is_live(now_ms))
     }
 
     /// The mark of an idempotency key this cart already applied, if any.
@@ -334,6 +405,52 @@ mod tests {
             status: ReservationStatus::Confirmed,
             expires_at_ms: Some(10_000),
         }
+    }
+
+    fn with_event(mut cart: Cart) -> Cart {
+        let factory = EventFactory {
+            store_id: "s",
+            user_id: "u",
+            cart_key: "cart:s:u",
+            now_ms: 1,
+        };
+        cart.emit(&factory, EventType::Cleared, serde_json::json!({}));
+        cart
+    }
+
+    #[test]
+    fn the_relay_is_claimed_only_for_pending_events_and_by_one_holder() {
+        let mut cart = Cart::default();
+        assert!(!cart.claim_relay("a", 100, 200), "nothing to relay");
+        assert_eq!(cart.relay, None);
+        let mut cart = with_event(cart);
+        assert!(cart.claim_relay("a", 100, 200));
+        assert!(cart.relay_claimed_by("a", 199));
+        assert!(!cart.relay_claimed_by("a", 200), "expired at until_ms");
+        assert!(!cart.relay_claimed_by("b", 150));
+        assert!(!cart.claim_relay("b", 150, 250), "a live claim excludes");
+        assert!(
+            cart.claim_relay("b", 200, 300),
+            "an expired claim is taken over"
+        );
+        assert!(cart.relay_claimed_by("b", 250));
+    }
+
+    #[test]
+    fn a_backoff_excludes_relays_until_it_ends_and_keeps_its_failure_count() {
+        let mut cart = with_event(Cart::default());
+        cart.relay = Some(RelayClaim {
+            token: String::new(),
+            until_ms: 500,
+            failures: 3,
+        });
+        assert!(
+            !cart.relay_claimed_by("", 100),
+            "a backoff is nobody's claim"
+        );
+        assert!(!cart.claim_relay("a", 499, 600));
+        assert!(cart.claim_relay("a", 500, 600));
+        assert_eq!(cart.relay.as_ref().map(|c| c.failures), Some(3));
     }
 
     #[test]

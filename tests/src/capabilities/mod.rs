@@ -164,20 +164,6 @@ impl documents::Host for CapView<'_> {
             .map_err(documents::StoreError::Invalid))
     }
 
-    async fn read_version(
-        &mut self,
-        key: String,
-        version: u64,
-    ) -> wasmtime::Result<Result<Option<Vec<u8>>, documents::StoreError>> {
-        if let Some(f) = self.enter(Interface::Documents, "read-version").await? {
-            return Ok(Err(store_error(f)));
-        }
-        Ok(self
-            .state
-            .doc_read_version(&key, version)
-            .map_err(documents::StoreError::Invalid))
-    }
-
     async fn compare_and_swap(
         &mut self,
         key: String,
@@ -196,20 +182,6 @@ impl documents::Host for CapView<'_> {
                     documents::SwapError::Store(documents::StoreError::Invalid(m))
                 }
             }))
-    }
-
-    async fn prune(
-        &mut self,
-        key: String,
-        versions: Vec<u64>,
-    ) -> wasmtime::Result<Result<u32, documents::StoreError>> {
-        if let Some(f) = self.enter(Interface::Documents, "prune").await? {
-            return Ok(Err(store_error(f)));
-        }
-        Ok(self
-            .state
-            .doc_prune(&key, &versions)
-            .map_err(documents::StoreError::Invalid))
     }
 }
 

@@ -2,8 +2,8 @@
 //! are unit-tested directly and the host functions stay thin.
 //!
 //! Semantics are the ones `wit/cart.wit` documents:
-//! - documents: versions unique and increasing per key (never reused, even after pruning), CAS
-//!   on the head (`expected = 0`: must not exist), prune never deletes the head;
+//! - documents: one current version and body per key; versions unique and increasing (never
+//!   reused), CAS on the head (`expected = 0`: must not exist);
 //! - kv: plain values plus an atomic `increment` (8-byte little-endian i64, missing = 0);
 //! - locks: leases with a TTL; only the holder's token releases, an expired lease is free;
 //! - inventory: `available` = stock minus unexpired, uncommitted holds; `reserve` sets a
@@ -211,8 +211,7 @@ pub struct LeaseView {
 #[derive(Debug, Default, Clone)]
 struct DocEntry {
     head: u64,
-    last: u64,
-    versions: BTreeMap<u64, Vec<u8>>,
+    body: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -402,17 +401,10 @@ impl CapabilityState {
     pub fn doc_read_head(&self, key: &str) -> Result<Option<(u64, Vec<u8>)>, String> {
         check_key(key)?;
         let data = lock(&self.data);
-        Ok(data.documents.get(key).and_then(|d| {
-            (d.head != 0).then(|| (d.head, d.versions.get(&d.head).cloned().unwrap_or_default()))
-        }))
-    }
-
-    pub fn doc_read_version(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, String> {
-        check_key(key)?;
-        Ok(lock(&self.data)
+        Ok(data
             .documents
             .get(key)
-            .and_then(|d| d.versions.get(&version).cloned()))
+            .and_then(|d| (d.head != 0).then(|| (d.head, d.body.clone()))))
     }
 
     pub fn doc_compare_and_swap(
@@ -427,34 +419,17 @@ impl CapabilityState {
         if doc.head != expected {
             return Err(DocumentFailure::Conflict(doc.head));
         }
-        doc.last += 1;
-        let version = doc.last;
-        doc.versions.insert(version, body);
-        doc.head = version;
-        Ok(version)
+        doc.head += 1;
+        doc.body = body;
+        Ok(doc.head)
     }
 
-    pub fn doc_prune(&self, key: &str, versions: &[u64]) -> Result<u32, String> {
-        check_key(key)?;
-        let mut data = lock(&self.data);
-        let Some(doc) = data.documents.get_mut(key) else {
-            return Ok(0);
-        };
-        let mut removed = 0;
-        for v in versions {
-            if *v != doc.head && doc.versions.remove(v).is_some() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// The head version of a document (0: none) and every stored version.
-    pub fn document(&self, key: &str) -> (u64, BTreeMap<u64, Vec<u8>>) {
+    /// The current version of a document (0: none) and its body.
+    pub fn document(&self, key: &str) -> (u64, Vec<u8>) {
         lock(&self.data)
             .documents
             .get(key)
-            .map(|d| (d.head, d.versions.clone()))
+            .map(|d| (d.head, d.body.clone()))
             .unwrap_or_default()
     }
 
@@ -790,9 +765,7 @@ impl CapabilityState {
         let mut out = BTreeMap::new();
         for (key, doc) in &data.documents {
             out.insert(format!("doc:{key}"), doc.head.to_string().into_bytes());
-            for (version, body) in &doc.versions {
-                out.insert(format!("doc:{key}@{version}"), body.clone());
-            }
+            out.insert(format!("doc:{key}@{}", doc.head), doc.body.clone());
         }
         for (key, value) in &data.kv {
             out.insert(format!("kv:{key}"), value.clone());
@@ -861,12 +834,6 @@ mod tests {
         );
         assert_eq!(s.doc_compare_and_swap("c", 1, b"b".to_vec()), Ok(2));
         assert_eq!(s.doc_read_head("c").unwrap(), Some((2, b"b".to_vec())));
-        assert_eq!(
-            s.doc_prune("c", &[1, 2]).unwrap(),
-            1,
-            "the head is never pruned"
-        );
-        assert_eq!(s.doc_read_version("c", 1).unwrap(), None);
         assert_eq!(
             s.doc_compare_and_swap("c", 2, b"c".to_vec()),
             Ok(3),

@@ -27,10 +27,7 @@ use crate::upstash_rest::UpstashConfig;
 /// already checked by the exported interface.
 pub trait Store {
     fn read_head(&self, key: &str) -> Result<Option<Document>, StoreError>;
-    fn read_version(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, StoreError>;
     fn compare_and_swap(&self, key: &str, expected: u64, body: &[u8]) -> Result<u64, SwapError>;
-    /// Deletes those of `versions` (non-zero, distinct, ascending) that are older than the head.
-    fn prune(&self, key: &str, versions: &[u64]) -> Result<u32, StoreError>;
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;

@@ -29,16 +29,8 @@ impl Store for KeyValueStore {
         documents::read_head(&self.bucket, key)
     }
 
-    fn read_version(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        documents::read_version(&self.bucket, key, version)
-    }
-
     fn compare_and_swap(&self, key: &str, expected: u64, body: &[u8]) -> Result<u64, SwapError> {
         documents::compare_and_swap(&self.bucket, key, expected, body)
-    }
-
-    fn prune(&self, key: &str, versions: &[u64]) -> Result<u32, StoreError> {
-        documents::prune(&self.bucket, key, versions)
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -5,9 +5,7 @@
 //! | operation          | Redis                                                   | round trips |
 //! |--------------------|---------------------------------------------------------|-------------|
 //! | `read-head`        | script: GET head, GET its body                          | 1           |
-//! | `read-version`     | GET                                                     | 1           |
-//! | `compare-and-swap` | script: check head, SET body, SET head                  | 1           |
-//! | `prune`            | script: GET head, DEL older bodies                      | 1           |
+//! | `compare-and-swap` | script: check head, SET body, SET head, DEL old body    | 1           |
 //! | `get`/`set`/`delete` | GET / SET / DEL                                       | 1           |
 //! | `increment`        | INCRBY                                                  | 1           |
 //! | `increment-many`   | script: INCRBY each (per hash slot on a cluster)        | 1 (cluster: 1 + slots) |
@@ -75,11 +73,6 @@ impl<T: Transport> Store for RedisStore<T> {
         }
     }
 
-    fn read_version(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let get = Command::new("GET", vec![Arg::from(layout::body_key(key, version))]);
-        self.run_parsed(get, reply::value)
-    }
-
     fn compare_and_swap(&self, key: &str, expected: u64, body: &[u8]) -> Result<u64, SwapError> {
         let Some(next) = expected.checked_add(1) else {
             return Err(SwapError::Store(StoreError::Invalid(format!(
@@ -94,11 +87,6 @@ impl<T: Transport> Store for RedisStore<T> {
             Swap::Swapped(version) => Ok(version),
             Swap::Conflict(current) => Err(SwapError::Conflict(current)),
         }
-    }
-
-    fn prune(&self, key: &str, versions: &[u64]) -> Result<u32, StoreError> {
-        let deleted = self.run_parsed(scripts::prune(key, versions), reply::integer)?;
-        Ok(u32::try_from(deleted).unwrap_or(0))
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

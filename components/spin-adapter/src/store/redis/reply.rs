@@ -12,7 +12,8 @@ pub enum Head {
         body: Vec<u8>,
     },
     /// The head names a version whose body is gone: damage, not a race (bodies are written in
-    /// the same step as the head that names them, and prune never deletes the head's).
+    /// the same step as the head that names them, and only the script that moves the head
+    /// deletes the body it replaced).
     BodyMissing(u64),
 }
 

@@ -24,11 +24,14 @@ return {v, redis.call('GET', KEYS[1] .. ARGV[1] .. v)}
 ";
 
 /// Compare-and-swap: if the head is at `expected` (`'0'`: the document must not exist), write
-/// the body of the next version and move the head to it; else change nothing. Creation on
-/// first use is the `'0'` case, so two creators cannot both succeed.
+/// the body of the next version, move the head to it and delete the body it replaced; else
+/// change nothing. Creation on first use is the `'0'` case, so two creators cannot both
+/// succeed. The superseded body can go at once: a reader gets head and body in one script, so
+/// no reader can hold a head whose body is gone.
 ///
 /// `KEYS[1]` head, `KEYS[2]` body key of the new version; `ARGV[1]` expected, `ARGV[2]` new
-/// version, `ARGV[3]` body. Returns `{1, new}` when swapped, `{0, current}` on conflict.
+/// version, `ARGV[3]` body, `ARGV[4]` the body key suffix before the version (`:v`).
+/// Returns `{1, new}` when swapped, `{0, current}` on conflict.
 pub const COMPARE_AND_SWAP: &str = r"
 local head = redis.call('GET', KEYS[1]) or '0'
 if head ~= ARGV[1] then return {0, head} end
@@ -37,24 +40,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[2])
+if head ~= '0' then redis.call('DEL', KEYS[1] .. ARGV[4] .. head) end
 return {1, ARGV[2]}
-";
-
-/// Deletes the listed version bodies that are older than the head (never the head's own,
-/// never a newer one; nothing without a head).
-///
-/// `KEYS[1]` head, `KEYS[i + 1]` body of version `ARGV[i]`. Returns how many were deleted.
-pub const PRUNE: &str = r"
-local head = redis.call('GET', KEYS[1])
-if not head then return 0 end
-local deleted = 0
-for i = 2, #KEYS do
-  local v = ARGV[i - 1]
-  if #v < #head or (#v == #head and v < head) then
-    deleted = deleted + redis.call('DEL', KEYS[i])
-  end
-end
-return deleted
 ";
 
 /// Adds `ARGV[i]` to counter `KEYS[i]` for each i. Returns how many counters moved.
@@ -97,15 +84,9 @@ pub fn compare_and_swap(key: &str, expected: u64, new: u64, body: &[u8]) -> Comm
             Arg::from(expected.to_string()),
             Arg::from(new.to_string()),
             Arg::Bytes(body.to_vec()),
+            Arg::from(layout::BODY_SUFFIX),
         ],
     )
-}
-
-pub fn prune(key: &str, versions: &[u64]) -> Command {
-    let mut keys = vec![layout::head_key(key)];
-    keys.extend(versions.iter().map(|v| layout::body_key(key, *v)));
-    let args = versions.iter().map(|v| Arg::from(v.to_string())).collect();
-    eval("prune script", PRUNE, keys, args)
 }
 
 /// One script over counters given as (Redis key, delta).
@@ -142,7 +123,8 @@ mod tests {
                 "ec:doc:{cart:s:u}:v5",
                 "4",
                 "5",
-                "{}"
+                "{}",
+                ":v"
             ]
         );
         assert_eq!(texts(&command)[0], COMPARE_AND_SWAP);
@@ -159,7 +141,8 @@ mod tests {
                 "ec:doc:{cart:s:u}:v1",
                 "0",
                 "1",
-                "x"
+                "x",
+                ":v"
             ]
         );
     }
@@ -176,22 +159,6 @@ mod tests {
     }
 
     #[test]
-    fn prune_pairs_each_body_key_with_its_version() {
-        let command = prune("d", &[1, 3]);
-        assert_eq!(
-            texts(&command)[1..],
-            [
-                "#3",
-                "ec:doc:{d}",
-                "ec:doc:{d}:v1",
-                "ec:doc:{d}:v3",
-                "1",
-                "3"
-            ]
-        );
-    }
-
-    #[test]
     fn increment_many_pairs_keys_with_integer_deltas() {
         let command = increment_many(&[("ec:kv:{a}".into(), 2), ("ec:kv:{b}".into(), -1)]);
         assert_eq!(
@@ -202,7 +169,6 @@ mod tests {
 
     #[test]
     fn scripts_compare_versions_as_strings_not_numbers() {
-        assert!(!PRUNE.contains("tonumber"));
         assert!(!COMPARE_AND_SWAP.contains("tonumber"));
     }
 }

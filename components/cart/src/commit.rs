@@ -1,0 +1,94 @@
+//! The one compare-and-swap every cart change ends with.
+//!
+//! Whatever the change (a line, a clear, a checkout, a merge, an abandoned cart), its new
+//! version is written here, so the bookkeeping that must ride in the same write lives in one
+//! place: the predecessor link, the outbox's index marker, the relay claim, and the committed
+//! events' metrics. On Spin's default store every key-value write is a disk transaction, so
+//! this path writes only the document itself in the common case (the marker only once per
+//! cart, see `ensure_marker`).
+
+use crate::bindings::kv;
+use crate::cart_repo::{self, Loaded, SaveError};
+use crate::relay;
+use crate::timing::{measure, Phase};
+use cart_domain::{Cart, Problem, ProblemKind};
+use std::cell::RefCell;
+
+thread_local! {
+    /// Relay claims this request won, to publish after the response: (cart key, token).
+    static CLAIMED: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+    /// This request's relay token (one per request; a claim names its request).
+    static TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// This request's relay token (the same for every claim the request makes).
+pub fn request_token() -> String {
+    TOKEN.with(|t| {
+        t.borrow_mut()
+            .get_or_insert_with(|| {
+                format!(
+                    "{:016x}",
+                    (crate::clock::random_unit() * 2f64.powi(53)) as u64
+                )
+            })
+            .clone()
+    })
+}
+
+/// Writes `next` as the version after `base`. On success the new version is returned, and if
+/// the write claimed the cart's relay, the relay is queued to run after the response.
+pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveError> {
+    next.previous_version = base.version;
+    let now = crate::clock::now_ms();
+    let new_events: Vec<String> = next
+        .outbox
+        .iter()
+        .filter(|e| e.event.sequence > base.cart.last_sequence)
+        .map(|e| e.event.id.clone())
+        .collect();
+    let token = request_token();
+    let claimed = if new_events.is_empty() {
+        false
+    } else {
+        // Listed for the sweep before the events exist, so a crash after the commit cannot
+        // leave them where no sweep looks.
+        measure(Phase::Store, || ensure_marker(key)).map_err(SaveError::Failed)?;
+        next.claim_relay(&token, now, now + relay::CLAIM_TTL_MS)
+    };
+    let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))?;
+    for id in &new_events {
+        crate::metrics::add_for_event(relay::metric_keys::COMMITTED, id, 1);
+    }
+    if claimed {
+        CLAIMED.with(|c| c.borrow_mut().push((key.to_owned(), token)));
+    }
+    Ok(Loaded {
+        version,
+        cart: next,
+    })
+}
+
+/// The relays this request claimed (taken: each runs once).
+pub fn take_claimed() -> Vec<(String, String)> {
+    CLAIMED.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}
+
+/// Lists the cart under `outbox:pending:` for the sweep, writing only when it is not listed
+/// yet: a read is cheap, a write is a disk transaction. The marker stays while the cart is
+/// active; the sweep removes it once the outbox is empty (and re-lists if a change raced it).
+fn ensure_marker(key: &str) -> Result<(), Problem> {
+    let marker = relay::marker_key(key);
+    match kv::get(&marker) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => kv::set(&marker, b"1").map_err(marker_failed),
+        Err(e) => Err(marker_failed(e)),
+    }
+}
+
+fn marker_failed(e: crate::bindings::kv::StoreError) -> Problem {
+    Problem::new(
+        ProblemKind::StoreUnavailable,
+        format!("could not index the outbox: {e:?}"),
+    )
+    .with("retryAfterSeconds", 1)
+}
