@@ -7,9 +7,17 @@
 //!    `unconfirmed`/`expired` lines, and checks stock for `checkout`-policy lines.
 //! 3. Any line short → 409 naming each short line; holds made only for this attempt are
 //!    released and nothing is committed.
-//! 4. Commit all reservation ids in inventory (all or nothing).
-//! 5. One compare-and-swap removes the committed lines, records the checkout, starts a new
-//!    epoch and emits `cart.checked_out`. Lines added meanwhile stay for the next order.
+//! 4. Record the checkout as an intent in the cart (one compare-and-swap), then commit all
+//!    reservation ids in inventory (all or nothing).
+//! 5. One compare-and-swap removes the committed lines, records the checkout, clears the
+//!    intent, starts a new epoch and emits `cart.checked_out`. Lines added meanwhile stay for
+//!    the next order.
+//!
+//! The intent makes checkout resumable: after a failure anywhere between steps 4 and 5 (the
+//! inventory unreachable, the final save lost), the next checkout request finds the intent,
+//! commits its ids again (inventory commits are idempotent) and finishes, so a committed
+//! checkout is never answered with an error forever and `cart.checked_out` is emitted once.
+//! Until then line changes are refused (the lines may already be sold).
 
 use crate::bindings::inventory::{self, InventoryError};
 use crate::cart_repo::{self, SaveError};
@@ -75,6 +83,11 @@ fn checkout_locked(
             return Err(precondition_failed(loaded.cart.revision));
         }
     }
+    if let Some(intent) = loaded.cart.checkout_intent.clone() {
+        // An earlier attempt recorded this checkout and may have committed it: finish it.
+        crate::metrics::inc("cart_checkouts_resumed_total");
+        return commit_and_finish(store, user, key, loaded, intent, mark);
+    }
     if loaded.cart.lines.is_empty() {
         return Err(Problem::new(
             ProblemKind::CartEmpty,
@@ -83,21 +96,118 @@ fn checkout_locked(
     }
     let lines = loaded.cart.lines.clone();
     let held = hold_all(store.as_str(), &lines)?;
-    let ids: Vec<String> = lines.iter().map(|l| l.reservation.id.clone()).collect();
-    if let Err(e) = measure(Phase::Inventory, || {
+    let intent = checkout_record(user, &loaded.cart, &lines);
+    let loaded = match save_intent(key, loaded, &intent) {
+        Ok(loaded) => loaded,
+        Err(problem) => {
+            release_new_holds(store.as_str(), &lines, &held);
+            return Err(problem);
+        }
+    };
+    commit_and_finish(store, user, key, loaded, intent, mark)
+}
+
+/// The record of checking out `lines` (all confirmed once committed).
+fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord {
+    let now = crate::clock::now_ms();
+    let mut snapshot = Cart {
+        lines: lines.to_vec(),
+        ..Cart::default()
+    };
+    for line in &mut snapshot.lines {
+        line.reservation.status = ReservationStatus::Confirmed;
+    }
+    CheckoutRecord {
+        checkout_id: format!("{user}~{}~{}", cart.epoch, now),
+        checked_out_at_ms: now,
+        item_count: snapshot.item_count(),
+        subtotal: snapshot.subtotal().ok().flatten(),
+        lines: snapshot.lines,
+    }
+}
+
+/// Writes the intent into the cart (the revision, the client's ETag, stays: nothing the
+/// shopper sees changed yet).
+fn save_intent(
+    key: &str,
+    mut loaded: cart_repo::Loaded,
+    intent: &CheckoutRecord,
+) -> Result<cart_repo::Loaded, Problem> {
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let mut next = loaded.cart.clone();
+        next.checkout_intent = Some(intent.clone());
+        match crate::commit::save(key, &loaded, next) {
+            Ok(saved) => return Ok(saved),
+            Err(SaveError::Conflict) => {
+                crate::metrics::inc("cart_version_conflicts_total");
+                crate::line_change::conflict_backoff(attempt);
+                loaded = measure(Phase::Store, || cart_repo::load(key))?;
+                loaded.cart.ensure_no_checkout_pending()?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    Err(Problem::new(
+        ProblemKind::CartConflict,
+        "the cart kept changing while checking out; retry",
+    )
+    .with("retryAfterSeconds", 1))
+}
+
+/// Commits the intent's reservations and records the checkout. An unreachable inventory
+/// leaves the intent for the retry; a refusal (holds lapsed, stock gone) drops it so the
+/// shopper can fix the cart.
+fn commit_and_finish(
+    store: &StoreId,
+    user: &UserId,
+    key: &str,
+    loaded: cart_repo::Loaded,
+    intent: CheckoutRecord,
+    mark: Option<AppliedKey>,
+) -> Result<Committed, Problem> {
+    let ids: Vec<String> = intent
+        .lines
+        .iter()
+        .map(|l| l.reservation.id.clone())
+        .collect();
+    match measure(Phase::Inventory, || {
         crate::breaker::call(|| inventory::commit(store.as_str(), &ids))
     }) {
-        release_new_holds(store.as_str(), &lines, &held);
-        return Err(match e {
-            InventoryError::Unavailable(d) => crate::inventory_port::inventory_unavailable(&d),
-            other => Problem::new(
+        Ok(()) => {}
+        Err(InventoryError::Unavailable(d)) => {
+            return Err(crate::inventory_port::inventory_unavailable(&d)
+                .with("checkoutId", intent.checkout_id.clone()));
+        }
+        Err(other) => {
+            drop_intent(key, loaded)?;
+            return Err(Problem::new(
                 ProblemKind::InsufficientStock,
                 format!("the inventory refused to commit the reservations: {other:?}"),
-            ),
-        });
+            ));
+        }
     }
     crate::metrics::inc("cart_checkouts_total");
-    save_checked_out(store, user, key, loaded, &lines, mark)
+    save_checked_out(store, user, key, loaded, intent, mark)
+}
+
+/// Forgets an intent whose commit was refused (nothing was sold).
+fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> {
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        if loaded.cart.checkout_intent.is_none() {
+            return Ok(());
+        }
+        let mut next = loaded.cart.clone();
+        next.checkout_intent = None;
+        match crate::commit::save(key, &loaded, next) {
+            Ok(_) => return Ok(()),
+            Err(SaveError::Conflict) => {
+                crate::line_change::conflict_backoff(attempt);
+                loaded = measure(Phase::Store, || cart_repo::load(key))?;
+            }
+            Err(SaveError::Failed(p)) => return Err(p),
+        }
+    }
+    Ok(())
 }
 
 /// Holds every line for the checkout; on any shortage releases what it newly held and
@@ -181,34 +291,22 @@ fn save_checked_out(
     user: &UserId,
     key: &str,
     mut loaded: cart_repo::Loaded,
-    committed_lines: &[Line],
+    record: CheckoutRecord,
     mark: Option<AppliedKey>,
 ) -> Result<Committed, Problem> {
     let now = crate::clock::now_ms();
-    let mut snapshot = Cart {
-        lines: committed_lines.to_vec(),
-        ..Cart::default()
-    };
-    for line in &mut snapshot.lines {
-        line.reservation.status = ReservationStatus::Confirmed;
-    }
-    let record = CheckoutRecord {
-        checkout_id: format!("{user}~{}~{}", loaded.cart.epoch, now),
-        checked_out_at_ms: now,
-        item_count: snapshot.item_count(),
-        subtotal: snapshot.subtotal().ok().flatten(),
-        lines: snapshot.lines,
-    };
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         let mut next = loaded.cart.clone();
         next.lines.retain(|l| {
-            !committed_lines
+            !record
+                .lines
                 .iter()
                 .any(|c| c.product_id == l.product_id && c.reservation.id == l.reservation.id)
         });
         next.epoch += 1;
         next.revision = loaded.cart.revision + 1;
         next.last_checkout = Some(record.clone());
+        next.checkout_intent = None;
         next.updated_at_ms = now;
         if let Some(mark) = &mark {
             remember(&mut next.applied_keys, mark.clone(), now);
@@ -225,23 +323,28 @@ fn save_checked_out(
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
         match crate::commit::save(key, &loaded, next) {
-            Ok(saved) => {
-                return Ok(Committed { cart: saved.cart });
-            }
+            Ok(saved) => return Ok(Committed { cart: saved.cart }),
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
                 crate::line_change::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
+                if loaded.cart.checkout_intent.as_ref() != Some(&record) {
+                    // Another request finished this checkout meanwhile.
+                    return Ok(Committed { cart: loaded.cart });
+                }
             }
-            Err(SaveError::Failed(p)) => return Err(p),
+            Err(SaveError::Failed(p)) => return Err(p.with("checkoutId", record.checkout_id)),
         }
     }
-    // The reservations are committed; the cart could not be updated. Say so plainly.
+    // The reservations are committed and the intent is recorded: the next checkout request
+    // finishes the job.
     Err(Problem::new(
         ProblemKind::CartConflict,
         format!(
-            "checkout {} was committed but the cart kept changing; reload the cart",
+            "checkout {} was committed but the cart kept changing; POST the checkout again to finish it",
             record.checkout_id
         ),
-    ))
+    )
+    .with("checkoutId", record.checkout_id)
+    .with("retryAfterSeconds", 1))
 }

@@ -28,6 +28,7 @@ pub fn clear_cart(
                 return Err(precondition_failed(loaded.cart.revision));
             }
         }
+        loaded.cart.ensure_no_checkout_pending()?;
         let now = crate::clock::now_ms();
         let mut next = loaded.cart.clone();
         let removed = next.clear(now);

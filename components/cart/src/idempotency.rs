@@ -8,7 +8,9 @@
 //!    same compare-and-swap as the change. So if the process dies after the commit but before
 //!    the response record is written, the retry finds the mark and does not apply the change
 //!    again: the record and the cart can never disagree about whether the change happened.
-//! 4. Successful (2xx) responses are stored for 24 h. Rejections changed nothing, so a retry of
+//! 4. Successful (2xx) responses are stored for 24 h, before the response is sent; the
+//!    in-flight lease is released after it. A duplicate that finds the lease held but the
+//!    response stored is answered with the replay. Rejections changed nothing, so a retry of
 //!    one simply runs again.
 
 use crate::bindings::{kv, locks};
@@ -50,9 +52,16 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let hash = scoped_key_hash(user.as_str(), &key);
     let fp = fingerprint(&request.method, &request.path, &request.body);
     let lease_key = crate::lock_keys::idempotency(user, &hash);
+    let record_key = format!("idem:{user}:{hash}:response");
+    let now = crate::clock::now_ms();
     let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
+            // The holder may be past its response, only releasing the lease: its stored
+            // response is then already there to replay.
+            if let Some(stored) = stored_response(&record_key, now) {
+                return replay_if_same(stored, &fp);
+            }
             crate::metrics::inc("cart_idempotency_in_flight_total");
             return Err(Problem::new(
                 ProblemKind::IdempotencyKeyInUse,
@@ -68,20 +77,11 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
             .with("retryAfterSeconds", 1))
         }
     };
-    let record_key = format!("idem:{user}:{hash}:response");
-    let now = crate::clock::now_ms();
-    let stored = kv::get(&record_key)
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<StoredResponse>(&bytes).ok())
-        .filter(|r| r.expires_at_ms > now);
-    if let Some(stored) = stored {
-        let _ = locks::release(&lease);
-        if stored.fingerprint != fp {
-            return Err(reused());
-        }
-        crate::metrics::inc("cart_idempotency_replays_total");
-        return Ok(Begin::Replay(replay(stored)));
+    if let Some(stored) = stored_response(&record_key, now) {
+        crate::deferred::defer(move || {
+            let _ = locks::release(&lease);
+        });
+        return replay_if_same(stored, &fp);
     }
     Ok(Begin::Run(Some(Guard {
         lease,
@@ -92,6 +92,24 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
             at_ms: now,
         },
     })))
+}
+
+/// The unexpired stored response for `record_key`, if any.
+fn stored_response(record_key: &str, now_ms: u64) -> Option<StoredResponse> {
+    kv::get(record_key)
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<StoredResponse>(&bytes).ok())
+        .filter(|r| r.expires_at_ms > now_ms)
+}
+
+/// Replays `stored` if it answered this very request; a different request is a 422.
+fn replay_if_same(stored: StoredResponse, fingerprint: &str) -> Result<Begin, Problem> {
+    if stored.fingerprint != fingerprint {
+        return Err(reused());
+    }
+    crate::metrics::inc("cart_idempotency_replays_total");
+    Ok(Begin::Replay(replay(stored)))
 }
 
 pub fn reused() -> Problem {
@@ -113,15 +131,11 @@ fn replay(stored: StoredResponse) -> HttpResponse {
     response.with_header("idempotent-replayed", "true")
 }
 
-/// Stores a successful response for replay and releases the in-flight lease, after the response
-/// has been sent (two writes the shopper need not wait for). Until then a duplicate finds the
-/// lease and gets 409 in-flight; the applied-key mark in the cart covers a crash in between.
+/// Stores a successful response for replay before the response is sent (so a retry that
+/// arrives the moment the client has its answer finds it), and releases the in-flight lease
+/// after the response: the shopper does not wait for that write, and a duplicate arriving in
+/// between is answered from the stored response.
 pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
-    let response = response.cloned();
-    crate::deferred::defer(move || store_and_release(guard, response.as_ref()));
-}
-
-fn store_and_release(guard: Guard, response: Option<&HttpResponse>) {
     if let Some(response) = response.filter(|r| (200..300).contains(&r.status)) {
         let etag = response
             .headers
@@ -144,5 +158,8 @@ fn store_and_release(guard: Guard, response: Option<&HttpResponse>) {
             }
         }
     }
-    let _ = locks::release(&guard.lease);
+    let lease = guard.lease;
+    crate::deferred::defer(move || {
+        let _ = locks::release(&lease);
+    });
 }

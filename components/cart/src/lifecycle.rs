@@ -28,7 +28,8 @@ pub fn expire_if_abandoned(
     user: &UserId,
     loaded: Loaded,
 ) -> Result<Loaded, Problem> {
-    if loaded.cart.lines.is_empty() {
+    // A half-done checkout is finished by the shopper's next checkout request, not emptied.
+    if loaded.cart.lines.is_empty() || loaded.cart.checkout_intent.is_some() {
         return Ok(loaded);
     }
     let idle = crate::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);

@@ -76,6 +76,7 @@ pub fn change_line(
             return Err(precondition_failed(loaded.cart.revision));
         }
     }
+    loaded.cart.ensure_no_checkout_pending()?;
     loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
@@ -109,6 +110,7 @@ fn reread_and_change(
             return Err(precondition_failed(loaded.cart.revision));
         }
     }
+    loaded.cart.ensure_no_checkout_pending()?;
     change_line_locked(req, settings, write, key, loaded)
 }
 
@@ -295,6 +297,10 @@ fn apply_once(
         maintained,
     } = *ctx;
     let store = req.store.as_str();
+    loaded
+        .cart
+        .ensure_no_checkout_pending()
+        .map_err(SaveError::Failed)?;
     let target = loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)

@@ -15,6 +15,7 @@ use crate::line_change::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
 use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
+use cart_domain::cart::largest_allowed;
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::reservation::{reservation_id, ReservationState};
@@ -115,33 +116,71 @@ fn transfer(
     write: &WriteSettings,
 ) -> Result<Committed, Problem> {
     let mut loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
+    loaded.cart.ensure_no_checkout_pending()?;
     let ttl = write.reservation_ttl_for(user);
     let mut merged = Vec::with_capacity(guest_lines.len());
+    let mut new_lines = 0usize;
     for guest_line in guest_lines {
         let product = ProductId::parse(&guest_line.product_id)
             .map_err(|e| Problem::new(ProblemKind::Internal, format!("stored product id {e}")))?;
-        let existing = loaded.cart.line(product.as_str()).map_or(0, |l| l.quantity);
-        let target = existing
+        let existing_line = loaded.cart.line(product.as_str());
+        let existing = existing_line.map_or(0, |l| l.quantity);
+        if existing_line.is_none() {
+            // The line limit holds for merged carts too.
+            if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart as usize {
+                crate::metrics::inc("cart_merge_lines_dropped_total");
+                continue;
+            }
+        }
+        // The product's own rules (maximum, step) apply to the combined quantity: ask the
+        // inventory (through the cache); if it is unavailable, the line's own facts.
+        let snapshot = match measure(Phase::Inventory, || {
+            crate::product_cache::lookup(store.as_str(), product.as_str())
+        }) {
+            Ok(current) => current,
+            Err(_) => guest_line.snapshot(),
+        };
+        let other_currency = loaded
+            .cart
+            .lines
+            .first()
+            .is_some_and(|l| l.unit_price.currency != snapshot.unit_price.currency);
+        if other_currency {
+            // A cart has one currency; the guest's line cannot join it (and is not held for
+            // the user, so nothing is left behind).
+            crate::metrics::inc("cart_merge_lines_dropped_total");
+            continue;
+        }
+        let combined = existing
             .saturating_add(guest_line.quantity)
             .min(settings.limits.max_quantity_per_line);
+        let target = largest_allowed(&snapshot, combined);
+        if target <= existing {
+            // Nothing of the guest's line fits; the user's line stays as it is.
+            continue;
+        }
         let rid = reservation_id(store, user, &product, loaded.cart.epoch);
-        // Release first, so the guest's own hold does not count against the transfer.
-        inventory_port::release(store.as_str(), &guest_line.reservation);
-        let snapshot = guest_line.snapshot();
+        // Hold for the user first and only then release the guest's hold, so a failure in
+        // between leaves both held (the guest's until it expires) rather than neither.
         let state = measure(Phase::Inventory, || {
             inventory_port::reserve_line(store.as_str(), &snapshot, &rid, target, ttl)
         });
         let (state, quantity) = match state {
-            Ok(state) => (state, target),
+            Ok(state) => {
+                inventory_port::release(store.as_str(), &guest_line.reservation);
+                (state, target)
+            }
             Err(p) if p.kind == ProblemKind::InsufficientStock => {
-                // Keep what can be held: the combined quantity capped at what is available.
+                // The guest's own hold counts against the user's here: give it back, then keep
+                // what can be held (the combined quantity capped at what is available).
+                inventory_port::release(store.as_str(), &guest_line.reservation);
                 let available = p
                     .extensions
                     .get("available")
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0) as u32;
-                let quantity = available.max(existing);
-                if quantity == 0 {
+                let quantity = largest_allowed(&snapshot, available.min(target)).max(existing);
+                if quantity <= existing {
                     continue;
                 }
                 let state = measure(Phase::Inventory, || {
@@ -151,6 +190,9 @@ fn transfer(
             }
             Err(p) => return Err(p),
         };
+        if existing_line.is_none() {
+            new_lines += 1;
+        }
         merged.push(Merged {
             line: guest_line.clone(),
             state,

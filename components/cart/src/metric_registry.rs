@@ -167,6 +167,14 @@ pub const COUNTERS: &[Counter] = &[
     ),
     counter("cart_checkouts_total", "Completed checkouts."),
     counter(
+        "cart_merge_lines_dropped_total",
+        "Guest cart lines a merge could not take (line limit or another currency).",
+    ),
+    counter(
+        "cart_checkouts_resumed_total",
+        "Checkout requests that found an earlier attempt's intent and finished it.",
+    ),
+    counter(
         "cart_guest_merges_total",
         "Guest carts merged into a signed-in shopper's cart.",
     ),

@@ -92,6 +92,11 @@ pub struct Cart {
     /// Idempotency keys applied by recent versions (see `idempotency::AppliedKey`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_keys: Vec<AppliedKey>,
+    /// A checkout that recorded its lines before committing them in inventory and has not
+    /// finished yet. The next checkout request finishes it (committing again is harmless),
+    /// and until then the cart's lines cannot change: they may already be sold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_intent: Option<CheckoutRecord>,
     /// Who relays this cart's outbox, or until when it backs off (see `RelayClaim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayClaim>,
@@ -190,6 +195,22 @@ impl Cart {
         self.relay
             .as_ref()
             .is_some_and(|c| !c.token.is_empty() && c.token == token && c.is_live(now_ms))
+    }
+
+    /// Refuses a change to the cart's lines while a checkout is half done.
+    pub fn ensure_no_checkout_pending(&self) -> Result<(), Problem> {
+        match &self.checkout_intent {
+            None => Ok(()),
+            Some(intent) => Err(Problem::new(
+                ProblemKind::CartConflict,
+                format!(
+                    "checkout {} is in progress and its lines may already be sold; \
+                     POST the checkout again to finish it, then change the cart",
+                    intent.checkout_id
+                ),
+            )
+            .with("checkoutId", intent.checkout_id.clone())),
+        }
     }
 
     /// The mark of an idempotency key this cart already applied, if any.
@@ -381,10 +402,44 @@ pub fn check_product_rules(product: &ProductSnapshot, quantity: u32) -> Result<(
     Ok(())
 }
 
+/// The largest quantity of `product` that is at most `at_most` and obeys its rules (minimum,
+/// maximum, step from the minimum); 0 when none does. Used where quantities are combined
+/// rather than asked for (merging a guest cart), so the result is clamped, not refused.
+pub fn largest_allowed(product: &ProductSnapshot, at_most: u32) -> u32 {
+    let cap = product.max_quantity.map_or(at_most, |max| max.min(at_most));
+    let min = product.min_quantity.max(1);
+    if cap < min {
+        return 0;
+    }
+    let step = product.quantity_step.max(1);
+    min + (cap - min) / step * step
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::money::Currency;
+
+    #[test]
+    fn largest_allowed_clamps_to_max_and_step() {
+        let mut p = product("m", 100, "EUR");
+        p.max_quantity = Some(10);
+        p.quantity_step = 2;
+        p.min_quantity = 2;
+        assert_eq!(largest_allowed(&p, 12), 10, "guest 6 + user 6 with max 10");
+        assert_eq!(largest_allowed(&p, 7), 6, "steps of 2 from 2");
+        assert_eq!(largest_allowed(&p, 1), 0, "below the minimum");
+        for q in 0..30 {
+            let got = largest_allowed(&p, q);
+            assert!(got <= q);
+            assert!(
+                got == 0 || check_product_rules(&p, got).is_ok(),
+                "{q} -> {got}"
+            );
+        }
+        let plain = product("n", 100, "EUR");
+        assert_eq!(largest_allowed(&plain, 999), 999);
+    }
     use crate::reservation::ReservationStatus;
 
     fn product(id: &str, price: i64, currency: &str) -> ProductSnapshot {
