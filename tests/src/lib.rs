@@ -20,7 +20,8 @@ pub mod server;
 pub mod testing;
 
 pub use capabilities::{
-    CapabilityHost, CapabilityOptions, CapabilityState, Fault, Interface, Policy, ProductSeed,
+    CapabilityHost, CapabilityOptions, CapabilityState, Fault, Interface, PausePoint, Policy,
+    ProductSeed,
 };
 pub use guest_log::GuestOutput;
 pub use server::ServerHandle;

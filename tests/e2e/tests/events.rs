@@ -82,7 +82,7 @@ fn stock(c: &Client, store: &str) {
 #[test]
 fn events_reach_the_sink_as_cloudevents_in_per_cart_order() {
     let Some(spin) = spin_cli() else { return };
-    let up = SpinUp::start(spin, "events", &[("inventory_timeout_ms", "60000")]);
+    let up = SpinUp::start(spin, "events", &[PATIENT_INVENTORY, EXACT_METRICS]);
     let c = up.client().clone();
     stock(&c, "ev");
     in_parallel(6, |i| shop(&c, "ev", &format!("shopper{i}")));
@@ -105,6 +105,7 @@ fn events_pending_while_the_sink_is_down_are_delivered_after_a_restart() {
     let down = [
         ("inventory_timeout_ms", "60000"),
         ("admin_token", ADMIN),
+        EXACT_METRICS,
         // A service-chaining host that names no component: every publish fails at once.
         ("events_url", "http://gone.spin.internal/events"),
     ];
@@ -123,7 +124,11 @@ fn events_pending_while_the_sink_is_down_are_delivered_after_a_restart() {
 
     let up = up.restart(
         spin,
-        &[("inventory_timeout_ms", "60000"), ("admin_token", ADMIN)],
+        &[
+            ("inventory_timeout_ms", "60000"),
+            ("admin_token", ADMIN),
+            EXACT_METRICS,
+        ],
     );
     let c = up.client().clone();
     eventually(60, "the admin sweep empties every outbox", || {
@@ -188,6 +193,9 @@ fn sweep_delivers_every_event(c: &Client, store: &str) {
 }
 
 const PATIENT_INVENTORY: (&str, &str) = ("inventory_timeout_ms", "60000");
+/// These tests read exact outbox counts: every event counted (the shipped `spin.toml` samples
+/// one in 16; see `metrics::add_for_event`).
+const EXACT_METRICS: (&str, &str) = ("metrics_sample_every", "1");
 
 /// The reference sink answers 503 (its fault switch) to every produce request.
 #[test]
@@ -196,7 +204,7 @@ fn events_wait_while_the_sink_answers_503_and_the_sweep_delivers_them() {
     let up = SpinUp::start(
         spin,
         "sink-503",
-        &[PATIENT_INVENTORY, ("admin_token", ADMIN)],
+        &[PATIENT_INVENTORY, ("admin_token", ADMIN), EXACT_METRICS],
     );
     let c = up.client().clone();
     sink_fault(&c, &json!({"mode": "unavailable"}));
@@ -214,6 +222,7 @@ fn events_survive_an_unreachable_sink(label: &str, base: &str, while_down: impl 
     let down = [
         PATIENT_INVENTORY,
         ("admin_token", ADMIN),
+        EXACT_METRICS,
         ("events_url", events_url.as_str()),
         ("events_origin", base),
         ("events_timeout_ms", "300"),
@@ -222,7 +231,10 @@ fn events_survive_an_unreachable_sink(label: &str, base: &str, while_down: impl 
     let c = up.client().clone();
     changes_succeed_and_events_wait(&c, "su");
     while_down();
-    let up = up.restart(spin, &[PATIENT_INVENTORY, ("admin_token", ADMIN)]);
+    let up = up.restart(
+        spin,
+        &[PATIENT_INVENTORY, ("admin_token", ADMIN), EXACT_METRICS],
+    );
     sweep_delivers_every_event(up.client(), "su");
 }
 
@@ -264,6 +276,7 @@ fn v3_records_api_delivers_cloudevents_and_retries_a_retriable_record_error() {
         &[
             PATIENT_INVENTORY,
             ("admin_token", ADMIN),
+            EXACT_METRICS,
             ("events_api", "v3"),
             ("events_cluster_id", "lkc-test"),
             ("events_url", events_url.as_str()),

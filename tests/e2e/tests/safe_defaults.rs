@@ -265,7 +265,12 @@ fn an_empty_reference_token_fails_closed() {
     let up = SpinUp::start(
         spin,
         "ref-empty",
-        &[("reference_token", ""), ("inventory_timeout_ms", "60000")],
+        &[
+            ("reference_token", ""),
+            ("inventory_timeout_ms", "60000"),
+            // Exact outbox counts (the shipped manifest samples 1 in 16).
+            ("metrics_sample_every", "1"),
+        ],
     );
     let c = up.client().clone();
     for route in protected_routes("demo", "ceramic-mug", "x") {

@@ -25,8 +25,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub use state::{
-    CapabilityState, DocumentFailure, Fault, Interface, InventoryFailure, LeaseView, Policy,
-    ProductSeed, ProductView, ReservationView, StoredEvent,
+    CapabilityState, DocumentFailure, Fault, Interface, InventoryFailure, LeaseView, PausePoint,
+    Policy, ProductSeed, ProductView, ReservationView, StoredEvent,
 };
 
 use crate::guest_log::{wasi_builder, GuestLog, GuestOutput};
@@ -128,6 +128,9 @@ impl CapView<'_> {
         interface: Interface,
         function: &'static str,
     ) -> wasmtime::Result<Option<Fault>> {
+        if let Some(pause) = self.state.take_pause(interface, function) {
+            pause.hold().await;
+        }
         let (latency, fault) = self.state.enter(interface, function);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -15,8 +15,8 @@
 //! - config: a map.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::lock;
@@ -245,6 +245,70 @@ pub struct CapabilityState {
     calls: Mutex<BTreeMap<(Interface, &'static str), u64>>,
     clock_offset_ms: AtomicI64,
     tokens: AtomicU64,
+    pauses: Mutex<Vec<(Interface, String, Arc<PausePoint>)>>,
+}
+
+/// A call held at the host's door until the test lets it through, so a test decides the order
+/// of two requests' steps instead of the scheduler (see [`CapabilityState::pause_next_call`]).
+pub struct PausePoint {
+    reached: AtomicBool,
+    arrived: tokio::sync::Notify,
+    released: tokio::sync::Semaphore,
+}
+
+impl Default for PausePoint {
+    fn default() -> Self {
+        PausePoint {
+            reached: AtomicBool::new(false),
+            arrived: tokio::sync::Notify::new(),
+            released: tokio::sync::Semaphore::new(0),
+        }
+    }
+}
+
+/// How long a test waits for a paused call to arrive before failing.
+const PAUSE_ARRIVAL_LIMIT: Duration = Duration::from_secs(30);
+
+impl PausePoint {
+    /// Waits until a call has arrived at this point (and is held there). Panics after 30 s,
+    /// so a test whose call never comes fails with a message instead of hanging.
+    pub async fn arrived(&self) {
+        let wait = async {
+            loop {
+                let notified = self.arrived.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.reached.load(Ordering::SeqCst) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(PAUSE_ARRIVAL_LIMIT, wait)
+            .await
+            .is_err()
+        {
+            panic!("no call arrived at the pause point within {PAUSE_ARRIVAL_LIMIT:?}");
+        }
+    }
+
+    pub fn has_arrived(&self) -> bool {
+        self.reached.load(Ordering::SeqCst)
+    }
+
+    /// Lets the held call proceed.
+    pub fn resume(&self) {
+        self.released.add_permits(1);
+    }
+
+    /// Called by the host for the held call: announce, then wait for `resume`.
+    pub(crate) async fn hold(&self) {
+        self.reached.store(true, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+        if let Ok(permit) = self.released.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -283,6 +347,27 @@ impl CapabilityState {
     }
 
     // ---- faults, latency, counters ------------------------------------------------------------
+
+    /// Holds the next call to `interface.function` (WIT name) before it does anything, until
+    /// the returned point's `resume`. Pauses apply in the order they were asked for.
+    pub fn pause_next_call(&self, interface: Interface, function: &str) -> Arc<PausePoint> {
+        let point = Arc::new(PausePoint::default());
+        lock(&self.pauses).push((interface, function.to_owned(), point.clone()));
+        point
+    }
+
+    /// The pause waiting for this call, if any (taken: a pause holds one call).
+    pub(crate) fn take_pause(
+        &self,
+        interface: Interface,
+        function: &str,
+    ) -> Option<Arc<PausePoint>> {
+        let mut pauses = lock(&self.pauses);
+        let at = pauses
+            .iter()
+            .position(|(i, f, _)| *i == interface && f == function)?;
+        Some(pauses.remove(at).2)
+    }
 
     /// The next `n` calls to `interface` fail with `fault`.
     pub fn fail_next(&self, interface: Interface, n: u32, fault: Fault) {
