@@ -44,6 +44,8 @@ export CART_TESTS_SKIP_FIXTURE_BUILD=1
 step "deploy/: SpinKube manifest and runtime config against their schemas"
 python3 -c 'import yaml, jsonschema' 2>/dev/null || python3 -m pip install --quiet pyyaml jsonschema
 python3 deploy/check.py
+echo "deploy/prometheus, deploy/grafana: promtool check and rule tests, metric names against the registry"
+bash scripts/check-observability.sh
 
 step "run every test"
 set +e
