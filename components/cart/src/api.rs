@@ -318,7 +318,7 @@ fn invalidate_product(request: &HttpRequest, settings: &Settings) -> Result<Http
 /// Stored counters (a fixed set of keys, see `metric_registry`) plus live gauges (breaker
 /// phase, events waiting in outboxes).
 fn metrics_response() -> Result<HttpResponse, Problem> {
-    use crate::relay::metric_keys;
+    use crate::outbox::metric_keys;
     let scrape = crate::metrics::Scrape::read().map_err(|e| {
         Problem::new(
             ProblemKind::StoreUnavailable,

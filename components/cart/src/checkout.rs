@@ -21,7 +21,7 @@
 
 use crate::bindings::inventory::{self, InventoryError};
 use crate::cart_repo::{self, SaveError};
-use crate::line_change::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
+use crate::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
 use crate::line_lock;
 use crate::settings::WriteSettings;
 use crate::timing::{measure, Phase};
@@ -140,7 +140,7 @@ fn save_intent(
             Ok(saved) => return Ok(saved),
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
-                crate::line_change::conflict_backoff(attempt);
+                crate::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
                 loaded.cart.ensure_no_checkout_pending()?;
             }
@@ -201,7 +201,7 @@ fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> 
         match crate::commit::save(key, &loaded, next) {
             Ok(_) => return Ok(()),
             Err(SaveError::Conflict) => {
-                crate::line_change::conflict_backoff(attempt);
+                crate::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),
@@ -326,7 +326,7 @@ fn save_checked_out(
             Ok(saved) => return Ok(Committed { cart: saved.cart }),
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
-                crate::line_change::conflict_backoff(attempt);
+                crate::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
                 if loaded.cart.checkout_intent.as_ref() != Some(&record) {
                     // Another request finished this checkout meanwhile.

@@ -2,8 +2,8 @@
 //! `cart.cleared`; then the removed lines' holds go back to stock.
 
 use crate::cart_repo::{self, SaveError};
+use crate::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
 use crate::inventory_port;
-use crate::line_change::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
 use crate::timing::{measure, Phase};
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
@@ -67,7 +67,7 @@ pub fn clear_cart(
             }
             Err(SaveError::Conflict) => {
                 crate::metrics::inc("cart_version_conflicts_total");
-                crate::line_change::conflict_backoff(attempt);
+                crate::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

@@ -9,10 +9,46 @@
 
 use crate::bindings::kv;
 use crate::cart_repo::{self, Loaded, SaveError};
-use crate::relay;
+use crate::outbox;
 use crate::timing::{measure, Phase};
+use cart_domain::idempotency::AppliedKey;
 use cart_domain::{Cart, Problem, ProblemKind};
 use std::cell::RefCell;
+
+/// How many times a change is re-applied after losing a compare-and-swap race.
+pub const MAX_SAVE_ATTEMPTS: u32 = 32;
+
+/// Waits a little before re-applying after a lost compare-and-swap, so that many writers to one
+/// cart spread out instead of colliding again in lockstep.
+pub fn conflict_backoff(attempt: u32) {
+    crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
+        attempt,
+        2,
+        50,
+        crate::clock::random_unit(),
+    ));
+}
+
+/// The committed result of a change.
+pub struct Committed {
+    pub cart: Cart,
+}
+
+/// When the cart already carries this idempotency key's mark, the change was committed by an
+/// earlier attempt whose response was lost: answer with the cart as it is, apply nothing.
+pub fn already_applied(
+    mark: Option<&AppliedKey>,
+    loaded: &Loaded,
+) -> Result<Option<Committed>, Problem> {
+    let Some(mark) = mark else { return Ok(None) };
+    match loaded.cart.applied(&mark.key_hash) {
+        None => Ok(None),
+        Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
+        Some(_) => Ok(Some(Committed {
+            cart: loaded.cart.clone(),
+        })),
+    }
+}
 
 thread_local! {
     /// Relay claims this request won, to publish after the response: (cart key, token).
@@ -53,11 +89,11 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
         // Listed for the sweep before the events exist, so a crash after the commit cannot
         // leave them where no sweep looks.
         measure(Phase::Store, || ensure_marker(key)).map_err(SaveError::Failed)?;
-        next.claim_relay(&token, now, now + relay::CLAIM_TTL_MS)
+        next.claim_relay(&token, now, now + outbox::CLAIM_TTL_MS)
     };
     let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))?;
     for id in &new_events {
-        crate::metrics::add_for_event(relay::metric_keys::COMMITTED, id, 1);
+        crate::metrics::add_for_event(outbox::metric_keys::COMMITTED, id, 1);
     }
     if claimed {
         CLAIMED.with(|c| c.borrow_mut().push((key.to_owned(), token)));
@@ -77,7 +113,7 @@ pub fn take_claimed() -> Vec<(String, String)> {
 /// yet: a read is cheap, a write is a disk transaction. The marker stays while the cart is
 /// active; the sweep removes it once the outbox is empty (and re-lists if a change raced it).
 fn ensure_marker(key: &str) -> Result<(), Problem> {
-    let marker = relay::marker_key(key);
+    let marker = outbox::marker_key(key);
     match kv::get(&marker) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => kv::set(&marker, b"1").map_err(marker_failed),

@@ -26,6 +26,7 @@ mod merge;
 mod metric_registry;
 mod metrics;
 mod orphan_sweep;
+mod outbox;
 mod product_cache;
 mod relay;
 mod routes;

@@ -14,6 +14,7 @@
 //! more for the cart than the cart shows for longer than a reservation TTL.
 
 use crate::cart_repo::{self, Loaded, SaveError};
+use crate::commit::{already_applied, conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
 use crate::inventory_port::{self, LookupError};
 use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
@@ -28,20 +29,6 @@ use cart_domain::{
     ReservationStatus, StoreId, UserId,
 };
 
-/// How many times a change is re-applied after losing a compare-and-swap race.
-pub const MAX_SAVE_ATTEMPTS: u32 = 32;
-
-/// Waits a little before re-applying after a lost compare-and-swap, so that many writers to one
-/// cart spread out instead of colliding again in lockstep.
-pub fn conflict_backoff(attempt: u32) {
-    crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
-        attempt,
-        2,
-        50,
-        crate::clock::random_unit(),
-    ));
-}
-
 pub struct LineRequest<'a> {
     pub store: &'a StoreId,
     pub user: &'a UserId,
@@ -50,11 +37,6 @@ pub struct LineRequest<'a> {
     pub if_match: Option<EntityTags>,
     /// The idempotency key's mark, saved with the change.
     pub mark: Option<AppliedKey>,
-}
-
-/// The committed result of a change.
-pub struct Committed {
-    pub cart: Cart,
 }
 
 pub fn change_line(
@@ -211,22 +193,6 @@ fn save_loop(
                 return Err(problem);
             }
         }
-    }
-}
-
-/// When the cart already carries this idempotency key's mark, the change was committed by an
-/// earlier attempt whose response was lost: answer with the cart as it is, apply nothing.
-pub fn already_applied(
-    mark: Option<&AppliedKey>,
-    loaded: &Loaded,
-) -> Result<Option<Committed>, Problem> {
-    let Some(mark) = mark else { return Ok(None) };
-    match loaded.cart.applied(&mark.key_hash) {
-        None => Ok(None),
-        Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
-        Some(_) => Ok(Some(Committed {
-            cart: loaded.cart.clone(),
-        })),
     }
 }
 

@@ -10,8 +10,8 @@
 
 use crate::cart_repo::{self, SaveError};
 use crate::clear;
+use crate::commit::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
 use crate::inventory_port;
-use crate::line_change::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
 use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};

@@ -18,14 +18,12 @@
 use crate::bindings::{events, kv};
 use crate::cart_repo::{self, Loaded, SaveError};
 use crate::clock::{now_ms, random_unit};
+use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::Problem;
 use serde::Serialize;
 
-pub const MARKER_PREFIX: &str = "outbox:pending:";
-/// How long a relay claim stands without being renewed (a relay that dies frees it then).
-pub const CLAIM_TTL_MS: u64 = 15_000;
 /// Publish rounds of one relay before it gives the claim up for the next writer or the sweep.
 const MAX_ROUNDS: usize = 8;
 /// Most events per publish: well under what REST proxies accept in one request (the reference
@@ -34,18 +32,6 @@ const MAX_ROUNDS: usize = 8;
 pub const MAX_BATCH: usize = 100;
 /// Compare-and-swap attempts of one removal or backoff write.
 const MAX_SAVE_ATTEMPTS: usize = 8;
-
-pub mod metric_keys {
-    pub const COMMITTED: &str = "cart_outbox_events_committed_total";
-    pub const ACKED: &str = "cart_outbox_events_acked_total";
-    /// Sum of commit-to-acknowledgement times; with ACKED gives the mean outbox lag.
-    pub const LAG_MS_SUM: &str = "cart_outbox_lag_ms_total";
-    pub const FAILURES: &str = "cart_outbox_publish_failures_total";
-}
-
-pub fn marker_key(cart_key: &str) -> String {
-    format!("{MARKER_PREFIX}{cart_key}")
-}
 
 fn topic() -> String {
     crate::settings::var("events_topic")
