@@ -388,6 +388,30 @@ fn inventory_reserves_absolute_quantities(t: &Target) {
     assert_eq!(t.reserved("s1", "p1"), 0);
 }
 
+/// Fencing: a reservation set with fence F refuses a reserve (or a release through reserve 0)
+/// carrying a lower fence and names F; an equal or higher fence sets it.
+fn inventory_refuses_a_lower_fence(t: &Target) {
+    t.seed(Product {
+        store: "s1",
+        id: "pf",
+        title: "Fenced",
+        price: 100,
+        stock: 10,
+        max: None,
+        checkout_policy: false,
+    });
+    let reserve = |qty: u32, fence: u64| {
+        format!("inv-reserve?store=s1&product=pf&rid=rf&qty={qty}&ttl=60000&fence={fence}")
+    };
+    assert_eq!(t.ok(&reserve(4, 7))["qty"], 4);
+    assert_eq!(t.error(&reserve(1, 6)), "StaleFence(7)");
+    assert_eq!(t.error(&reserve(0, 3)), "StaleFence(7)");
+    assert_eq!(t.reserved("s1", "pf"), 4, "the newer hold stands");
+    assert_eq!(t.ok(&reserve(5, 7))["qty"], 5, "the same fence again");
+    assert_eq!(t.ok(&reserve(2, 8))["qty"], 2, "a newer fence");
+    assert_eq!(t.reserved("s1", "pf"), 2);
+}
+
 /// Events: a batch is published in order under its key and acknowledged per record.
 fn events_publish_in_order(t: &Target) {
     let values = "%7B%22n%22%3A1%7D,%7B%22n%22%3A2%7D,%7B%22n%22%3A3%7D"; // {"n":1},{"n":2},{"n":3}
@@ -426,6 +450,7 @@ macro_rules! contract_cases {
 }
 
 contract_cases!(
+    inventory_refuses_a_lower_fence,
     documents_version_and_guard_the_head,
     kv_sets_gets_deletes_and_counts,
     kv_counts_many_and_lists_by_prefix,

@@ -18,9 +18,31 @@ fn patient_host() -> std::sync::Arc<cart_tests::CapabilityHost> {
     cart_host_with(&[("lock_wait_ms", "120000")])
 }
 
+/// Optimistic mode (`lock_url = none`): no line leases at all; fenced reservations and the
+/// compare-and-swap keep each hold equal to its line.
+fn optimistic_host() -> std::sync::Arc<cart_tests::CapabilityHost> {
+    cart_host_with(&[("lock_url", "none")])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_adds_against_stock_ten_reserve_exactly_ten() {
-    let host = patient_host();
+    hundred_adds_against_stock_ten(patient_host()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_adds_against_stock_ten_reserve_exactly_ten_without_line_leases() {
+    let host = optimistic_host();
+    hundred_adds_against_stock_ten(host.clone()).await;
+    assert_eq!(
+        host.calls_of(cart_tests::Interface::Locks, "try-acquire"),
+        0,
+        "optimistic mode takes no lease"
+    );
+}
+
+/// 100 adds of one unit from 10 shoppers (10 concurrent adds to each shopper's one line)
+/// against a stock of 10.
+async fn hundred_adds_against_stock_ten(host: std::sync::Arc<cart_tests::CapabilityHost>) {
     put_product(&host, "s", "hot", 999, 10);
     let tasks: Vec<_> = (0..100)
         .map(|i| {
@@ -72,7 +94,16 @@ async fn hundred_adds_against_stock_ten_reserve_exactly_ten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_adds_of_different_products_all_survive() {
-    let host = patient_host();
+    fifty_lines(patient_host()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_adds_of_different_products_all_survive_without_line_leases() {
+    fifty_lines(optimistic_host()).await;
+}
+
+/// One cart, 50 concurrent adds of 50 different products: every line survives, each held.
+async fn fifty_lines(host: std::sync::Arc<cart_tests::CapabilityHost>) {
     for i in 0..50 {
         put_product(&host, "s", &format!("p{i}"), 100 + i, 5);
     }

@@ -231,3 +231,48 @@ async fn a_merge_across_currencies_leaves_no_hold_behind() {
     );
     assert_eq!(held_quantities(&host, "s", "e"), vec![1]);
 }
+
+/// Optimistic mode (no line leases). A PATCH to 5 decides from version 1 and is slow to reach
+/// the inventory; meanwhile PATCHes to 2 and to 3 commit. When the slow reserve finally lands,
+/// its fence (the version it decided from) is older than the hold's, so the inventory refuses
+/// it; the request then dies (a trap) before it can repair anything. Before fences the late
+/// reserve overwrote the newer hold: the cart showed 3 and inventory held 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_reserve_from_an_older_version_cannot_overwrite_a_newer_hold() {
+    let host = cart_host_with(&[("lock_url", "none")]);
+    put_product(&host, "s", "p", 100, 100);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    host.wait_idle().await;
+
+    let slow = host.pause_next_call(Interface::Inventory, "reserve");
+    let late = tokio::spawn({
+        let host = host.clone();
+        async move { set_qty(&host, "s", "u", "p", 5).await }
+    });
+    slow.arrived().await;
+    assert_eq!(set_qty(&host, "s", "u", "p", 2).await.status(), 200);
+    assert_eq!(set_qty(&host, "s", "u", "p", 3).await.status(), 200);
+    assert_eq!(held_quantities(&host, "s", "p"), vec![3]);
+    // Their outbox relays are done (the next document read must be the late request's).
+    until("the relays of the two PATCHes finished", || {
+        let (_, body) = host.document("cart:s:u");
+        serde_json::from_slice::<Value>(&body)
+            .is_ok_and(|cart| cart.get("outbox").is_none() && cart.get("relay").is_none())
+    })
+    .await;
+    host.fail_next_calls_of(
+        Interface::Documents,
+        "read-head",
+        1,
+        Fault::Trap("the late request dies".into()),
+    );
+    slow.resume();
+    let died = late.await.expect("late task");
+    assert_eq!(died.status(), 500, "{}", died.text());
+
+    assert_eq!(held_quantities(&host, "s", "p"), vec![3]);
+    assert_eq!(
+        line(&cart(&host, "s", "u").await.json(), "p")["quantity"],
+        3
+    );
+}

@@ -55,6 +55,10 @@ pub fn checkout(
             return Err(precondition_failed(loaded.cart.revision));
         }
     }
+    if !write.line_leases {
+        // Optimistic mode: the intent's compare-and-swap decides (see `save_intent`).
+        return checkout_locked(store, user, &key, if_match.as_ref(), mark);
+    }
     let leases = measure(Phase::Lock, || {
         line_lock::acquire_lines(
             store,
@@ -95,9 +99,9 @@ fn checkout_locked(
         ));
     }
     let lines = loaded.cart.lines.clone();
-    let held = hold_all(store.as_str(), &lines)?;
+    let held = hold_all(store.as_str(), &lines, loaded.version + 1)?;
     let intent = checkout_record(user, &loaded.cart, &lines);
-    let loaded = match save_intent(key, loaded, &intent) {
+    let loaded = match save_intent(store.as_str(), key, loaded, &intent) {
         Ok(loaded) => loaded,
         Err(problem) => {
             release_new_holds(store.as_str(), &lines, &held);
@@ -128,12 +132,47 @@ fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord
 
 /// Writes the intent into the cart (the revision, the client's ETag, stays: nothing the
 /// shopper sees changed yet).
+///
+/// The lines checked out must still be the cart's lines: under the line leases they are; without
+/// leases (optimistic mode) a change may have slipped in, and then this checkout gives way: it
+/// sets the changed lines' holds back to the newer version's quantities (fenced by it, so the
+/// checkout's own hold of the old quantity cannot stand) and answers 409.
 fn save_intent(
+    store: &str,
     key: &str,
     mut loaded: cart_repo::Loaded,
     intent: &CheckoutRecord,
 ) -> Result<cart_repo::Loaded, Problem> {
     for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let changed: Vec<&Line> = loaded
+            .cart
+            .lines
+            .iter()
+            .filter(|now| {
+                intent.lines.iter().any(|was| {
+                    was.product_id == now.product_id
+                        && (was.quantity != now.quantity
+                            || was.reservation.id != now.reservation.id)
+                })
+            })
+            .collect();
+        if !changed.is_empty() {
+            for line in changed {
+                let _ = crate::inventory_port::reserve_line(
+                    store,
+                    &line.snapshot(),
+                    &line.reservation.id,
+                    line.quantity,
+                    checkout_hold_ms(),
+                    loaded.version + 1,
+                );
+            }
+            return Err(Problem::new(
+                ProblemKind::CartConflict,
+                "the cart changed while checking out; review it and check out again",
+            )
+            .with("retryAfterSeconds", 1));
+        }
         let mut next = loaded.cart.clone();
         next.checkout_intent = Some(intent.clone());
         match crate::commit::save(key, &loaded, next) {
@@ -212,7 +251,7 @@ fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> 
 
 /// Holds every line for the checkout; on any shortage releases what it newly held and
 /// returns a 409 listing every short line.
-fn hold_all(store: &str, lines: &[Line]) -> Result<Vec<bool>, Problem> {
+fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Problem> {
     let ttl = checkout_hold_ms();
     let mut newly_held = Vec::with_capacity(lines.len());
     let mut short = Vec::new();
@@ -227,6 +266,7 @@ fn hold_all(store: &str, lines: &[Line]) -> Result<Vec<bool>, Problem> {
                     &line.reservation.id,
                     line.quantity,
                     ttl,
+                    fence,
                 )
             })
         }) {
@@ -252,6 +292,11 @@ fn hold_all(store: &str, lines: &[Line]) -> Result<Vec<bool>, Problem> {
             Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
                 newly_held.push(false);
                 unavailable = Some(d);
+            }
+            Err(InventoryError::StaleFence(held)) => {
+                // A change of this line overtook the checkout (optimistic mode).
+                release_new_holds(store, lines, &newly_held);
+                return Err(crate::inventory_port::stale_fence(&line.product_id, held));
             }
         }
     }

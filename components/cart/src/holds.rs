@@ -111,8 +111,8 @@ pub fn maintain(
         return out;
     }
     let key = cart_repo::cart_key(store, user);
-    let fresh = match measure(Phase::Store, || cart_repo::load(&key)) {
-        Ok(loaded) => loaded.cart,
+    let (fresh_version, fresh) = match measure(Phase::Store, || cart_repo::load(&key)) {
+        Ok(loaded) => (loaded.version, loaded.cart),
         Err(_) => {
             out.leases = leased.into_iter().map(|(_, lease)| lease).collect();
             return out;
@@ -133,6 +133,7 @@ pub fn maintain(
                 &line.reservation.id,
                 line.quantity,
                 ttl_ms,
+                fresh_version + 1,
             )
         });
         match state {

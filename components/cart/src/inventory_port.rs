@@ -41,10 +41,26 @@ pub fn lookup(store: &str, product: &str) -> Result<ProductSnapshot, LookupError
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
             Err(LookupError::Unavailable(d))
         }
-        Err(InventoryError::InsufficientStock(_)) => Err(LookupError::Unavailable(
-            "unexpected insufficient-stock answer to a lookup".into(),
-        )),
+        Err(InventoryError::InsufficientStock(_)) | Err(InventoryError::StaleFence(_)) => Err(
+            LookupError::Unavailable("unexpected reservation answer to a lookup".into()),
+        ),
     }
+}
+
+/// A newer writer set this line's hold: the caller's decision is stale.
+pub fn stale_fence(product: &str, held: u64) -> Problem {
+    Problem::new(
+        ProblemKind::CartConflict,
+        format!("the line for {product} was changed by a newer request meanwhile; retry"),
+    )
+    .with("productId", product)
+    .with("staleFence", held)
+    .with("retryAfterSeconds", 1)
+}
+
+/// Whether `problem` is `stale_fence`'s.
+pub fn is_stale_fence(problem: &Problem) -> bool {
+    problem.kind == ProblemKind::CartConflict && problem.extensions.contains_key("staleFence")
 }
 
 pub fn unknown_product(product: &str) -> Problem {
@@ -65,13 +81,16 @@ pub fn inventory_unavailable(detail: &str) -> Problem {
 
 /// Holds `quantity` units for the line. The reservation is absolute, so repeating it (a retry,
 /// or the shopper re-setting a quantity they hold) is harmless. An unavailable inventory
-/// degrades the line to `unconfirmed` instead of failing the shopper.
+/// degrades the line to `unconfirmed` instead of failing the shopper. `fence` is the cart
+/// version the decision was made from, plus one: a hold a newer writer set is left alone and
+/// the answer is a `cart-conflict` with `staleFence` (re-read and decide again).
 pub fn reserve_line(
     store: &str,
     product: &ProductSnapshot,
     reservation_id: &str,
     quantity: u32,
     ttl_ms: u64,
+    fence: u64,
 ) -> Result<ReservationState, Problem> {
     if product.policy == ReservationPolicy::Checkout {
         return Ok(ReservationState {
@@ -81,7 +100,14 @@ pub fn reserve_line(
         });
     }
     match crate::breaker::call(|| {
-        inventory::reserve(store, &product.product_id, reservation_id, quantity, ttl_ms)
+        inventory::reserve(
+            store,
+            &product.product_id,
+            reservation_id,
+            quantity,
+            ttl_ms,
+            fence,
+        )
     }) {
         Ok(r) => Ok(ReservationState {
             id: reservation_id.to_owned(),
@@ -102,6 +128,10 @@ pub fn reserve_line(
             .with("available", available)
         }),
         Err(InventoryError::ProductNotFound) => Err(unknown_product(&product.product_id)),
+        Err(InventoryError::StaleFence(held)) => {
+            crate::metrics::inc("cart_inventory_reservations_total{result=\"stale_fence\"}");
+            Err(stale_fence(&product.product_id, held))
+        }
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
             eprintln!(
                 "{{\"level\":\"warn\",\"msg\":\"reservation degraded to unconfirmed\",\"reservationId\":\"{reservation_id}\",\"error\":{}}}",

@@ -57,6 +57,11 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
         return Ok(loaded);
     }
     let write = WriteSettings::load();
+    if !write.line_leases {
+        // Re-reserving on a read is safe only under the line's lease (optimistic mode: the
+        // line's next change or the checkout re-confirms it).
+        return Ok(loaded);
+    }
     let maintained = holds::maintain(store, user, &loaded.cart, None, ttl, write.lock_ttl_ms);
     if maintained.is_empty() {
         maintained.release_after_response();

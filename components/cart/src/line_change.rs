@@ -62,6 +62,11 @@ pub fn change_line(
     loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
+    if !write.line_leases {
+        // Optimistic mode: no lease. The reservation is fenced with the version it was decided
+        // from, and a lost compare-and-swap re-decides and re-reserves on the newer version.
+        return change_line_locked(req, settings, write, &key, loaded);
+    }
     let lock_key = line_lock::line_key(req.store, req.user, req.product.as_str());
     let (lease, _stats) = measure(Phase::Lock, || {
         line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
@@ -113,14 +118,20 @@ fn change_line_locked(
     let product = product_for(req, &loaded)?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
     let ttl = write.reservation_ttl_for(req.user);
-    let maintained = crate::holds::maintain(
-        req.store,
-        req.user,
-        &loaded.cart,
-        Some(product_id),
-        ttl,
-        write.lock_ttl_ms,
-    );
+    // Other lines' holds are refreshed under their leases; without leases they wait for their
+    // own next change (or the checkout).
+    let maintained = if write.line_leases {
+        crate::holds::maintain(
+            req.store,
+            req.user,
+            &loaded.cart,
+            Some(product_id),
+            ttl,
+            write.lock_ttl_ms,
+        )
+    } else {
+        crate::holds::Maintained::default()
+    };
     let outcome = save_loop(req, settings, write, key, loaded, &product, &maintained);
     maintained.release_after_response();
     outcome
@@ -293,12 +304,16 @@ fn apply_once(
                 && target < l.quantity
                 && product.policy == ReservationPolicy::Reserve
                 && held.is_none()
+                // The shrink after the response is safe only under the line's lease.
+                && write.line_leases
         });
         let state = match held.as_ref() {
             _ if shrinking.is_some() => shrinking
                 .map(|l| l.reservation.clone())
                 .unwrap_or_else(|| placeholder(&rid)),
-            Some(h) if h.quantity == target => h.state.clone(),
+            // Under the lease nobody else moved the hold since this request set it; without a
+            // lease another writer may have, so every attempt reserves again (fenced).
+            Some(h) if h.quantity == target && write.line_leases => h.state.clone(),
             _ => {
                 let state = measure(Phase::Inventory, || {
                     inventory_port::reserve_line(
@@ -307,9 +322,18 @@ fn apply_once(
                         &rid,
                         target,
                         write.reservation_ttl_for(req.user),
+                        loaded.version + 1,
                     )
                 })
-                .map_err(SaveError::Failed)?;
+                .map_err(|p| {
+                    if inventory_port::is_stale_fence(&p) {
+                        // A writer that decided from a newer version set the hold: this
+                        // version is stale, so the compare-and-swap would fail too.
+                        SaveError::Conflict
+                    } else {
+                        SaveError::Failed(p)
+                    }
+                })?;
                 *held = Some(Held {
                     state: state.clone(),
                     quantity: target,
@@ -414,6 +438,8 @@ fn finish_after_commit(
     product: &ProductSnapshot,
     ttl_ms: u64,
 ) {
+    // The version just committed: the hold is set as of it.
+    let fence = base.version + 1;
     let product_id = product.product_id.as_str();
     let Some(old) = base.cart.line(product_id) else {
         return;
@@ -433,7 +459,8 @@ fn finish_after_commit(
                 line.quantity,
             );
             crate::deferred::defer(move || {
-                let _ = inventory_port::reserve_line(&store, &product, &rid, quantity, ttl_ms);
+                let _ =
+                    inventory_port::reserve_line(&store, &product, &rid, quantity, ttl_ms, fence);
             });
         }
         Some(_) => {}
@@ -459,6 +486,7 @@ fn undo_hold(store: &str, latest: &Loaded, product_id: &str, held: Option<&Held>
                     .expires_at_ms
                     .map(|e| e.saturating_sub(crate::clock::now_ms()).max(1000))
                     .unwrap_or(60_000),
+                latest.version + 1,
             );
         }
         Some(line) if line.reservation.id == h.state.id => {}

@@ -163,7 +163,14 @@ fn transfer(
         // Hold for the user first and only then release the guest's hold, so a failure in
         // between leaves both held (the guest's until it expires) rather than neither.
         let state = measure(Phase::Inventory, || {
-            inventory_port::reserve_line(store.as_str(), &snapshot, &rid, target, ttl)
+            inventory_port::reserve_line(
+                store.as_str(),
+                &snapshot,
+                &rid,
+                target,
+                ttl,
+                loaded.version + 1,
+            )
         });
         let (state, quantity) = match state {
             Ok(state) => {
@@ -184,7 +191,14 @@ fn transfer(
                     continue;
                 }
                 let state = measure(Phase::Inventory, || {
-                    inventory_port::reserve_line(store.as_str(), &snapshot, &rid, quantity, ttl)
+                    inventory_port::reserve_line(
+                        store.as_str(),
+                        &snapshot,
+                        &rid,
+                        quantity,
+                        ttl,
+                        loaded.version + 1,
+                    )
                 })?;
                 (state, quantity)
             }

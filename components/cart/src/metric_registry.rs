@@ -112,6 +112,10 @@ pub const COUNTERS: &[Counter] = &[
         "cart_inventory_reservations_total{result=\"insufficient\"}",
         "{result=\"insufficient\"}",
     ),
+    reservations(
+        "cart_inventory_reservations_total{result=\"stale_fence\"}",
+        "{result=\"stale_fence\"}",
+    ),
     counter(
         "cart_inventory_short_circuits_total",
         "Inventory calls refused by the open circuit breaker.",

@@ -44,6 +44,7 @@ const GROUPS: &[&[&str]] = &[
     // Writes: idempotency and leases.
     &[
         "idempotency_key_required",
+        "lock_url",
         "lock_ttl_ms",
         "lock_wait_ms",
         "reservation_policy",
@@ -109,6 +110,10 @@ pub struct WriteSettings {
     pub guest_reservation_ttl_ms: u64,
     pub lock_ttl_ms: u32,
     pub lock_wait_ms: u64,
+    /// Whether changes to one line are serialized by a line lease (`lock_url` not `none`).
+    /// Without leases (optimistic mode) fenced reservations and the compare-and-swap alone keep
+    /// holds and lines together, at the price of more retries on a contended line.
+    pub line_leases: bool,
 }
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -178,6 +183,7 @@ impl WriteSettings {
                 .saturating_mul(1000),
             lock_ttl_ms: number("lock_ttl_ms", 30_000),
             lock_wait_ms: number("lock_wait_ms", 5_000),
+            line_leases: !var("lock_url").is_some_and(|v| v.trim().eq_ignore_ascii_case("none")),
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum ReserveError {
     InsufficientStock { available: u32 },
     /// The id was already committed (sold); it cannot hold stock again.
     AlreadyCommitted,
+    /// A newer writer set this hold: its fence is above the one offered.
+    StaleFence { held: u64 },
 }
 
 /// Result of setting a hold.
@@ -64,8 +66,8 @@ pub fn live_hold<'a>(doc: &'a ProductDoc, id: &str, now_ms: u64) -> Option<&'a H
     doc.holds.get(id).filter(|h| h.expires_at_ms > now_ms)
 }
 
-/// Sets reservation `id` to exactly `quantity` (0 releases it), expiring `ttl_ms` from now.
-/// On error the document is unchanged except that expired holds may have been dropped.
+/// [`set_fenced_hold`] without a fence (tests of the accounting itself).
+#[cfg(test)]
 pub fn set_hold(
     doc: &mut ProductDoc,
     id: &str,
@@ -73,8 +75,25 @@ pub fn set_hold(
     ttl_ms: u64,
     now_ms: u64,
 ) -> Result<HoldOutcome, ReserveError> {
+    set_fenced_hold(doc, id, quantity, ttl_ms, now_ms, 0)
+}
+
+/// Sets reservation `id` to exactly `quantity` (0 releases it), expiring `ttl_ms` from now, if
+/// `fence` is not below the fence of the live hold it replaces.
+/// On error the document is unchanged except that expired holds may have been dropped.
+pub fn set_fenced_hold(
+    doc: &mut ProductDoc,
+    id: &str,
+    quantity: u32,
+    ttl_ms: u64,
+    now_ms: u64,
+    fence: u64,
+) -> Result<HoldOutcome, ReserveError> {
     if doc.committed.contains_key(id) {
         return Err(ReserveError::AlreadyCommitted);
+    }
+    if let Some(held) = live_hold(doc, id, now_ms).filter(|h| fence < h.fence) {
+        return Err(ReserveError::StaleFence { held: held.fence });
     }
     let pruned = drop_expired(doc, now_ms) > 0;
     if quantity == 0 {
@@ -96,6 +115,7 @@ pub fn set_hold(
         Hold {
             quantity,
             expires_at_ms,
+            fence,
         },
     );
     Ok(HoldOutcome {
@@ -177,6 +197,7 @@ pub fn uncommit(doc: &mut ProductDoc, ids: &[String]) -> bool {
                 Hold {
                     quantity: c.quantity,
                     expires_at_ms: c.expires_at_ms,
+                    fence: 0,
                 },
             );
             changed = true;
@@ -295,6 +316,30 @@ mod tests {
         assert_eq!(ok, 10);
         assert_eq!(reserved(&d, 0, None), 10);
         assert_eq!(available(&d, 0), 0);
+    }
+
+    #[test]
+    fn a_lower_fence_never_overwrites_a_newer_hold() {
+        let mut d = doc(10);
+        set_fenced_hold(&mut d, "a", 3, 100, 0, 5).unwrap();
+        assert_eq!(
+            set_fenced_hold(&mut d, "a", 1, 100, 1, 4),
+            Err(ReserveError::StaleFence { held: 5 })
+        );
+        assert_eq!(
+            set_fenced_hold(&mut d, "a", 0, 100, 1, 4),
+            Err(ReserveError::StaleFence { held: 5 }),
+            "nor releases it"
+        );
+        assert_eq!(live_hold(&d, "a", 1).map(|h| h.quantity), Some(3));
+        set_fenced_hold(&mut d, "a", 4, 100, 2, 5).expect("the same fence may repeat");
+        set_fenced_hold(&mut d, "a", 2, 100, 3, 9).expect("a newer fence wins");
+        assert_eq!(
+            live_hold(&d, "a", 3).map(|h| (h.quantity, h.fence)),
+            Some((2, 9))
+        );
+        // An expired hold's fence no longer guards anything.
+        set_fenced_hold(&mut d, "a", 1, 100, 200, 1).expect("after expiry");
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub struct ReserveInput {
     pub product_id: String,
     pub quantity: u32,
     pub ttl_ms: u64,
+    /// The caller's fencing token (see `model::Hold::fence`); 0 when it sends none.
+    #[serde(default)]
+    pub fence: u64,
 }
 
 impl ReserveInput {

@@ -37,6 +37,10 @@ pub enum ApiError {
     ReservationCommitted {
         reservation_id: String,
     },
+    StaleFence {
+        reservation_id: String,
+        held: u64,
+    },
     ReservationNotHeld {
         reservation_ids: Vec<String>,
     },
@@ -102,6 +106,18 @@ impl ApiError {
                 "Reservation already committed",
                 format!("reservation {reservation_id:?} was committed and cannot hold stock again"),
             ),
+            ApiError::StaleFence {
+                reservation_id,
+                held,
+            } => Problem::new(
+                409,
+                "stale-fence",
+                "Reservation set by a newer writer",
+                format!(
+                    "reservation {reservation_id:?} was set with fence {held}, above this request's"
+                ),
+            )
+            .with("fence", *held),
             ApiError::ReservationNotHeld { reservation_ids } => Problem::new(
                 409,
                 "reservation-not-held",

@@ -82,6 +82,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
                 &input.product_id,
                 input.quantity,
                 input.ttl_ms,
+                input.fence,
                 now,
             )?;
             Ok(http_io::json(200, &view))

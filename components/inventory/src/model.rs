@@ -44,6 +44,15 @@ pub struct Catalogue {
 pub struct Hold {
     pub quantity: u32,
     pub expires_at_ms: u64,
+    /// The writer's fencing token (the cart version it decided from): a reserve carrying a
+    /// lower one is refused, so a writer that lost its lease or its race cannot overwrite a
+    /// newer hold. 0 for holds made without one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fence: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A committed reservation: its quantity has already been taken out of `stock`. Kept only so a

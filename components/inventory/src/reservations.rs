@@ -18,6 +18,7 @@ pub fn reserve(
     product: &str,
     quantity: u32,
     ttl_ms: u64,
+    fence: u64,
     now_ms: u64,
 ) -> Result<ReservationView, ApiError> {
     let pointer_key = keys::reservation_product(store, reservation);
@@ -45,15 +46,20 @@ pub fn reserve(
         let mut doc = doc.ok_or_else(|| ApiError::ProductNotFound {
             product_id: product.to_owned(),
         })?;
-        let outcome = accounting::set_hold(&mut doc, reservation, quantity, ttl_ms, now_ms)
-            .map_err(|e| match e {
-                ReserveError::InsufficientStock { available } => {
-                    ApiError::InsufficientStock { available }
-                }
-                ReserveError::AlreadyCommitted => ApiError::ReservationCommitted {
-                    reservation_id: reservation.to_owned(),
-                },
-            })?;
+        let outcome =
+            accounting::set_fenced_hold(&mut doc, reservation, quantity, ttl_ms, now_ms, fence)
+                .map_err(|e| match e {
+                    ReserveError::InsufficientStock { available } => {
+                        ApiError::InsufficientStock { available }
+                    }
+                    ReserveError::AlreadyCommitted => ApiError::ReservationCommitted {
+                        reservation_id: reservation.to_owned(),
+                    },
+                    ReserveError::StaleFence { held } => ApiError::StaleFence {
+                        reservation_id: reservation.to_owned(),
+                        held,
+                    },
+                })?;
         Ok::<_, ApiError>(if outcome.changed {
             Edit::Write(doc, outcome)
         } else {

@@ -46,18 +46,30 @@ impl Guest for crate::Adapter {
         reservation_id: String,
         quantity: u32,
         ttl_ms: u64,
+        fence: u64,
     ) -> Result<Reservation, InventoryError> {
         let client = Client::load()?;
         let url = client.url(&["stores", &store_id, "reservations", &reservation_id]);
-        let body = json!({"productId": product_id, "quantity": quantity, "ttlMs": ttl_ms});
+        let body = json!({
+            "productId": product_id,
+            "quantity": quantity,
+            "ttlMs": ttl_ms,
+            "fence": fence,
+        });
         let response = client.call(Method::Put, &url, Some(&body))?;
         match response.status {
             200 | 201 => parse_reservation(&response.body, &reservation_id, &product_id, quantity),
             404 => Err(InventoryError::ProductNotFound),
-            409 => Err(match problem_available(&response.body) {
-                Some(available) => InventoryError::InsufficientStock(available),
-                None => InventoryError::Rejected(problem_detail(&response)),
-            }),
+            409 => Err(
+                match (
+                    problem_available(&response.body),
+                    problem_fence(&response.body),
+                ) {
+                    (Some(available), _) => InventoryError::InsufficientStock(available),
+                    (None, Some(fence)) => InventoryError::StaleFence(fence),
+                    (None, None) => InventoryError::Rejected(problem_detail(&response)),
+                },
+            ),
             _ => Err(failure(&response)),
         }
     }
@@ -200,6 +212,16 @@ fn problem_available(body: &[u8]) -> Option<u32> {
     }
 }
 
+/// The `fence` of a `stale-fence` problem (a newer writer set the reservation).
+fn problem_fence(body: &[u8]) -> Option<u64> {
+    let problem: Value = serde_json::from_slice(body).ok()?;
+    let kind = problem.get("type")?.as_str()?;
+    if !kind.ends_with("/stale-fence") && kind != "stale-fence" {
+        return None;
+    }
+    problem.get("fence")?.as_u64()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProductBody {
@@ -340,6 +362,16 @@ mod tests {
         "stock": 10, "reserved": 3, "available": 7, "policy": "reserve",
         "minQuantity": 1, "maxQuantity": 5, "quantityStep": 1, "extra": true
     }"#;
+
+    #[test]
+    fn a_stale_fence_problem_is_told_apart_from_other_conflicts() {
+        let stale =
+            br#"{"type":"https://errors.edge-cart.dev/stale-fence","status":409,"fence":42}"#;
+        assert_eq!(problem_fence(stale), Some(42));
+        let committed = br#"{"type":"https://errors.edge-cart.dev/reservation-committed","status":409,"fence":1}"#;
+        assert_eq!(problem_fence(committed), None);
+        assert_eq!(problem_fence(b"not json"), None);
+    }
 
     #[test]
     fn reads_a_full_product() {

@@ -317,6 +317,7 @@ fn inventory_error(f: InventoryFailure) -> inventory::InventoryError {
     match f {
         InventoryFailure::ProductNotFound => inventory::InventoryError::ProductNotFound,
         InventoryFailure::InsufficientStock(n) => inventory::InventoryError::InsufficientStock(n),
+        InventoryFailure::StaleFence(n) => inventory::InventoryError::StaleFence(n),
         InventoryFailure::Rejected(m) => inventory::InventoryError::Rejected(m),
     }
 }
@@ -367,13 +368,21 @@ impl inventory::Host for CapView<'_> {
         reservation_id: String,
         quantity: u32,
         ttl_ms: u64,
+        fence: u64,
     ) -> wasmtime::Result<Result<inventory::Reservation, inventory::InventoryError>> {
         if let Some(f) = self.enter(Interface::Inventory, "reserve").await? {
             return Ok(Err(inventory_fault(f)));
         }
         Ok(self
             .state
-            .inv_reserve(&store_id, &product_id, &reservation_id, quantity, ttl_ms)
+            .inv_reserve_fenced(
+                &store_id,
+                &product_id,
+                &reservation_id,
+                quantity,
+                ttl_ms,
+                fence,
+            )
             .map(|r| inventory::Reservation {
                 reservation_id: r.reservation_id,
                 product_id: r.product_id,

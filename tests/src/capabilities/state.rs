@@ -183,6 +183,8 @@ pub struct ReservationView {
 pub enum InventoryFailure {
     ProductNotFound,
     InsufficientStock(u32),
+    /// A newer writer set the reservation (its fence).
+    StaleFence(u64),
     Rejected(String),
 }
 
@@ -220,6 +222,8 @@ struct Reservation {
     quantity: u32,
     expires_at_ms: u64,
     committed: bool,
+    /// The fence the hold was last set with (see `wit/cart.wit`, `reserve`).
+    fence: u64,
 }
 
 #[derive(Default)]
@@ -659,6 +663,7 @@ impl CapabilityState {
         })
     }
 
+    /// A hold planted by a test (fence 0: any writer's fenced reserve replaces it).
     pub fn inv_reserve(
         &self,
         store_id: &str,
@@ -666,6 +671,19 @@ impl CapabilityState {
         reservation_id: &str,
         quantity: u32,
         ttl_ms: u64,
+    ) -> Result<ReservationView, InventoryFailure> {
+        self.inv_reserve_fenced(store_id, product_id, reservation_id, quantity, ttl_ms, 0)
+    }
+
+    /// `reserve` with a fencing token: a live hold set with a higher fence is left alone.
+    pub fn inv_reserve_fenced(
+        &self,
+        store_id: &str,
+        product_id: &str,
+        reservation_id: &str,
+        quantity: u32,
+        ttl_ms: u64,
+        fence: u64,
     ) -> Result<ReservationView, InventoryFailure> {
         let now = self.now_ms();
         let mut data = lock(&self.data);
@@ -685,6 +703,9 @@ impl CapabilityState {
                 return Err(InventoryFailure::Rejected(format!(
                     "reservation {reservation_id:?} is already committed"
                 )));
+            }
+            if existing.expires_at_ms > now && fence < existing.fence {
+                return Err(InventoryFailure::StaleFence(existing.fence));
             }
         }
         if quantity == 0 {
@@ -722,6 +743,7 @@ impl CapabilityState {
                 quantity,
                 expires_at_ms,
                 committed: false,
+                fence,
             },
         );
         Ok(ReservationView {

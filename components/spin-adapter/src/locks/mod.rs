@@ -3,6 +3,7 @@
 //! | `lock_url`                      | backend                                   | module      |
 //! |---------------------------------|-------------------------------------------|-------------|
 //! | empty (default)                 | wherever the store is (`store_url`): the rows below, with `store_token` | |
+//! | `none`                          | the cart takes no line leases (optimistic mode); the few other leases (idempotency, breaker probe, cache refresh) live where the store is | |
 //! | `kv`                            | lease record in the `default` store, CAS  | [`kv_lease`] |
 //! | `redis://…`, `rediss://…`       | Redis `SET NX PX`, compare-and-delete Lua | [`redis`]   |
 //! | `https://…`, `http://…`         | Upstash-compatible Redis REST             | [`upstash`] |
@@ -69,7 +70,7 @@ enum Backend {
 
 fn backend() -> Result<Backend, LockError> {
     let configured = || -> Result<Backend, ConfigError> {
-        match config::setting("lock_url")? {
+        match config::setting("lock_url")?.filter(|url| !url.trim().eq_ignore_ascii_case("none")) {
             Some(url) => match parse_backend(&url)? {
                 Kind::KeyValue => Ok(Backend::KeyValue),
                 Kind::Redis => Ok(Backend::Redis(url)),
@@ -101,7 +102,7 @@ fn parse_backend(url: &str) -> Result<Kind, ConfigError> {
     crate::backend_url::classify(
         "lock_url",
         url,
-        "expected empty (follow store_url), kv, a redis:// URL or an https:// Upstash REST URL",
+        "expected empty (follow store_url), none (no line leases), kv, a redis:// URL or an https:// Upstash REST URL",
     )
 }
 
