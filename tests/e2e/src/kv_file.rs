@@ -47,3 +47,39 @@ pub fn write_default_store(state_dir: &Path, entries: &[(&str, Vec<u8>)]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+const LIST_SCRIPT: &str = r#"
+import sqlite3, sys
+db, prefix = sys.argv[1], sys.argv[2]
+con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+for (key,) in con.execute(
+    "SELECT key FROM spin_key_value WHERE store = 'default' AND substr(key, 1, ?) = ? ORDER BY key",
+    (len(prefix), prefix),
+):
+    print(key)
+con.close()
+"#;
+
+/// The keys of the `default` store of the app in `state_dir` that start with `prefix` (read
+/// only; safe while Spin runs, SQLite serialises the read with Spin's writes).
+pub fn default_store_keys(state_dir: &Path, prefix: &str) -> Vec<String> {
+    let db = state_dir.join("sqlite_key_value.db");
+    assert!(db.is_file(), "no key-value file at {}", db.display());
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(LIST_SCRIPT)
+        .arg(&db)
+        .arg(prefix)
+        .output()
+        .expect("run python3 to read the key-value file");
+    assert!(
+        out.status.success(),
+        "reading {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

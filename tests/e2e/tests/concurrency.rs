@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cart_e2e::api::{add, cart, cart_path, holds, line_quantities, put_product};
-use cart_e2e::kv_file::write_default_store;
+use cart_e2e::kv_file::{default_store_keys, write_default_store};
 use cart_e2e::redis::RedisServer;
 use cart_e2e::upstash::UpstashServer;
 use cart_e2e::{eventually, in_parallel, spin_cli, Client, SpinUp};
@@ -127,6 +127,9 @@ fn concurrent_shoppers_with_key_value_line_locks() {
         return;
     };
     all_cases(up.client());
+    // The line leases really were key-value records (the optimistic test asserts none).
+    let keys = default_store_keys(up.state_dir(), "lock:line:");
+    assert!(!keys.is_empty(), "no key-value line lease was taken");
 }
 
 #[test]
@@ -152,6 +155,20 @@ fn concurrent_shoppers_with_redis_line_locks_switched_by_variables() {
         sets >= 100,
         "each of the 100 adds took its line lease in Redis: {stats}"
     );
+}
+
+/// Optimistic mode: `lock_url = none`, no line leases at all (fenced reservations and the
+/// compare-and-swap keep holds equal to lines), switched by a variable alone.
+#[test]
+fn concurrent_shoppers_without_line_leases() {
+    let Some(up) = start("conc-none", &[("lock_url", "none")]) else {
+        return;
+    };
+    all_cases(up.client());
+    fifty_lines_in_one_cart(up.client());
+    // Not one line lease was taken: the key-value lease records of line leases do not exist.
+    let keys = default_store_keys(up.state_dir(), "lock:line:");
+    assert!(keys.is_empty(), "line leases in optimistic mode: {keys:?}");
 }
 
 const UPSTASH_TOKEN: &str = "e2e-upstash-token";
