@@ -10,7 +10,7 @@ use crate::idempotency::{self, Begin};
 use crate::identity;
 use crate::line_change::{self, LineRequest};
 use crate::merge;
-use crate::routes::Route;
+use crate::routes::{OperatorRoute, Route, ShopperRoute};
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
 use cart_domain::precondition::{etag, parse_entity_tags, EntityTags};
@@ -21,20 +21,24 @@ use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, Us
 /// The name of the operation, for the log line.
 pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     match route {
-        Ok(Route::Health) => "health",
-        Ok(Route::Metrics) => "metrics",
-        Ok(Route::AdminInvalidateProduct) => "admin_cache_invalidate",
-        Ok(Route::AdminSweepReservations { .. }) => "admin_reservation_sweep",
-        Ok(Route::AdminRelay { .. }) => "admin_outbox_relay",
-        Ok(Route::GetCart { .. }) => "get_cart",
-        Ok(Route::Summary { .. }) => "get_summary",
-        Ok(Route::ClearCart { .. }) => "clear_cart",
-        Ok(Route::AddItem { .. }) => "add_item",
-        Ok(Route::Checkout { .. }) => "checkout",
-        Ok(Route::MergeGuestCart { .. }) => "merge_guest_cart",
+        Ok(Route::Operator(op)) => match op {
+            OperatorRoute::Health => "health",
+            OperatorRoute::Metrics => "metrics",
+            OperatorRoute::InvalidateProduct => "admin_cache_invalidate",
+            OperatorRoute::SweepReservations { .. } => "admin_reservation_sweep",
+            OperatorRoute::Relay { .. } => "admin_outbox_relay",
+        },
         Ok(Route::IssueGuestToken) => "issue_guest_token",
-        Ok(Route::SetQuantity { .. }) => "set_quantity",
-        Ok(Route::RemoveItem { .. }) => "remove_item",
+        Ok(Route::Shopper(op)) => match op {
+            ShopperRoute::GetCart { .. } => "get_cart",
+            ShopperRoute::Summary { .. } => "get_summary",
+            ShopperRoute::ClearCart { .. } => "clear_cart",
+            ShopperRoute::AddItem { .. } => "add_item",
+            ShopperRoute::Checkout { .. } => "checkout",
+            ShopperRoute::MergeGuestCart { .. } => "merge_guest_cart",
+            ShopperRoute::SetQuantity { .. } => "set_quantity",
+            ShopperRoute::RemoveItem { .. } => "remove_item",
+        },
         Err(_) => "unrouted",
     }
 }
@@ -51,37 +55,53 @@ pub fn dispatch(
 }
 
 fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
-    if route == Route::Health {
-        return Ok(HttpResponse::json(
+    match route {
+        Route::Operator(op) => run_operator(request, op, settings),
+        Route::IssueGuestToken => issue_guest_token(),
+        Route::Shopper(op) => run_shopper(request, op, settings),
+    }
+}
+
+fn run_operator(
+    request: &HttpRequest,
+    route: OperatorRoute,
+    settings: &Settings,
+) -> Result<HttpResponse, Problem> {
+    match route {
+        OperatorRoute::Health => Ok(HttpResponse::json(
             200,
             &serde_json::json!({"status": "ok"}),
-        ));
+        )),
+        OperatorRoute::Metrics => {
+            admin::authorize_metrics(request)?;
+            metrics_response()
+        }
+        OperatorRoute::SweepReservations { store } => {
+            admin::authorize(request)?;
+            let store = store_id(&store, settings)?;
+            let report = crate::orphan_sweep::sweep_orphans(&store)?;
+            Ok(HttpResponse::json(200, &report))
+        }
+        OperatorRoute::InvalidateProduct => {
+            admin::authorize(request)?;
+            invalidate_product(request, settings)
+        }
+        OperatorRoute::Relay { force, limit } => {
+            admin::authorize(request)?;
+            let report = crate::relay::sweep(limit, force)?;
+            Ok(HttpResponse::json(200, &report))
+        }
     }
-    if route == Route::Metrics {
-        admin::authorize_metrics(request)?;
-        return metrics_response();
-    }
-    if let Route::AdminSweepReservations { store } = &route {
-        admin::authorize(request)?;
-        let store = store_id(store, settings)?;
-        let report = crate::orphan_sweep::sweep_orphans(&store)?;
-        return Ok(HttpResponse::json(200, &report));
-    }
-    if route == Route::AdminInvalidateProduct {
-        admin::authorize(request)?;
-        return invalidate_product(request, settings);
-    }
-    if let Route::AdminRelay { force, limit } = route {
-        admin::authorize(request)?;
-        let report = crate::relay::sweep(limit, force)?;
-        return Ok(HttpResponse::json(200, &report));
-    }
-    if route == Route::IssueGuestToken {
-        return issue_guest_token();
-    }
+}
+
+fn run_shopper(
+    request: &HttpRequest,
+    route: ShopperRoute,
+    settings: &Settings,
+) -> Result<HttpResponse, Problem> {
     let (user, is_guest) = identity::caller_kind(request, settings)?;
     match route {
-        Route::MergeGuestCart { store } => {
+        ShopperRoute::MergeGuestCart { store } => {
             let store = store_id(&store, settings)?;
             if is_guest {
                 return Err(Problem::new(
@@ -97,21 +117,15 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
             let op = WriteOp::Merge { store, guest };
             write(request, &user, op, settings)
         }
-        Route::IssueGuestToken
-        | Route::Health
-        | Route::Metrics
-        | Route::AdminInvalidateProduct
-        | Route::AdminSweepReservations { .. }
-        | Route::AdminRelay { .. } => unreachable_health(),
-        Route::GetCart { store } => {
+        ShopperRoute::GetCart { store } => {
             let store = store_id(&store, settings)?;
             get_cart(request, &store, &user)
         }
-        Route::Summary { store } => {
+        ShopperRoute::Summary { store } => {
             let store = store_id(&store, settings)?;
             get_summary(request, &store, &user)
         }
-        Route::AddItem { store } => {
+        ShopperRoute::AddItem { store } => {
             let store = store_id(&store, settings)?;
             let if_match = if_match(request)?;
             let add = AddItem::parse(json_body(request, settings)?, &settings.limits)?;
@@ -123,7 +137,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
             };
             write(request, &user, op, settings)
         }
-        Route::SetQuantity { store, product } => {
+        ShopperRoute::SetQuantity { store, product } => {
             let store = store_id(&store, settings)?;
             let product = product_id(&product, settings)?;
             let if_match = if_match(request)?;
@@ -136,7 +150,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
             };
             write(request, &user, op, settings)
         }
-        Route::RemoveItem { store, product } => {
+        ShopperRoute::RemoveItem { store, product } => {
             let op = WriteOp::Line {
                 store: store_id(&store, settings)?,
                 product: product_id(&product, settings)?,
@@ -145,7 +159,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
             };
             write(request, &user, op, settings)
         }
-        Route::Checkout { store } => {
+        ShopperRoute::Checkout { store } => {
             let store = store_id(&store, settings)?;
             if !request.body.is_empty() {
                 let body = json_body(request, settings)?;
@@ -162,7 +176,7 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
             };
             write(request, &user, op, settings)
         }
-        Route::ClearCart { store } => {
+        ShopperRoute::ClearCart { store } => {
             let op = WriteOp::Clear {
                 store: store_id(&store, settings)?,
                 if_match: if_match(request)?,
@@ -346,10 +360,6 @@ fn metrics_response() -> Result<HttpResponse, Problem> {
     })
 }
 
-fn unreachable_health() -> Result<HttpResponse, Problem> {
-    Err(Problem::new(ProblemKind::Internal, "health handled above"))
-}
-
 fn store_id(raw: &str, settings: &Settings) -> Result<StoreId, Problem> {
     StoreId::parse_with_max(raw, settings.limits.max_id_len).map_err(|e| {
         Problem::new(ProblemKind::InvalidId, format!("storeId {e}")).with("field", "storeId")
@@ -434,7 +444,7 @@ fn get_summary(
 mod tests {
     use super::operation_name;
     use crate::metric_registry::OPERATIONS;
-    use crate::routes::Route;
+    use crate::routes::{OperatorRoute, Route, ShopperRoute};
     use cart_domain::{Problem, ProblemKind};
 
     /// Every operation a request can be counted under is in the metrics registry (and nothing
@@ -442,27 +452,29 @@ mod tests {
     #[test]
     fn every_operation_is_registered_for_metrics() {
         let s = || "s".to_owned();
+        let operator = |op| Ok(Route::Operator(op));
+        let shopper = |op| Ok(Route::Shopper(op));
         let routes = [
-            Ok(Route::Health),
-            Ok(Route::Metrics),
-            Ok(Route::AdminSweepReservations { store: s() }),
-            Ok(Route::AdminInvalidateProduct),
-            Ok(Route::AdminRelay {
+            operator(OperatorRoute::Health),
+            operator(OperatorRoute::Metrics),
+            operator(OperatorRoute::SweepReservations { store: s() }),
+            operator(OperatorRoute::InvalidateProduct),
+            operator(OperatorRoute::Relay {
                 force: false,
                 limit: 1,
             }),
-            Ok(Route::GetCart { store: s() }),
-            Ok(Route::Summary { store: s() }),
-            Ok(Route::ClearCart { store: s() }),
-            Ok(Route::Checkout { store: s() }),
-            Ok(Route::MergeGuestCart { store: s() }),
             Ok(Route::IssueGuestToken),
-            Ok(Route::AddItem { store: s() }),
-            Ok(Route::SetQuantity {
+            shopper(ShopperRoute::GetCart { store: s() }),
+            shopper(ShopperRoute::Summary { store: s() }),
+            shopper(ShopperRoute::ClearCart { store: s() }),
+            shopper(ShopperRoute::Checkout { store: s() }),
+            shopper(ShopperRoute::MergeGuestCart { store: s() }),
+            shopper(ShopperRoute::AddItem { store: s() }),
+            shopper(ShopperRoute::SetQuantity {
                 store: s(),
                 product: s(),
             }),
-            Ok(Route::RemoveItem {
+            shopper(ShopperRoute::RemoveItem {
                 store: s(),
                 product: s(),
             }),

@@ -3,23 +3,38 @@
 
 use cart_domain::{Problem, ProblemKind};
 
-/// The cart API's operations.
+/// The cart API's operations, by who may call them: the answer to "who is asking" decides the
+/// first level, so dispatching needs no arm for a route another level already handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// Anyone (or the operator's token, checked by the operation).
+    Operator(OperatorRoute),
+    /// `POST /v1/guest-tokens`: a signed anonymous identity for a guest cart.
+    IssueGuestToken,
+    /// A verified shopper (user or guest), on their own cart.
+    Shopper(ShopperRoute),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorRoute {
     Health,
     /// `GET /metrics`: Prometheus text format.
     Metrics,
     /// `POST /admin/reservations/sweep?storeId=…`: release orphaned holds.
-    AdminSweepReservations {
+    SweepReservations {
         store: String,
     },
     /// `POST /admin/cache/invalidate` with `{"storeId", "productId"}`
-    AdminInvalidateProduct,
+    InvalidateProduct,
     /// `POST /admin/outbox/relay[?force=true&limit=N]`
-    AdminRelay {
+    Relay {
         force: bool,
         limit: u32,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShopperRoute {
     GetCart {
         store: String,
     },
@@ -36,8 +51,6 @@ pub enum Route {
     MergeGuestCart {
         store: String,
     },
-    /// `POST /v1/guest-tokens`: a signed anonymous identity for a guest cart.
-    IssueGuestToken,
     AddItem {
         store: String,
     },
@@ -77,39 +90,39 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
         .unwrap_or((path_and_query, ""));
     if path == "/admin/outbox/relay" {
         return match method {
-            "POST" => Ok(Route::AdminRelay {
+            "POST" => Ok(Route::Operator(OperatorRoute::Relay {
                 force: query_param(query, "force") == Some("true"),
                 limit: query_param(query, "limit")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(500)
                     .min(5_000),
-            }),
+            })),
             _ => Err(method_not_allowed("POST")),
         };
     }
     if path == "/admin/reservations/sweep" {
         return match method {
-            "POST" => Ok(Route::AdminSweepReservations {
+            "POST" => Ok(Route::Operator(OperatorRoute::SweepReservations {
                 store: query_param(query, "storeId").unwrap_or_default().to_owned(),
-            }),
+            })),
             _ => Err(method_not_allowed("POST")),
         };
     }
     if path == "/admin/cache/invalidate" {
         return match method {
-            "POST" => Ok(Route::AdminInvalidateProduct),
+            "POST" => Ok(Route::Operator(OperatorRoute::InvalidateProduct)),
             _ => Err(method_not_allowed("POST")),
         };
     }
     if path == "/metrics" {
         return match method {
-            "GET" | "HEAD" => Ok(Route::Metrics),
+            "GET" | "HEAD" => Ok(Route::Operator(OperatorRoute::Metrics)),
             _ => Err(method_not_allowed("GET, HEAD")),
         };
     }
     if path == "/healthz" {
         return match method {
-            "GET" | "HEAD" => Ok(Route::Health),
+            "GET" | "HEAD" => Ok(Route::Operator(OperatorRoute::Health)),
             _ => Err(method_not_allowed("GET")),
         };
     }
@@ -119,15 +132,15 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
         ["", "v1", "stores", store, "cart"] => {
             let store = store.to_string();
             match method {
-                "GET" | "HEAD" => Ok(Route::GetCart { store }),
-                "DELETE" => Ok(Route::ClearCart { store }),
+                "GET" | "HEAD" => Ok(Route::Shopper(ShopperRoute::GetCart { store })),
+                "DELETE" => Ok(Route::Shopper(ShopperRoute::ClearCart { store })),
                 _ => Err(method_not_allowed("GET, DELETE")),
             }
         }
         ["", "v1", "stores", store, "cart", "summary"] => match method {
-            "GET" | "HEAD" => Ok(Route::Summary {
+            "GET" | "HEAD" => Ok(Route::Shopper(ShopperRoute::Summary {
                 store: store.to_string(),
-            }),
+            })),
             _ => Err(method_not_allowed("GET")),
         },
         ["", "v1", "guest-tokens"] => match method {
@@ -135,28 +148,28 @@ pub fn route(method: &str, path_and_query: &str) -> Result<Route, Problem> {
             _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "merge"] => match method {
-            "POST" => Ok(Route::MergeGuestCart {
+            "POST" => Ok(Route::Shopper(ShopperRoute::MergeGuestCart {
                 store: store.to_string(),
-            }),
+            })),
             _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "checkout"] => match method {
-            "POST" => Ok(Route::Checkout {
+            "POST" => Ok(Route::Shopper(ShopperRoute::Checkout {
                 store: store.to_string(),
-            }),
+            })),
             _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "items"] => match method {
-            "POST" => Ok(Route::AddItem {
+            "POST" => Ok(Route::Shopper(ShopperRoute::AddItem {
                 store: store.to_string(),
-            }),
+            })),
             _ => Err(method_not_allowed("POST")),
         },
         ["", "v1", "stores", store, "cart", "items", product] => {
             let (store, product) = (store.to_string(), product.to_string());
             match method {
-                "PATCH" => Ok(Route::SetQuantity { store, product }),
-                "DELETE" => Ok(Route::RemoveItem { store, product }),
+                "PATCH" => Ok(Route::Shopper(ShopperRoute::SetQuantity { store, product })),
+                "DELETE" => Ok(Route::Shopper(ShopperRoute::RemoveItem { store, product })),
                 _ => Err(method_not_allowed("PATCH, DELETE")),
             }
         }
@@ -172,14 +185,14 @@ mod tests {
     fn routes_the_api() {
         assert_eq!(
             route("GET", "/v1/stores/s/cart?x=1").unwrap(),
-            Route::GetCart { store: "s".into() }
+            Route::Shopper(ShopperRoute::GetCart { store: "s".into() })
         );
         assert_eq!(
             route("PATCH", "/v1/stores/s/cart/items/p").unwrap(),
-            Route::SetQuantity {
+            Route::Shopper(ShopperRoute::SetQuantity {
                 store: "s".into(),
                 product: "p".into()
-            }
+            })
         );
         assert_eq!(
             route("PUT", "/v1/stores/s/cart").unwrap_err().kind,
