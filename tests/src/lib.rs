@@ -21,7 +21,7 @@ pub mod testing;
 
 pub use capabilities::{
     CapabilityHost, CapabilityOptions, CapabilityState, Fault, Interface, PausePoint, Policy,
-    ProductSeed,
+    ProductSeed, TracedCall,
 };
 pub use guest_log::GuestOutput;
 pub use server::ServerHandle;

@@ -61,12 +61,7 @@ thread_local! {
 pub fn request_token() -> String {
     TOKEN.with(|t| {
         t.borrow_mut()
-            .get_or_insert_with(|| {
-                format!(
-                    "{:016x}",
-                    (crate::clock::random_unit() * 2f64.powi(53)) as u64
-                )
-            })
+            .get_or_insert_with(|| format!("{:016x}", crate::clock::random_u64()))
             .clone()
     })
 }
@@ -76,6 +71,7 @@ pub fn request_token() -> String {
 pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveError> {
     next.previous_version = base.version;
     let now = crate::clock::now_ms();
+    stamp_trace(&mut next, base.cart.last_sequence);
     let new_events: Vec<String> = next
         .outbox
         .iter()
@@ -102,6 +98,21 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
         version,
         cart: next,
     })
+}
+
+/// Puts this request's trace context on the events it adds.
+fn stamp_trace(next: &mut Cart, last_sequence: u64) {
+    let Some((traceparent, tracestate)) = crate::trace::current() else {
+        return;
+    };
+    for entry in next
+        .outbox
+        .iter_mut()
+        .filter(|e| e.event.sequence > last_sequence)
+    {
+        entry.event.traceparent = Some(traceparent.clone());
+        entry.event.tracestate = tracestate.clone();
+    }
 }
 
 /// The relays this request claimed (taken: each runs once).

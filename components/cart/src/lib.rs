@@ -32,6 +32,7 @@ mod relay;
 mod routes;
 mod settings;
 mod timing;
+mod trace;
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
@@ -48,6 +49,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     .await
     {
         Ok(req) => {
+            trace::begin(&req);
             let route = routes::route(&req.method, &req.path);
             let name = api::operation_name(&route);
             let response = api::dispatch(&req, route, &settings);

@@ -327,6 +327,7 @@ impl EventsConfig {
         if let Some(authorization) = &self.authorization {
             headers.push(("authorization", authorization.clone()));
         }
+        headers.extend(crate::trace::headers());
         http_util::send(&OutboundRequest {
             method: Method::Post,
             url,

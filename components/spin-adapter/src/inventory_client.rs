@@ -145,6 +145,7 @@ impl Client {
         if let Some(token) = &self.token {
             headers.push(("authorization", format!("Bearer {token}")));
         }
+        headers.extend(crate::trace::headers());
         http_util::send(&OutboundRequest {
             method,
             url,

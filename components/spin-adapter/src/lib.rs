@@ -24,6 +24,7 @@ mod locks;
 mod redis_conn;
 mod store;
 mod token;
+mod trace;
 mod upstash_rest;
 mod urls;
 

@@ -45,6 +45,12 @@ pub struct CloudEvent {
     pub datacontenttype: String,
     pub sequence: u64,
     pub partitionkey: String,
+    /// The W3C trace context of the request that caused the event (CloudEvents
+    /// distributed-tracing extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     pub data: Value,
 }
 
@@ -78,6 +84,8 @@ impl EventFactory<'_> {
                 datacontenttype: "application/json".into(),
                 sequence,
                 partitionkey: self.cart_key.into(),
+                traceparent: None,
+                tracestate: None,
                 data,
             },
         }

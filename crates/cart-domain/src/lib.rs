@@ -16,6 +16,7 @@ pub mod precondition;
 pub mod problem;
 pub mod requests;
 pub mod reservation;
+pub mod trace_context;
 pub mod view;
 
 pub use cart::{Cart, Line, LineChange, ProductSnapshot};

@@ -76,7 +76,16 @@ pub struct RecordingProxy {
     port: u16,
     stopped: Arc<AtomicBool>,
     upstream: Arc<Mutex<Option<String>>>,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+/// One request as the proxy received it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    /// `METHOD target`.
+    line: String,
+    /// `name: value` lines, as sent.
+    headers: Vec<String>,
 }
 
 impl RecordingProxy {
@@ -85,7 +94,7 @@ impl RecordingProxy {
         let port = listener.local_addr().expect("local address").port();
         let stopped = Arc::new(AtomicBool::new(false));
         let upstream: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let requests: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let requests: Arc<Mutex<Vec<Recorded>>> = Arc::new(Mutex::new(Vec::new()));
         let (stop, to, seen) = (stopped.clone(), upstream.clone(), requests.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -118,7 +127,25 @@ impl RecordingProxy {
 
     /// `METHOD target` of every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("requests lock").clone()
+        let seen = self.requests.lock().expect("requests lock");
+        seen.iter().map(|r| r.line.clone()).collect()
+    }
+
+    /// `(METHOD target, value of header name)` of every request so far (name is matched
+    /// case-insensitively; None when the request had no such header).
+    pub fn header_of_each(&self, name: &str) -> Vec<(String, Option<String>)> {
+        let seen = self.requests.lock().expect("requests lock");
+        seen.iter()
+            .map(|r| {
+                let value = r.headers.iter().find_map(|h| {
+                    let (n, v) = h.split_once(':')?;
+                    n.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| v.trim().to_owned())
+                });
+                (r.line.clone(), value)
+            })
+            .collect()
     }
 }
 
@@ -130,7 +157,7 @@ impl Drop for RecordingProxy {
 }
 
 /// One request: read it, record it, forward it, relay the answer, close.
-fn proxy_one(conn: TcpStream, upstream: &Mutex<Option<String>>, seen: &Mutex<Vec<String>>) {
+fn proxy_one(conn: TcpStream, upstream: &Mutex<Option<String>>, seen: &Mutex<Vec<Recorded>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
     let Ok(mut client) = conn.try_clone() else {
         return;
@@ -141,9 +168,10 @@ fn proxy_one(conn: TcpStream, upstream: &Mutex<Option<String>>, seen: &Mutex<Vec
     };
     let mut words = request_line.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    seen.lock()
-        .expect("requests lock")
-        .push(format!("{method} {target}"));
+    seen.lock().expect("requests lock").push(Recorded {
+        line: format!("{method} {target}"),
+        headers: headers.clone(),
+    });
     let to = upstream.lock().expect("upstream lock").clone();
     let answer = to.and_then(|authority| forward(&authority, &request_line, &headers, &body));
     let answer = answer.unwrap_or_else(|| {

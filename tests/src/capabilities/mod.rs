@@ -26,7 +26,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub use state::{
     CapabilityState, DocumentFailure, Fault, Interface, InventoryFailure, LeaseView, PausePoint,
-    Policy, ProductSeed, ProductView, ReservationView, StoredEvent,
+    Policy, ProductSeed, ProductView, ReservationView, StoredEvent, TracedCall,
 };
 
 use crate::guest_log::{wasi_builder, GuestLog, GuestOutput};
@@ -42,7 +42,7 @@ mod bindings {
     });
 }
 
-use bindings::storefront::cart::{config, documents, events, inventory, kv, locks};
+use bindings::storefront::cart::{config, documents, events, inventory, kv, locks, trace};
 
 /// Options for [`CapabilityHost::with_options`].
 #[derive(Debug, Clone)]
@@ -69,6 +69,8 @@ pub struct CapStoreData {
     http: WasiHttpCtx,
     hooks: DenyAllOutbound,
     state: Arc<CapabilityState>,
+    /// The `traceparent` this instance's component set (`trace.set-context`).
+    trace: Option<String>,
 }
 
 impl WasiView for CapStoreData {
@@ -108,6 +110,7 @@ impl wasmtime_wasi::HostWallClock for HostClock {
 /// The view the capability host functions run against.
 pub struct CapView<'a> {
     state: &'a CapabilityState,
+    trace: &'a mut Option<String>,
 }
 
 struct CapHost;
@@ -117,7 +120,10 @@ impl HasData for CapHost {
 }
 
 fn cap_view(d: &mut CapStoreData) -> CapView<'_> {
-    CapView { state: &d.state }
+    CapView {
+        state: &d.state,
+        trace: &mut d.trace,
+    }
 }
 
 impl CapView<'_> {
@@ -130,6 +136,11 @@ impl CapView<'_> {
     ) -> wasmtime::Result<Option<Fault>> {
         if let Some(pause) = self.state.take_pause(interface, function) {
             pause.hold().await;
+        }
+        if matches!(interface, Interface::Inventory | Interface::Events) {
+            // What a real host would send as the `traceparent` header of this call.
+            self.state
+                .record_traced_call(interface, function, self.trace.clone());
         }
         let (latency, fault) = self.state.enter(interface, function);
         if !latency.is_zero() {
@@ -474,6 +485,17 @@ impl events::Host for CapView<'_> {
     }
 }
 
+impl trace::Host for CapView<'_> {
+    async fn set_context(
+        &mut self,
+        traceparent: String,
+        _tracestate: Option<String>,
+    ) -> wasmtime::Result<()> {
+        *self.trace = Some(traceparent);
+        Ok(())
+    }
+}
+
 impl config::Host for CapView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         if self.enter(Interface::Config, "get").await?.is_some() {
@@ -659,6 +681,7 @@ impl CapabilityHost {
             http: WasiHttpCtx::new(),
             hooks: DenyAllOutbound,
             state: self.state.clone(),
+            trace: None,
         };
         let mut store = Store::new(crate::engine::engine(), data);
         let request = store

@@ -250,6 +250,15 @@ pub struct CapabilityState {
     clock_offset_ms: AtomicI64,
     tokens: AtomicU64,
     pauses: Mutex<Vec<(Interface, String, Arc<PausePoint>)>>,
+    traced: Mutex<Vec<TracedCall>>,
+}
+
+/// An inventory or events call, with the `traceparent` the component had set for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedCall {
+    pub interface: Interface,
+    pub function: &'static str,
+    pub traceparent: Option<String>,
 }
 
 /// A call held at the host's door until the test lets it through, so a test decides the order
@@ -358,6 +367,24 @@ impl CapabilityState {
         let point = Arc::new(PausePoint::default());
         lock(&self.pauses).push((interface, function.to_owned(), point.clone()));
         point
+    }
+
+    pub(crate) fn record_traced_call(
+        &self,
+        interface: Interface,
+        function: &'static str,
+        traceparent: Option<String>,
+    ) {
+        lock(&self.traced).push(TracedCall {
+            interface,
+            function,
+            traceparent,
+        });
+    }
+
+    /// Every inventory and events call so far, in order, with its trace context.
+    pub fn traced_calls(&self) -> Vec<TracedCall> {
+        lock(&self.traced).clone()
     }
 
     /// The pause waiting for this call, if any (taken: a pause holds one call).

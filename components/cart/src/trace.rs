@@ -1,0 +1,31 @@
+//! This request's W3C trace context: continued from the caller's `traceparent` (or started
+//! here), handed to the host for every outbound call (`storefront:cart/trace`), and stamped on
+//! the events the request commits (CloudEvents distributed-tracing extension).
+
+use crate::bindings::trace as host_trace;
+use crate::http_io::HttpRequest;
+use cart_domain::trace_context::TraceContext;
+use std::cell::RefCell;
+
+thread_local! {
+    static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
+}
+
+/// Takes the context from the request's headers (a header that is not UTF-8 counts as absent:
+/// tracing never fails a request) and tells the host.
+pub fn begin(request: &HttpRequest) {
+    let parent = request.header("traceparent").ok().flatten();
+    let state = request.header("tracestate").ok().flatten();
+    let context = TraceContext::from_headers(parent, state, &mut crate::clock::random_u64);
+    host_trace::set_context(&context.traceparent(), context.tracestate.as_deref());
+    CURRENT.with(|c| *c.borrow_mut() = Some(context));
+}
+
+/// `(traceparent, tracestate)` for what this request produces, if a context was begun.
+pub fn current() -> Option<(String, Option<String>)> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|ctx| (ctx.traceparent(), ctx.tracestate.clone()))
+    })
+}
