@@ -353,3 +353,75 @@ async fn set_or_add(host: &CapabilityHost, qty: i64) -> u16 {
         set_qty(host, "s", "u", "p", qty).await.status()
     }
 }
+
+/// 400 changes to one cart while the event pipeline is down: the cart document keeps at most
+/// 64 events inline (older ones are spilled to chunk records), so its size stays flat however
+/// long the outage; once the pipeline is back, the sweep delivers every event of the cart in
+/// sequence order, in batches the pipeline accepts, and removes every chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_keeps_the_cart_document_bounded_and_loses_no_event() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 1_000);
+    host.fail_always(
+        Interface::Events,
+        Fault::Unavailable("pipeline down".into()),
+    );
+    let mut sizes = Vec::new();
+    for i in 0..400 {
+        let r = set_or_add(&host, 1 + (i % 7)).await;
+        assert_eq!(r, 200, "change {i}");
+        if i % 100 == 99 {
+            host.wait_idle().await;
+            let (_, body) = host.document("cart:s:u");
+            let cart: Value = serde_json::from_slice(&body).expect("a cart document");
+            let inline = cart["outbox"].as_array().map_or(0, Vec::len);
+            assert!(
+                inline <= 64 + 1,
+                "inline outbox of {inline} after {} changes",
+                i + 1
+            );
+            assert!(cart.get("spill").is_some(), "older events spilled: {cart}");
+            sizes.push(body.len());
+        }
+    }
+    // Flat, not growing with the outage: the last size is within a few events of the first.
+    let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
+    assert!(
+        last < first * 2,
+        "document grew from {first} to {last} bytes"
+    );
+    let chunks = host.kv_list_keys("outbox-chunk:cart:s:u:", 1_000);
+    assert!(chunks.len() >= 9, "spilled chunks: {chunks:?}");
+
+    host.clear_all_faults();
+    for _ in 0..40 {
+        let sweep = admin_post(&host, "/admin/outbox/relay?force=true").await;
+        assert_eq!(sweep.status(), 200, "{}", sweep.text());
+        if sweep.json()["stillPending"] == 0 && sweep.json()["failedCarts"] == 0 {
+            break;
+        }
+    }
+    host.wait_idle().await;
+    let events = cart_events(&host, TOPIC, "s", "u");
+    let mut seen = BTreeSet::new();
+    let first_arrivals: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["sequence"].as_u64())
+        .filter(|s| seen.insert(*s))
+        .collect();
+    assert_eq!(
+        first_arrivals,
+        (1..=400).collect::<Vec<u64>>(),
+        "every event, in order"
+    );
+    assert!(
+        host.kv_list_keys("outbox-chunk:", 1_000).is_empty(),
+        "chunks removed once published"
+    );
+    let (_, body) = host.document("cart:s:u");
+    let cart: Value = serde_json::from_slice(&body).expect("a cart document");
+    assert!(
+        cart.get("spill").is_none() && cart.get("outbox").is_none(),
+        "{cart}"
+    );
+}

@@ -85,6 +85,9 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
         // Listed for the sweep before the events exist, so a crash after the commit cannot
         // leave them where no sweep looks.
         measure(Phase::Store, || ensure_marker(key)).map_err(SaveError::Failed)?;
+        measure(Phase::Store, || {
+            spill_overflow(key, &mut next, base.cart.last_sequence)
+        });
         next.claim_relay(&token, now, now + outbox::CLAIM_TTL_MS)
     };
     let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))?;
@@ -98,6 +101,33 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
         version,
         cart: next,
     })
+}
+
+/// Moves the oldest committed events out of an inline outbox that grew past its limit (the
+/// event pipeline is down) into chunk records, so the document stays bounded. Best effort: if
+/// a chunk cannot be written the events simply stay inline this time.
+fn spill_overflow(key: &str, next: &mut Cart, committed_through: u64) {
+    use cart_domain::outbox::{chunk_key, plan_spill, Spill};
+    let spilled_through = next.spill.map_or(0, |s| s.through);
+    let plan = plan_spill(&next.outbox, committed_through, spilled_through);
+    let mut moved = 0usize;
+    let mut through = None;
+    for (from, last, events) in &plan {
+        let Ok(bytes) = serde_json::to_vec(events) else {
+            break;
+        };
+        if kv::set(&chunk_key(key, *from, *last), &bytes).is_err() {
+            break;
+        }
+        moved += events.len();
+        through = Some(*last);
+    }
+    let Some(through) = through else { return };
+    let from = next
+        .spill
+        .map_or_else(|| plan[0].0, |existing| existing.from);
+    next.outbox.drain(..moved);
+    next.spill = Some(Spill { from, through });
 }
 
 /// Puts this request's trace context on the events it adds.

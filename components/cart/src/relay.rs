@@ -21,11 +21,17 @@ use crate::clock::{now_ms, random_unit};
 use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
+use cart_domain::events::OutboxEntry;
+use cart_domain::outbox::{chunk_key, chunks, Spill};
+use cart_domain::Cart;
 use cart_domain::Problem;
 use serde::Serialize;
 
-/// Publish rounds of one relay before it gives the claim up for the next writer or the sweep.
-const MAX_ROUNDS: usize = 8;
+/// Publish rounds of one relay after a response before it gives the claim up for the next
+/// writer or the sweep (after-response work holds an instance; keep it short).
+const AFTER_RESPONSE_ROUNDS: usize = 8;
+/// Publish rounds per cart of the admin sweep (a long backlog drains in fewer sweeps).
+const SWEEP_ROUNDS: usize = 64;
 /// Most events per publish: well under what REST proxies accept in one request (the reference
 /// sink refuses more than 1,000 records), so a long backlog drains in rounds instead of being
 /// refused whole.
@@ -53,13 +59,84 @@ pub struct RelayReport {
 /// After the response: runs the relays this request's commits claimed.
 pub fn run_claimed() {
     for (cart_key, token) in crate::commit::take_claimed() {
-        relay_claimed(&cart_key, &token, None);
+        relay_claimed(&cart_key, &token, None, AFTER_RESPONSE_ROUNDS);
+    }
+}
+
+/// Where a batch came from, and so what publishing it acknowledges.
+enum Source {
+    /// The first events of the inline outbox.
+    Inline,
+    /// A spilled chunk (`outbox::chunk_key`), holding `from ..= through`.
+    Chunk { key: String, through: u64 },
+}
+
+/// What a removal write acknowledges.
+#[derive(Clone, Copy)]
+enum Ack {
+    /// Inline events up to this sequence.
+    Inline(u64),
+    /// The spilled events up to this sequence (a whole chunk).
+    Chunk(u64),
+}
+
+/// The next events to publish: the oldest spilled chunk if any (they precede the inline
+/// events), else up to `MAX_BATCH` inline events. None when a chunk the cart names cannot be
+/// read.
+fn next_batch(cart_key: &str, cart: &Cart) -> Option<(Vec<OutboxEntry>, Source)> {
+    let Some(spill) = cart.spill else {
+        let inline = cart.outbox[..cart.outbox.len().min(MAX_BATCH)].to_vec();
+        return Some((inline, Source::Inline));
+    };
+    let (from, through) = *chunks(spill).first()?;
+    let key = chunk_key(cart_key, from, through);
+    let events = kv::get(&key)
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<Vec<OutboxEntry>>(&bytes).ok());
+    match events {
+        Some(events) => Some((events, Source::Chunk { key, through })),
+        None => {
+            eprintln!(
+                "{{\"level\":\"error\",\"msg\":\"outbox chunk missing or unreadable; its events cannot be published\",\"cart\":\"{cart_key}\",\"chunk\":\"{key}\"}}"
+            );
+            None
+        }
+    }
+}
+
+/// Events waiting, inline and spilled.
+fn pending_count(cart: &Cart) -> usize {
+    let spilled = cart
+        .spill
+        .map_or(0, |s| (s.through.saturating_sub(s.from) + 1) as usize);
+    cart.outbox.len() + spilled
+}
+
+fn apply_ack(cart: &mut Cart, ack: Ack) {
+    match ack {
+        Ack::Inline(through) => {
+            cart.acknowledge_through(through);
+        }
+        Ack::Chunk(through) => {
+            if let Some(spill) = cart.spill {
+                cart.spill = (through < spill.through).then(|| Spill {
+                    from: spill.from.max(through + 1),
+                    through: spill.through,
+                });
+            }
+        }
     }
 }
 
 /// Publishes `cart_key`'s outbox while `token` holds its claim. `known` is the cart as the
 /// caller last saved it (saves a read).
-fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>) -> RelayReport {
+fn relay_claimed(
+    cart_key: &str,
+    token: &str,
+    known: Option<Loaded>,
+    rounds: usize,
+) -> RelayReport {
     let mut report = RelayReport::default();
     let mut loaded = match known.map(Ok).unwrap_or_else(|| cart_repo::load(cart_key)) {
         Ok(loaded) => loaded,
@@ -69,18 +146,22 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>) -> RelayRep
         }
     };
     let topic = topic();
-    for round in 0..MAX_ROUNDS {
-        report.pending = loaded.cart.outbox.len();
+    for round in 0..rounds {
+        report.pending = pending_count(&loaded.cart);
         if !loaded.cart.relay_claimed_by(token, now_ms()) {
             // Someone took over an expired claim; they publish from here.
             report.busy = true;
             break;
         }
-        let batch = &loaded.cart.outbox[..loaded.cart.outbox.len().min(MAX_BATCH)];
+        let Some((batch, source)) = next_batch(cart_key, &loaded.cart) else {
+            report.failed = true;
+            back_off(cart_key, token, None, loaded);
+            break;
+        };
         let acked = if batch.is_empty() {
             0
         } else {
-            publish(cart_key, &topic, batch)
+            publish(cart_key, &topic, &batch)
         };
         if acked > 0 {
             count_acknowledged(&batch[..acked]);
@@ -88,17 +169,33 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>) -> RelayRep
         }
         if acked < batch.len() {
             report.failed = true;
-            let through = acked.checked_sub(1).map(|i| batch[i].event.sequence);
-            back_off(cart_key, token, through, loaded);
+            // A chunk is acknowledged whole or not at all (redelivery is harmless).
+            let ack = match source {
+                Source::Inline => acked
+                    .checked_sub(1)
+                    .map(|i| Ack::Inline(batch[i].event.sequence)),
+                Source::Chunk { .. } => None,
+            };
+            back_off(cart_key, token, ack, loaded);
             break;
         }
-        let through = batch.last().map(|e| e.event.sequence);
-        let last_round = round + 1 == MAX_ROUNDS;
-        match remove_acknowledged(cart_key, token, through, loaded, last_round) {
-            Some(saved) if saved.cart.relay.is_some() => loaded = saved,
+        let ack = match &source {
+            Source::Inline => batch.last().map(|e| Ack::Inline(e.event.sequence)),
+            Source::Chunk { through, .. } => Some(Ack::Chunk(*through)),
+        };
+        let last_round = round + 1 == rounds;
+        match remove_acknowledged(cart_key, token, ack, loaded, last_round) {
             Some(saved) => {
-                report.pending = saved.cart.outbox.len();
-                break;
+                if let Source::Chunk { key, .. } = &source {
+                    // No longer named by the cart: its events are published.
+                    let _ = kv::delete(key);
+                }
+                if saved.cart.relay.is_some() {
+                    loaded = saved;
+                } else {
+                    report.pending = pending_count(&saved.cart);
+                    break;
+                }
             }
             None => {
                 report.busy = true;
@@ -150,7 +247,7 @@ fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
 fn remove_acknowledged(
     cart_key: &str,
     token: &str,
-    through: Option<u64>,
+    ack: Option<Ack>,
     mut loaded: Loaded,
     give_up: bool,
 ) -> Option<Loaded> {
@@ -160,10 +257,10 @@ fn remove_acknowledged(
             return None;
         }
         let mut next = loaded.cart.clone();
-        if let Some(through) = through {
-            next.acknowledge_through(through);
+        if let Some(ack) = ack {
+            apply_ack(&mut next, ack);
         }
-        next.relay = if next.outbox.is_empty() || give_up {
+        next.relay = if !next.has_pending_events() || give_up {
             None
         } else {
             Some(RelayClaim {
@@ -198,7 +295,7 @@ fn save_trim(
 /// After a failed (or partly failed) publish: removes what was acknowledged and turns the
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
 /// may have unlisted it just before the commit that claimed this relay).
-fn back_off(cart_key: &str, token: &str, through: Option<u64>, mut loaded: Loaded) {
+fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
     crate::metrics::inc(metric_keys::FAILURES);
     let _ = kv::set(&marker_key(cart_key), b"1");
     for _ in 0..MAX_SAVE_ATTEMPTS {
@@ -207,8 +304,8 @@ fn back_off(cart_key: &str, token: &str, through: Option<u64>, mut loaded: Loade
             return;
         }
         let mut next = loaded.cart.clone();
-        if let Some(through) = through {
-            next.acknowledge_through(through);
+        if let Some(ack) = ack {
+            apply_ack(&mut next, ack);
         }
         let failures = loaded
             .cart
@@ -262,9 +359,10 @@ pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
         let r = sweep_cart(cart_key, force);
         report.published += r.published;
         report.skipped_backoff |= r.backing_off;
+        // What is left, whether this cart failed or only ran out of rounds.
+        report.still_pending += r.pending;
         if r.failed || r.busy || r.backing_off {
             report.failed_carts += 1;
-            report.still_pending += r.pending;
         }
     }
     Ok(report)
@@ -279,12 +377,12 @@ fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
             report.failed = true;
             return report;
         };
-        report.pending = loaded.cart.outbox.len();
-        if loaded.cart.outbox.is_empty() {
+        report.pending = pending_count(&loaded.cart);
+        if !loaded.cart.has_pending_events() {
             // Drained: unlist, then look once more in case a writer committed meanwhile.
             let _ = kv::delete(&marker_key(cart_key));
             match cart_repo::load(cart_key) {
-                Ok(again) if again.cart.outbox.is_empty() => return report,
+                Ok(again) if !again.cart.has_pending_events() => return report,
                 _ => {
                     let _ = kv::set(&marker_key(cart_key), b"1");
                     continue;
@@ -306,7 +404,7 @@ fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
             failures: loaded.cart.relay.as_ref().map_or(0, |c| c.failures),
         });
         match save_trim(cart_key, &loaded, next) {
-            Ok(saved) => return relay_claimed(cart_key, &token, Some(saved)),
+            Ok(saved) => return relay_claimed(cart_key, &token, Some(saved), SWEEP_ROUNDS),
             Err(SaveError::Conflict) => continue,
             Err(SaveError::Failed(_)) => {
                 report.failed = true;

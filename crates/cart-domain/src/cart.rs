@@ -100,6 +100,10 @@ pub struct Cart {
     /// Who relays this cart's outbox, or until when it backs off (see `RelayClaim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayClaim>,
+    /// Pending events older than the inline outbox, kept in chunk records while the event
+    /// pipeline is down (see `outbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill: Option<crate::outbox::Spill>,
 }
 
 /// The right to publish a cart's outbox, kept in the cart document itself.
@@ -178,7 +182,7 @@ impl Cart {
     /// Claims the relay of this cart's outbox for `token` until `until_ms`, unless the outbox
     /// is empty or someone holds a live claim (or backoff). True when claimed.
     pub fn claim_relay(&mut self, token: &str, now_ms: u64, until_ms: u64) -> bool {
-        if self.outbox.is_empty() || self.relay.as_ref().is_some_and(|c| c.is_live(now_ms)) {
+        if !self.has_pending_events() || self.relay.as_ref().is_some_and(|c| c.is_live(now_ms)) {
             return false;
         }
         let failures = self.relay.as_ref().map_or(0, |c| c.failures);
@@ -188,6 +192,11 @@ impl Cart {
             failures,
         });
         true
+    }
+
+    /// Whether events wait to be published (inline or spilled).
+    pub fn has_pending_events(&self) -> bool {
+        !self.outbox.is_empty() || self.spill.is_some()
     }
 
     /// Whether `token` holds a live relay claim on this version.

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod money;
+pub mod outbox;
 pub mod precondition;
 pub mod problem;
 pub mod requests;

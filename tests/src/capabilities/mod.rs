@@ -520,6 +520,8 @@ pub struct CapabilityHost {
     log: GuestLog,
     options: CapabilityOptions,
     inflight: Arc<InFlight>,
+    /// Requests handled so far (for soak figures).
+    served: std::sync::atomic::AtomicU64,
 }
 
 impl Deref for CapabilityHost {
@@ -576,10 +578,16 @@ impl CapabilityHost {
             log: GuestLog::default(),
             options,
             inflight: Arc::default(),
+            served: Default::default(),
         }))
     }
 
     /// The shared capability state (also reachable through `Deref`).
+    /// How many requests this host has been sent.
+    pub fn requests_served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn state(&self) -> &Arc<CapabilityState> {
         &self.state
     }
@@ -618,6 +626,8 @@ impl CapabilityHost {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let empty = |status: u16| {
             let mut r = http::Response::new(crate::outbound::empty_body());
             *r.status_mut() = http::StatusCode::from_u16(status)
