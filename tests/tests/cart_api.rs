@@ -720,6 +720,18 @@ async fn every_series_written_is_registered_and_shown() {
         );
     }
     assert!(text.contains("cart_http_responses_total{operation=\"unrouted\",status=\"404\"}"));
+    // What each request waited on, per dependency (the seed's reservation and lock latencies).
+    assert!(text.contains("# TYPE cart_dependency_duration_seconds histogram"));
+    for dependency in ["lock", "inventory", "store"] {
+        let count =
+            format!("cart_dependency_duration_seconds_count{{dependency=\"{dependency}\"}} ");
+        let n: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&count))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {count}in:\n{text}"));
+        assert!(n >= 1.0, "{dependency}: {n}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,6 +71,9 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     deferred::run_all();
     relay::run_claimed();
     metrics::observe_operation(route, status, total_us);
+    for (dependency, spent_us) in timing::spent() {
+        metrics::observe_dependency(dependency, spent_us);
+    }
     metrics::flush();
     // One structured line per operation (component stderr goes to Spin's log directory).
     eprintln!(

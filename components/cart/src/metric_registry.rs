@@ -264,9 +264,54 @@ pub fn responses(operation: &str, status: &str) -> String {
     format!("{RESPONSES}{{operation=\"{operation}\",status=\"{status}\"}}")
 }
 
+/// What a request waited on, as `timing::Phase` names them (lock service, inventory, cart
+/// store, event pipeline).
+pub const DEPENDENCIES: [&str; 4] = ["lock", "inventory", "store", "events"];
+
+/// Stored per-dependency series (`{dependency="…"}` and more labels appended).
+pub const DEP_RAW_BUCKET: &str = "cart_dependency_duration_ms_raw";
+pub const DEP_SUM: &str = "cart_dependency_duration_ms_sum";
+pub const DEP_COUNT: &str = "cart_dependency_duration_ms_count";
+pub const DEP_FAMILY: &str = "cart_dependency_duration_seconds";
+pub const DEP_HELP: &str =
+    "Time one request spent waiting on a dependency (lock service, inventory, cart store, event pipeline), for each request that used it.";
+
+pub fn dep_raw_bucket(dependency: &str, le: &str) -> String {
+    format!("{DEP_RAW_BUCKET}{{dependency=\"{dependency}\",le=\"{le}\"}}")
+}
+
+pub fn dep_sum(dependency: &str) -> String {
+    format!("{DEP_SUM}{{dependency=\"{dependency}\"}}")
+}
+
+pub fn dep_count(dependency: &str) -> String {
+    format!("{DEP_COUNT}{{dependency=\"{dependency}\"}}")
+}
+
+/// Whether `series` is a registered per-dependency series.
+fn is_dependency_series(series: &str) -> bool {
+    let Some((name, labels)) = series.split_once("{dependency=\"") else {
+        return false;
+    };
+    let Some((dependency, rest)) = labels.split_once('"') else {
+        return false;
+    };
+    if !DEPENDENCIES.contains(&dependency) {
+        return false;
+    }
+    match name {
+        DEP_SUM | DEP_COUNT => rest == "}",
+        DEP_RAW_BUCKET => rest
+            .strip_prefix(",le=\"")
+            .and_then(|r| r.strip_suffix("\"}"))
+            .is_some_and(|le| BUCKET_LABELS.contains(&le)),
+        _ => false,
+    }
+}
+
 /// Whether `series` is one the registry lists (only those are written and read).
 pub fn is_registered(series: &str) -> bool {
-    if COUNTERS.iter().any(|c| c.stored == series) {
+    if COUNTERS.iter().any(|c| c.stored == series) || is_dependency_series(series) {
         return true;
     }
     let Some((name, labels)) = series.split_once("{operation=\"") else {
@@ -297,7 +342,9 @@ pub fn is_registered(series: &str) -> bool {
 /// buckets and statuses.
 #[cfg(test)]
 pub const fn max_scrape_reads() -> usize {
-    COUNTERS.len() + OPERATIONS.len() * (2 + BUCKET_LABELS.len() + STATUSES.len() + 1)
+    COUNTERS.len()
+        + OPERATIONS.len() * (2 + BUCKET_LABELS.len() + STATUSES.len() + 1)
+        + DEPENDENCIES.len() * (2 + BUCKET_LABELS.len())
 }
 
 #[cfg(test)]

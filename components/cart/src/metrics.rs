@@ -106,6 +106,21 @@ pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
     ));
 }
 
+/// Records one request's wait on a dependency in its histogram (one bucket, sum and count).
+pub fn observe_dependency(dependency: &str, duration_us: u64) {
+    let ms = duration_us.div_ceil(1000);
+    let bucket = registry::DURATION_BUCKETS_MS
+        .iter()
+        .position(|le| ms <= *le)
+        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
+    inc(&registry::dep_raw_bucket(
+        dependency,
+        registry::BUCKET_LABELS[bucket],
+    ));
+    add(&registry::dep_sum(dependency), ms as i64);
+    inc(&registry::dep_count(dependency));
+}
+
 /// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
 /// probability 1/n, `None` when sampled out.
 fn sample_weight(sample_every: u32, draw: f64) -> Option<i64> {
@@ -204,6 +219,19 @@ impl Scrape {
                 keep(series, value);
             }
         }
+        for dependency in registry::DEPENDENCIES {
+            let count = registry::dep_count(dependency);
+            let Some(n) = read(&count)? else { continue };
+            keep(count, Some(n));
+            let sum = registry::dep_sum(dependency);
+            let value = read(&sum)?;
+            keep(sum, value);
+            for le in registry::BUCKET_LABELS {
+                let bucket = registry::dep_raw_bucket(dependency, le);
+                let value = read(&bucket)?;
+                keep(bucket, value);
+            }
+        }
         Ok(Scrape { values })
     }
 
@@ -234,6 +262,7 @@ impl Scrape {
             );
         }
         self.render_operations(&mut out);
+        self.render_dependencies(&mut out);
         for (name, help, value) in gauges {
             header(&mut out, name, help, "gauge");
             let _ = writeln!(out, "{name} {value}");
@@ -282,6 +311,40 @@ impl Scrape {
                     let _ = writeln!(out, "{series} {value}");
                 }
             }
+        }
+    }
+}
+
+impl Scrape {
+    fn render_dependencies(&self, out: &mut String) {
+        let counted: Vec<&str> = registry::DEPENDENCIES
+            .iter()
+            .copied()
+            .filter(|d| self.values.contains_key(&registry::dep_count(d)))
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        let family = registry::DEP_FAMILY;
+        header(out, family, registry::DEP_HELP, "histogram");
+        for dependency in &counted {
+            let mut running = 0;
+            for (i, le) in registry::BUCKET_LABELS.iter().enumerate() {
+                running += self.value(&registry::dep_raw_bucket(dependency, le));
+                let bound = registry::DURATION_BUCKETS_MS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), |ms| seconds(*ms as i64));
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{dependency=\"{dependency}\",le=\"{bound}\"}} {running}"
+                );
+            }
+            let sum = seconds(self.value(&registry::dep_sum(dependency)));
+            let _ = writeln!(out, "{family}_sum{{dependency=\"{dependency}\"}} {sum}");
+            let _ = writeln!(
+                out,
+                "{family}_count{{dependency=\"{dependency}\"}} {running}"
+            );
         }
     }
 }

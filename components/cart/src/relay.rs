@@ -131,12 +131,7 @@ fn apply_ack(cart: &mut Cart, ack: Ack) {
 
 /// Publishes `cart_key`'s outbox while `token` holds its claim. `known` is the cart as the
 /// caller last saved it (saves a read).
-fn relay_claimed(
-    cart_key: &str,
-    token: &str,
-    known: Option<Loaded>,
-    rounds: usize,
-) -> RelayReport {
+fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usize) -> RelayReport {
     let mut report = RelayReport::default();
     let mut loaded = match known.map(Ok).unwrap_or_else(|| cart_repo::load(cart_key)) {
         Ok(loaded) => loaded,

@@ -38,6 +38,16 @@ pub fn measure<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The phases this request waited on, with the microseconds spent in each.
+pub fn spent() -> Vec<(&'static str, u64)> {
+    let spent = SPENT_US.with(|s| *s.borrow());
+    PHASES
+        .iter()
+        .filter(|p| spent[**p as usize] > 0)
+        .map(|p| (p.name(), spent[*p as usize]))
+        .collect()
+}
+
 /// `Server-Timing` value: each phase and the total, in milliseconds.
 pub fn server_timing(total_us: u64) -> String {
     let spent = SPENT_US.with(|s| *s.borrow());
