@@ -19,6 +19,7 @@ use crate::bindings::{events, kv};
 use crate::cart_repo::{self, Loaded, SaveError};
 use crate::clock::{now_ms, random_unit};
 use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
+use crate::timing::{measure, Phase};
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::events::OutboxEntry;
@@ -214,7 +215,8 @@ fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntr
                 })
         })
         .collect();
-    match events::publish(topic, &records) {
+    // Timed for the per-dependency histogram (after the response, so not in Server-Timing).
+    match measure(Phase::Events, || events::publish(topic, &records)) {
         Ok(n) => (n as usize).min(records.len()),
         Err(e) => {
             eprintln!(
