@@ -255,10 +255,11 @@ async fn latency_is_added_per_call() {
         "{:?}",
         started.elapsed()
     );
+    // Only the lower bound is asserted: an upper bound on wall-clock time is a flaky test on a
+    // loaded machine. That the latency is gone again is read back from the host instead.
     h.set_latency(Interface::Kv, Duration::ZERO);
-    let started = Instant::now();
-    call(&h, "/kv-get?key=a").await;
-    assert!(started.elapsed() < Duration::from_millis(150));
+    assert_eq!(h.state().latency(Interface::Kv), Duration::ZERO);
+    assert_eq!(call(&h, "/kv-get?key=a").await["ok"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,7 +1,8 @@
 //! The inventory circuit breaker, shared by all instances through key-value.
 //!
 //! * `breaker:inventory:state` holds `{"openedAtMs": …}` while open; absent means closed.
-//! * `breaker:inventory:{bucket}:ok|err` count outcomes per time bucket (atomic increments).
+//! * `breaker:inventory:slot{i}:ok|err` count outcomes per time bucket (atomic increments) in
+//!   a fixed ring of slots; `breaker:inventory:slot{i}:bucket` says which bucket slot i counts.
 //! * Closed: calls go through; after a failure the window's counters are read and the breaker
 //!   opens when the error rate and volume say so.
 //! * Open: calls fail fast (the cart degrades lines to `unconfirmed`) until the open period ends.
@@ -12,7 +13,7 @@ use crate::bindings::inventory::InventoryError;
 use crate::bindings::{kv, locks};
 use crate::clock::now_ms;
 use cart_domain::breaker::{
-    bucket_of, phase, should_open, window_buckets, BreakerConfig, OpenState, Phase,
+    bucket_of, phase, should_open, slot_of, window_buckets, BreakerConfig, OpenState, Phase,
 };
 use std::cell::RefCell;
 
@@ -80,24 +81,64 @@ fn is_failure<T>(result: &Result<T, InventoryError>) -> bool {
     matches!(result, Err(InventoryError::Unavailable(_)))
 }
 
+/// The keys of one ring slot: its two counters and the bucket it currently counts.
+fn slot_keys(slot: u64) -> (String, String, String) {
+    let base = format!("breaker:inventory:slot{slot}");
+    (
+        format!("{base}:ok"),
+        format!("{base}:err"),
+        format!("{base}:bucket"),
+    )
+}
+
+/// The bucket a slot counts now, if it was ever claimed.
+fn slot_bucket(key: &str) -> Option<u64> {
+    kv::get(key)
+        .ok()
+        .flatten()
+        .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok())
+}
+
+/// A counter's value (`get` of an incremented key is 8 little-endian bytes; a read, not the
+/// `increment(0)` it used to be, which is a write on Spin's store).
+fn counter(key: &str) -> u64 {
+    kv::get(key)
+        .ok()
+        .flatten()
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, |b| i64::from_le_bytes(b).max(0) as u64)
+}
+
+/// Counts one outcome in the current bucket's slot, taking the slot over from the bucket it
+/// counted last time round (its old counts are dropped). Two requests taking a slot over at
+/// once may lose a count or two at the bucket boundary: a breaker can afford that, and the
+/// breaker's keys stay a fixed set instead of two new keys every bucket.
+fn count_outcome(bucket: u64, config: &BreakerConfig, failed: bool) {
+    let (ok, err, owner) = slot_keys(slot_of(bucket, config));
+    if slot_bucket(&owner) != Some(bucket) {
+        let _ = kv::delete(&ok);
+        let _ = kv::delete(&err);
+        let _ = kv::set(&owner, bucket.to_string().as_bytes());
+    }
+    let _ = kv::increment(if failed { &err } else { &ok }, 1);
+}
+
 fn record(config: &BreakerConfig, failed: bool) {
     let now = now_ms();
     let bucket = bucket_of(now, config);
     if !failed {
         // A success can only lower the error rate: count it after the response.
-        crate::deferred::defer(move || {
-            let _ = kv::increment(&format!("breaker:inventory:{bucket}:ok"), 1);
-        });
+        let config = *config;
+        crate::deferred::defer(move || count_outcome(bucket, &config, false));
         return;
     }
-    let _ = kv::increment(&format!("breaker:inventory:{bucket}:err"), 1);
+    count_outcome(bucket, config, true);
     let (mut ok, mut err) = (0u64, 0u64);
     for bucket in window_buckets(now, config) {
-        for (suffix, total) in [("ok", &mut ok), ("err", &mut err)] {
-            // `increment` by 0 reads a counter without a second encoding to get wrong.
-            if let Ok(n) = kv::increment(&format!("breaker:inventory:{bucket}:{suffix}"), 0) {
-                *total += n.max(0) as u64;
-            }
+        let (ok_key, err_key, owner) = slot_keys(slot_of(bucket, config));
+        if slot_bucket(&owner) == Some(bucket) {
+            ok += counter(&ok_key);
+            err += counter(&err_key);
         }
     }
     if should_open(ok, err, config) {

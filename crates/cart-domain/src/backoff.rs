@@ -15,9 +15,16 @@ mod tests {
 
     #[test]
     fn grows_then_caps() {
-        assert!(backoff_delay_ms(0, 5, 200, 0.999) <= 5);
-        assert!(backoff_delay_ms(3, 5, 200, 0.999) <= 40);
-        assert!(backoff_delay_ms(30, 5, 200, 0.999) <= 200);
-        assert!(backoff_delay_ms(30, 5, 200, 0.0) >= 1);
+        // With the largest draw the delay is (just under) the ceiling: base doubling per
+        // attempt, then the cap. A function that ignored the attempt would fail here.
+        let top = |attempt| backoff_delay_ms(attempt, 5, 200, 0.999_999);
+        assert_eq!(
+            (0..8).map(top).collect::<Vec<_>>(),
+            vec![4, 9, 19, 39, 79, 159, 199, 199]
+        );
+        assert_eq!(top(30), 199, "capped, no overflow");
+        // The smallest draw waits the minimum, so retries spread over the whole range.
+        assert_eq!(backoff_delay_ms(30, 5, 200, 0.0), 1);
+        assert_eq!(backoff_delay_ms(3, 5, 200, 0.5), 20);
     }
 }

@@ -88,6 +88,19 @@ pub fn window_buckets(now_ms: u64, config: &BreakerConfig) -> Vec<u64> {
     (0..count).filter_map(|i| newest.checked_sub(i)).collect()
 }
 
+/// How many counter slots the shared store keeps: one per bucket of the window, plus one, so
+/// the bucket being counted never reuses the slot of a bucket still in the window. Slots are
+/// reused round-robin (`bucket % slots`), so the breaker's keys stay a fixed set however long
+/// the service runs.
+pub fn ring_slots(config: &BreakerConfig) -> u64 {
+    (config.window_ms / config.bucket_ms.max(1)).max(1) + 1
+}
+
+/// The slot counting `bucket`.
+pub fn slot_of(bucket: u64, config: &BreakerConfig) -> u64 {
+    bucket % ring_slots(config)
+}
+
 /// Whether these window totals trip the breaker.
 pub fn should_open(successes: u64, failures: u64, config: &BreakerConfig) -> bool {
     let total = successes + failures;
@@ -116,6 +129,19 @@ mod tests {
         assert_eq!(phase(None, 5_000, &c), Phase::Closed);
         assert_eq!(phase(s, 1_000 + c.open_ms - 1, &c), Phase::Open);
         assert_eq!(phase(s, 1_000 + c.open_ms, &c), Phase::HalfOpen);
+    }
+
+    #[test]
+    fn the_window_never_shares_a_slot_with_the_bucket_being_counted() {
+        let c = BreakerConfig::default();
+        assert_eq!(ring_slots(&c), 7);
+        for now in [0, 4_999, 60_000, 1_234_567_890] {
+            let window = window_buckets(now, &c);
+            let mut slots: Vec<u64> = window.iter().map(|b| slot_of(*b, &c)).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            assert_eq!(slots.len(), window.len(), "distinct slots at {now}");
+        }
     }
 
     #[test]

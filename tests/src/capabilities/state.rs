@@ -452,6 +452,13 @@ impl CapabilityState {
         lock(&self.controls).entry(interface).or_default().latency = latency;
     }
 
+    /// The latency every call to `interface` currently takes.
+    pub fn latency(&self, interface: Interface) -> Duration {
+        lock(&self.controls)
+            .get(&interface)
+            .map_or(Duration::ZERO, |c| c.latency)
+    }
+
     /// Calls made to `interface` (all functions).
     pub fn calls(&self, interface: Interface) -> u64 {
         lock(&self.calls)
