@@ -1,6 +1,10 @@
-//! Metrics shared by all instances: each series is a key-value counter `metrics:{series}`
-//! (the key is the Prometheus series with its labels). Updates are buffered during the request
-//! and flushed after the response is sent, so counting never delays a shopper.
+//! Metrics shared by all instances, kept in [`SHARDS`] small documents `metrics:shard:{i}`
+//! (each a JSON map from Prometheus series, labels included, to a count). Updates are
+//! buffered during the request and flushed after the response is sent, so counting never
+//! delays a shopper. A flush merges the request's counts into one shard by compare-and-swap:
+//! one store write for however many series the request touched (they used to be one
+//! `increment` each, and on Spin's default store every increment is a disk transaction). The
+//! shards only spread concurrent flushes apart; a scrape adds them up.
 //!
 //! Spin gives every request a fresh instance, so counts must leave the instance through the
 //! store, and on Spin's default store every write is a disk transaction that costs more than
@@ -12,16 +16,24 @@
 //! instead (see `add_for_event`), so their difference stays exact at zero.
 //!
 //! Which series exist is fixed by `metric_registry`: `flush` writes only registered series and
-//! `/metrics` reads exactly the registered keys, so a scrape never scans the store and costs
+//! `/metrics` reads exactly the shard documents, so a scrape never scans the store and costs
 //! the same whatever the store holds.
 
-use crate::bindings::kv;
+use crate::bindings::documents::{self, SwapError};
 use crate::metric_registry::{self as registry, Counter, Unit};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-const PREFIX: &str = "metrics:";
+/// How many shard documents the counts are spread over.
+pub const SHARDS: u64 = 16;
+/// Compare-and-swap attempts of one flush (each on another shard) before its counts are
+/// dropped (logged): enough that only a store failing for good loses counts.
+const FLUSH_ATTEMPTS: u32 = 32;
+
+fn shard_key(shard: u64) -> String {
+    format!("metrics:shard:{shard}")
+}
 
 thread_local! {
     /// Sampled series of this request.
@@ -148,30 +160,70 @@ fn registered(series: String) -> Option<String> {
 pub fn flush() {
     let sampled = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
     let exact = EXACT.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    let mut deltas: Vec<(String, i64)> = exact
+    let mut deltas: BTreeMap<String, i64> = exact
         .into_iter()
         .filter_map(|(series, delta)| Some((registered(series)?, delta)))
-        .map(|(series, delta)| (format!("{PREFIX}{series}"), delta))
         .collect();
     if !sampled.is_empty() {
         if let Some(weight) = sample_weight(sample_every(), crate::clock::random_unit()) {
-            deltas.extend(sampled.into_iter().filter_map(|(series, delta)| {
-                Some((
-                    format!("{PREFIX}{}", registered(series)?),
-                    delta.saturating_mul(weight),
-                ))
-            }));
+            for (series, delta) in sampled {
+                if let Some(series) = registered(series) {
+                    *deltas.entry(series).or_insert(0) += delta.saturating_mul(weight);
+                }
+            }
         }
     }
+    deltas.retain(|_, delta| *delta != 0);
     if !deltas.is_empty() {
-        let _ = kv::increment_many(&deltas);
+        merge_into_a_shard(&deltas);
     }
 }
 
-fn decode(bytes: &[u8]) -> Option<i64> {
-    // `increment` stores an 8-byte little-endian i64.
-    let arr: [u8; 8] = bytes.try_into().ok()?;
-    Some(i64::from_le_bytes(arr))
+/// Adds `deltas` to one shard by compare-and-swap, trying another shard after a conflict.
+fn merge_into_a_shard(deltas: &BTreeMap<String, i64>) {
+    let first = crate::clock::random_u64() % SHARDS;
+    for attempt in 0..FLUSH_ATTEMPTS {
+        let key = shard_key((first + u64::from(attempt)) % SHARDS);
+        let (version, mut counts) = match read_shard(&key) {
+            Ok(shard) => shard,
+            Err(_) => continue,
+        };
+        for (series, delta) in deltas {
+            let count = counts.entry(series.clone()).or_insert(0);
+            *count = count.saturating_add(*delta);
+        }
+        let Ok(body) = serde_json::to_vec(&counts) else {
+            return;
+        };
+        match documents::compare_and_swap(&key, version, &body) {
+            Ok(_) => return,
+            Err(SwapError::Conflict(_)) => {
+                crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
+                    attempt.min(4),
+                    1,
+                    20,
+                    crate::clock::random_unit(),
+                ));
+            }
+            Err(SwapError::Store(_)) => {}
+        }
+    }
+    eprintln!(
+        "{{\"level\":\"warn\",\"msg\":\"metric counts dropped: no shard could be updated\",\"series\":{}}}",
+        deltas.len()
+    );
+}
+
+/// A shard's version (0 when never written) and counts.
+fn read_shard(key: &str) -> Result<(u64, BTreeMap<String, i64>), String> {
+    match documents::read_head(key).map_err(|e| format!("{e:?}"))? {
+        None => Ok((0, BTreeMap::new())),
+        Some(doc) => {
+            let counts = serde_json::from_slice(&doc.body)
+                .map_err(|e| format!("shard {key} unreadable: {e}"))?;
+            Ok((doc.version, counts))
+        }
+    }
 }
 
 /// The stored counters of one scrape, read key by key from the registry.
@@ -179,57 +231,18 @@ pub struct Scrape {
     values: BTreeMap<String, i64>,
 }
 
-/// Reads one registered series; absent (never written) is `None`.
-fn read(series: &str) -> Result<Option<i64>, String> {
-    match kv::get(&format!("{PREFIX}{series}")) {
-        Ok(bytes) => Ok(bytes.as_deref().and_then(decode)),
-        Err(e) => Err(format!("{e:?}")),
-    }
-}
-
 impl Scrape {
-    /// Reads every registered series: the counters, then per operation its count and, for an
-    /// operation ever counted, its sum, buckets and statuses. At most
-    /// `metric_registry::max_scrape_reads()` reads, whatever else the store holds.
+    /// Reads the shard documents and adds them up, keeping only registered series: exactly
+    /// [`SHARDS`] reads, whatever else the store holds.
     pub fn read() -> Result<Scrape, String> {
-        let mut values = BTreeMap::new();
-        let mut keep = |series: String, value: Option<i64>| {
-            if let Some(value) = value {
-                values.insert(series, value);
-            }
-        };
-        for counter in registry::COUNTERS {
-            keep(counter.stored.to_owned(), read(counter.stored)?);
-        }
-        for op in registry::OPERATIONS {
-            let count = registry::duration_count(op);
-            let Some(n) = read(&count)? else { continue };
-            keep(count, Some(n));
-            let sum = registry::duration_sum(op);
-            let value = read(&sum)?;
-            keep(sum, value);
-            for le in registry::BUCKET_LABELS {
-                let bucket = registry::raw_bucket(op, le);
-                let value = read(&bucket)?;
-                keep(bucket, value);
-            }
-            for status in registry::STATUSES.iter().copied().chain(["other"]) {
-                let series = registry::responses(op, status);
-                let value = read(&series)?;
-                keep(series, value);
-            }
-        }
-        for dependency in registry::DEPENDENCIES {
-            let count = registry::dep_count(dependency);
-            let Some(n) = read(&count)? else { continue };
-            keep(count, Some(n));
-            let sum = registry::dep_sum(dependency);
-            let value = read(&sum)?;
-            keep(sum, value);
-            for le in registry::BUCKET_LABELS {
-                let bucket = registry::dep_raw_bucket(dependency, le);
-                let value = read(&bucket)?;
-                keep(bucket, value);
+        let mut values: BTreeMap<String, i64> = BTreeMap::new();
+        for shard in 0..SHARDS {
+            let (_, counts) = read_shard(&shard_key(shard))?;
+            for (series, count) in counts {
+                if registry::is_registered(&series) {
+                    let total = values.entry(series).or_insert(0);
+                    *total = total.saturating_add(count);
+                }
             }
         }
         Ok(Scrape { values })

@@ -202,14 +202,30 @@ pub fn lines(view: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// Everything the capabilities hold (see `CapabilityState::snapshot`) except metrics counters
-/// (`kv:metrics:*`): observability, updated for every request including rejected ones, so they
-/// are left out of "nothing changed".
+/// Everything the capabilities hold (see `CapabilityState::snapshot`) except the metric shards
+/// (`metrics:shard:*` documents): observability, updated for every request including rejected
+/// ones, so they are left out of "nothing changed".
 pub fn state_snapshot(host: &CapabilityHost) -> BTreeMap<String, Vec<u8>> {
     host.snapshot()
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("kv:metrics:"))
+        .filter(|(k, _)| !k.starts_with("doc:metrics:shard:"))
         .collect()
+}
+
+/// Every metric series the cart has stored (the keys of its shard documents).
+pub fn stored_metric_series(host: &CapabilityHost) -> Vec<String> {
+    let mut series: Vec<String> = (0..64)
+        .map(|i| host.document(&format!("metrics:shard:{i}")).1)
+        .filter(|body| !body.is_empty())
+        .flat_map(|body| {
+            serde_json::from_slice::<BTreeMap<String, i64>>(&body)
+                .expect("a shard is a JSON map of counts")
+                .into_keys()
+        })
+        .collect();
+    series.sort();
+    series.dedup();
+    series
 }
 
 /// Keys whose values differ between two snapshots (for readable failure messages).
