@@ -22,26 +22,6 @@ const USERS: [&str; 3] = ["ann", "bob", "cy"];
 const PRODUCTS: [(&str, u32); 4] = [("p0", 6), ("p1", 9), ("p2", 3), ("p3", 1_000)];
 const STORE: &str = "f";
 
-/// xorshift64*: small, seedable, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
 /// What the cart should hold: lines per user, stock sold per product, events per cart.
 #[derive(Debug, Default, Clone)]
 struct Model {

@@ -97,40 +97,19 @@ pub fn inc(series: &str) {
     add(series, 1);
 }
 
-/// Records one operation's duration in the histogram. Only the one bucket the duration falls
-/// in is counted (plus sum and count); `render` makes the buckets cumulative, as Prometheus
-/// expects. That is 4 counter updates per request instead of one per bucket.
+/// Records one operation's duration and its response status. Only the one bucket the duration
+/// falls in is counted (plus sum and count): 4 counter updates per request.
 pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
-    let ms = duration_us.div_ceil(1000);
-    let bucket = registry::DURATION_BUCKETS_MS
-        .iter()
-        .position(|le| ms <= *le)
-        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
-    inc(&registry::raw_bucket(
-        operation,
-        registry::BUCKET_LABELS[bucket],
-    ));
-    add(&registry::duration_sum(operation), ms as i64);
-    inc(&registry::duration_count(operation));
+    observe(&OPERATION_HISTOGRAM, operation, duration_us);
     inc(&registry::responses(
         operation,
         registry::status_label(status),
     ));
 }
 
-/// Records one request's wait on a dependency in its histogram (one bucket, sum and count).
+/// Records one request's wait on a dependency in its histogram.
 pub fn observe_dependency(dependency: &str, duration_us: u64) {
-    let ms = duration_us.div_ceil(1000);
-    let bucket = registry::DURATION_BUCKETS_MS
-        .iter()
-        .position(|le| ms <= *le)
-        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
-    inc(&registry::dep_raw_bucket(
-        dependency,
-        registry::BUCKET_LABELS[bucket],
-    ));
-    add(&registry::dep_sum(dependency), ms as i64);
-    inc(&registry::dep_count(dependency));
+    observe(&DEPENDENCY_HISTOGRAM, dependency, duration_us);
 }
 
 /// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
@@ -284,32 +263,9 @@ impl Scrape {
     }
 
     fn render_operations(&self, out: &mut String) {
-        let counted: Vec<&str> = registry::OPERATIONS
-            .iter()
-            .copied()
-            .filter(|op| self.values.contains_key(&registry::duration_count(op)))
-            .collect();
+        let counted = self.render_histogram(out, &OPERATION_HISTOGRAM);
         if counted.is_empty() {
             return;
-        }
-        let family = registry::DURATION_FAMILY;
-        header(out, family, registry::DURATION_HELP, "histogram");
-        for op in &counted {
-            let mut running = 0;
-            for (i, le) in registry::BUCKET_LABELS.iter().enumerate() {
-                running += self.value(&registry::raw_bucket(op, le));
-                let bound = registry::DURATION_BUCKETS_MS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_owned(), |ms| seconds(*ms as i64));
-                let _ = writeln!(
-                    out,
-                    "{family}_bucket{{operation=\"{op}\",le=\"{bound}\"}} {running}"
-                );
-            }
-            let sum = seconds(self.value(&registry::duration_sum(op)));
-            let _ = writeln!(out, "{family}_sum{{operation=\"{op}\"}} {sum}");
-            // The count is the +Inf bucket, so the two always agree.
-            let _ = writeln!(out, "{family}_count{{operation=\"{op}\"}} {running}");
         }
         header(
             out,
@@ -326,40 +282,88 @@ impl Scrape {
             }
         }
     }
-}
 
-impl Scrape {
     fn render_dependencies(&self, out: &mut String) {
-        let counted: Vec<&str> = registry::DEPENDENCIES
+        self.render_histogram(out, &DEPENDENCY_HISTOGRAM);
+    }
+
+    /// Renders one histogram family (buckets made cumulative, the count equal to the `+Inf`
+    /// bucket); returns the label values it had counts for.
+    fn render_histogram(&self, out: &mut String, h: &Histogram) -> Vec<&'static str> {
+        let counted: Vec<&'static str> = h
+            .values
             .iter()
             .copied()
-            .filter(|d| self.values.contains_key(&registry::dep_count(d)))
+            .filter(|v| self.values.contains_key(&(h.count)(v)))
             .collect();
         if counted.is_empty() {
-            return;
+            return counted;
         }
-        let family = registry::DEP_FAMILY;
-        header(out, family, registry::DEP_HELP, "histogram");
-        for dependency in &counted {
+        let (family, label) = (h.family, h.label);
+        header(out, family, h.help, "histogram");
+        for value in &counted {
             let mut running = 0;
             for (i, le) in registry::BUCKET_LABELS.iter().enumerate() {
-                running += self.value(&registry::dep_raw_bucket(dependency, le));
+                running += self.value(&(h.raw_bucket)(value, le));
                 let bound = registry::DURATION_BUCKETS_MS
                     .get(i)
                     .map_or_else(|| "+Inf".to_owned(), |ms| seconds(*ms as i64));
                 let _ = writeln!(
                     out,
-                    "{family}_bucket{{dependency=\"{dependency}\",le=\"{bound}\"}} {running}"
+                    "{family}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {running}"
                 );
             }
-            let sum = seconds(self.value(&registry::dep_sum(dependency)));
-            let _ = writeln!(out, "{family}_sum{{dependency=\"{dependency}\"}} {sum}");
-            let _ = writeln!(
-                out,
-                "{family}_count{{dependency=\"{dependency}\"}} {running}"
-            );
+            let sum = seconds(self.value(&(h.sum)(value)));
+            let _ = writeln!(out, "{family}_sum{{{label}=\"{value}\"}} {sum}");
+            let _ = writeln!(out, "{family}_count{{{label}=\"{value}\"}} {running}");
         }
+        counted
     }
+}
+
+/// A duration histogram family of the registry: its label and values, and how its stored
+/// series are named.
+struct Histogram {
+    family: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: &'static [&'static str],
+    raw_bucket: fn(&str, &str) -> String,
+    sum: fn(&str) -> String,
+    count: fn(&str) -> String,
+}
+
+const OPERATION_HISTOGRAM: Histogram = Histogram {
+    family: registry::DURATION_FAMILY,
+    help: registry::DURATION_HELP,
+    label: "operation",
+    values: &registry::OPERATIONS,
+    raw_bucket: registry::raw_bucket,
+    sum: registry::duration_sum,
+    count: registry::duration_count,
+};
+
+const DEPENDENCY_HISTOGRAM: Histogram = Histogram {
+    family: registry::DEP_FAMILY,
+    help: registry::DEP_HELP,
+    label: "dependency",
+    values: &registry::DEPENDENCIES,
+    raw_bucket: registry::dep_raw_bucket,
+    sum: registry::dep_sum,
+    count: registry::dep_count,
+};
+
+/// Counts one duration in `h` for `value`: its one bucket, the sum and the count (`render`
+/// makes the buckets cumulative).
+fn observe(h: &Histogram, value: &str, duration_us: u64) {
+    let ms = duration_us.div_ceil(1000);
+    let bucket = registry::DURATION_BUCKETS_MS
+        .iter()
+        .position(|le| ms <= *le)
+        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
+    inc(&(h.raw_bucket)(value, registry::BUCKET_LABELS[bucket]));
+    add(&(h.sum)(value), ms as i64);
+    inc(&(h.count)(value));
 }
 
 fn header(out: &mut String, family: &str, help: &str, kind: &str) {
