@@ -127,7 +127,7 @@ fn transfer(
         let existing = existing_line.map_or(0, |l| l.quantity);
         if existing_line.is_none() {
             // The line limit holds for merged carts too.
-            if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart as usize {
+            if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart {
                 crate::metrics::inc("cart_merge_lines_dropped_total");
                 continue;
             }

@@ -75,16 +75,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Endpoint::PutReservation { store, reservation } => {
             let input: ReserveInput = http_io::json_body(req)?;
             input.validate()?;
-            let view = reservations::reserve(
-                &kv,
-                &store,
-                &reservation,
-                &input.product_id,
-                input.quantity,
-                input.ttl_ms,
-                input.fence,
-                now,
-            )?;
+            let view = reservations::reserve(&kv, &store, &reservation, &input, now)?;
             Ok(http_io::json(200, &view))
         }
         Endpoint::DeleteReservation { store, reservation } => {

@@ -2,7 +2,7 @@
 //! belongs to; `inv:{store}:res:{id}` only points at that document.
 
 use crate::accounting::{self, CommitError, ReserveError};
-use crate::api::{reservation_in, ReservationView};
+use crate::api::{reservation_in, ReservationView, ReserveInput};
 use crate::catalog;
 use crate::error::ApiError;
 use crate::keys;
@@ -10,17 +10,21 @@ use crate::kv::{Edit, Kv};
 use crate::model::ProductDoc;
 use std::collections::BTreeMap;
 
-/// Sets reservation `reservation` to exactly `quantity` units of `product` (0 releases).
+/// Sets reservation `reservation` to exactly `input.quantity` units of `input.product_id`
+/// (0 releases), unless a newer writer's fence holds it.
 pub fn reserve(
     kv: &Kv,
     store: &str,
     reservation: &str,
-    product: &str,
-    quantity: u32,
-    ttl_ms: u64,
-    fence: u64,
+    input: &ReserveInput,
     now_ms: u64,
 ) -> Result<ReservationView, ApiError> {
+    let (product, quantity, ttl_ms, fence) = (
+        input.product_id.as_str(),
+        input.quantity,
+        input.ttl_ms,
+        input.fence,
+    );
     let pointer_key = keys::reservation_product(store, reservation);
     let pointed = pointed_product(kv, &pointer_key)?;
     if let Some(previous) = pointed.as_deref().filter(|p| *p != product) {
