@@ -143,9 +143,28 @@ mod tests {
             fingerprint("POST", "/a", b"{}"),
             fingerprint("POST", "/a", b"{ }")
         );
+        assert_ne!(
+            fingerprint("POST", "/a", b"x"),
+            fingerprint("PUT", "/a", b"x")
+        );
+        assert_ne!(
+            fingerprint("POST", "/a", b"x"),
+            fingerprint("POST", "/b", b"x")
+        );
+        // Fields are separated, so moving bytes between them changes the fingerprint.
+        assert_ne!(
+            fingerprint("POST", "/ax", b""),
+            fingerprint("POST", "/a", b"x")
+        );
+        // Stable across builds and instances (a stored fingerprint must keep matching): the
+        // SHA-256 of "POST\0/a\0x", and of "alice\0k" cut to 16 bytes.
         assert_eq!(
             fingerprint("POST", "/a", b"x"),
-            fingerprint("POST", "/a", b"x")
+            "baa543d5f07f938b1dc21bd8bc53b869fda7295a0d3cb1e136275f61808d9420"
+        );
+        assert_eq!(
+            scoped_key_hash("alice", "k"),
+            "27a1787665de219bd4fdbb445145f4e0"
         );
     }
 
