@@ -598,6 +598,11 @@ impl CapabilityHost {
         self.inflight.wait_idle().await;
     }
 
+    /// Component instances running now (a paused request's included).
+    pub fn instances_running(&self) -> usize {
+        self.inflight.count()
+    }
+
     /// Component stdout/stderr captured so far.
     pub fn guest_output(&self) -> String {
         self.log.contents()
