@@ -155,6 +155,9 @@ async fn holds_expire_are_reconfirmed_on_read_and_orphans_are_swept() {
     put_product(&host, "s", "p", 100, 10);
     put_product(&host, "s", "q", 100, 10);
     assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    // The add releases its line lease after its response; a read re-confirms a line only
+    // under that lease (taken without waiting), so let the add finish first.
+    host.wait_idle().await;
     host.advance_clock(Duration::from_millis(1300));
     // Expired holds no longer count against stock.
     assert!(reservations(&host, "s", "p").is_empty());

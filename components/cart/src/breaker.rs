@@ -1,8 +1,9 @@
 //! The inventory circuit breaker, shared by all instances through key-value.
 //!
 //! * `breaker:inventory:state` holds `{"openedAtMs": …}` while open; absent means closed.
-//! * `breaker:inventory:slot{i}:ok|err` count outcomes per time bucket (atomic increments) in
-//!   a fixed ring of slots; `breaker:inventory:slot{i}:bucket` says which bucket slot i counts.
+//! * `breaker:inventory:{bucket}:ok|err` count outcomes per time bucket (atomic increments);
+//!   `breaker:inventory:slot{i}` (a fixed ring of slots) says which bucket slot i serves, so
+//!   the counters of a bucket are deleted when its slot comes round again.
 //! * Closed: calls go through; after a failure the window's counters are read and the breaker
 //!   opens when the error rate and volume say so.
 //! * Open: calls fail fast (the cart degrades lines to `unconfirmed`) until the open period ends.
@@ -81,17 +82,18 @@ fn is_failure<T>(result: &Result<T, InventoryError>) -> bool {
     matches!(result, Err(InventoryError::Unavailable(_)))
 }
 
-/// The keys of one ring slot: its two counters and the bucket it currently counts.
-fn slot_keys(slot: u64) -> (String, String, String) {
-    let base = format!("breaker:inventory:slot{slot}");
-    (
-        format!("{base}:ok"),
-        format!("{base}:err"),
-        format!("{base}:bucket"),
-    )
+/// The counter of one bucket's successes or failures.
+fn bucket_key(bucket: u64, failed: bool) -> String {
+    let outcome = if failed { "err" } else { "ok" };
+    format!("breaker:inventory:{bucket}:{outcome}")
 }
 
-/// The bucket a slot counts now, if it was ever claimed.
+/// The record of which bucket a ring slot serves now.
+fn slot_key(slot: u64) -> String {
+    format!("breaker:inventory:slot{slot}")
+}
+
+/// The bucket a slot serves now, if it was ever claimed.
 fn slot_bucket(key: &str) -> Option<u64> {
     kv::get(key)
         .ok()
@@ -109,18 +111,23 @@ fn counter(key: &str) -> u64 {
         .map_or(0, |b| i64::from_le_bytes(b).max(0) as u64)
 }
 
-/// Counts one outcome in the current bucket's slot, taking the slot over from the bucket it
-/// counted last time round (its old counts are dropped). Two requests taking a slot over at
-/// once may lose a count or two at the bucket boundary: a breaker can afford that, and the
-/// breaker's keys stay a fixed set instead of two new keys every bucket.
+/// Counts one outcome in the bucket's own counters. Each bucket maps to one of a fixed ring of
+/// slots; the first count of a bucket in its slot deletes the counters of the bucket that
+/// slot served before (long out of the window) and records the new one. Racing requests
+/// repeat the same idempotent deletes and record the same bucket, and a bucket's counts live
+/// in keys of its own, so no count of a bucket in the window is lost; the breaker's keys stay
+/// bounded (the window's buckets and one record per slot) instead of two new keys every 5 s.
 fn count_outcome(bucket: u64, config: &BreakerConfig, failed: bool) {
-    let (ok, err, owner) = slot_keys(slot_of(bucket, config));
-    if slot_bucket(&owner) != Some(bucket) {
-        let _ = kv::delete(&ok);
-        let _ = kv::delete(&err);
-        let _ = kv::set(&owner, bucket.to_string().as_bytes());
+    let slot = slot_key(slot_of(bucket, config));
+    let served = slot_bucket(&slot);
+    if served != Some(bucket) {
+        if let Some(old) = served {
+            let _ = kv::delete(&bucket_key(old, false));
+            let _ = kv::delete(&bucket_key(old, true));
+        }
+        let _ = kv::set(&slot, bucket.to_string().as_bytes());
     }
-    let _ = kv::increment(if failed { &err } else { &ok }, 1);
+    let _ = kv::increment(&bucket_key(bucket, failed), 1);
 }
 
 fn record(config: &BreakerConfig, failed: bool) {
@@ -135,11 +142,8 @@ fn record(config: &BreakerConfig, failed: bool) {
     count_outcome(bucket, config, true);
     let (mut ok, mut err) = (0u64, 0u64);
     for bucket in window_buckets(now, config) {
-        let (ok_key, err_key, owner) = slot_keys(slot_of(bucket, config));
-        if slot_bucket(&owner) == Some(bucket) {
-            ok += counter(&ok_key);
-            err += counter(&err_key);
-        }
+        ok += counter(&bucket_key(bucket, false));
+        err += counter(&bucket_key(bucket, true));
     }
     if should_open(ok, err, config) {
         write_state(Some(OpenState { opened_at_ms: now }));

@@ -336,10 +336,16 @@ fn save_checked_out(
     user: &UserId,
     key: &str,
     mut loaded: cart_repo::Loaded,
-    record: CheckoutRecord,
+    intent: CheckoutRecord,
     mark: Option<AppliedKey>,
 ) -> Result<Committed, Problem> {
     let now = crate::clock::now_ms();
+    // Checked out when this write completes it (the cart shows `checked_out` until its next
+    // change, judged by this time against the cart's own).
+    let record = CheckoutRecord {
+        checked_out_at_ms: now,
+        ..intent
+    };
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         let mut next = loaded.cart.clone();
         next.lines.retain(|l| {
@@ -373,7 +379,12 @@ fn save_checked_out(
                 crate::metrics::inc("cart_version_conflicts_total");
                 crate::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
-                if loaded.cart.checkout_intent.as_ref() != Some(&record) {
+                let still_ours = loaded
+                    .cart
+                    .checkout_intent
+                    .as_ref()
+                    .is_some_and(|pending| pending.checkout_id == record.checkout_id);
+                if !still_ours {
                     // Another request finished this checkout meanwhile.
                     return Ok(Committed { cart: loaded.cart });
                 }

@@ -1,0 +1,208 @@
+//! Behaviours shoppers hit that had no test: two checkouts at once, a replayed checkout, the
+//! inventory down during a checkout's hold or commit, and concurrent changes of one line or one
+//! cart (PATCH against DELETE, clear against add). After each: holds equal lines, stock sold at
+//! most once, one `cart.checked_out` per checkout.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cart_tests::{request, CapabilityHost, Fault, Interface};
+use serde_json::Value;
+use support::*;
+
+fn patient() -> Arc<CapabilityHost> {
+    cart_host_with(&[("lock_wait_ms", "60000")])
+}
+
+/// Every hold of `product` belongs to a line of one of `users` with the same quantity, and
+/// every reserved line has its hold.
+async fn holds_equal_lines(host: &CapabilityHost, users: &[&str], product: &str) {
+    host.wait_idle().await;
+    let holds = reservations(host, "s", product);
+    let mut lines: BTreeMap<String, u64> = BTreeMap::new();
+    for user in users {
+        let view = cart(host, "s", user).await.json();
+        for line in view["lines"].as_array().into_iter().flatten() {
+            if line["productId"] == product {
+                let rid = line["reservation"]["id"].as_str().unwrap_or_default();
+                lines.insert(rid.to_owned(), line["quantity"].as_u64().unwrap_or(0));
+            }
+        }
+    }
+    assert_eq!(holds, lines, "holds of {product} against its lines");
+}
+
+fn checked_out_events(host: &CapabilityHost, user: &str) -> usize {
+    cart_events(host, "cart-events", "s", user)
+        .iter()
+        .filter(|e| e["type"] == "cart.checked_out")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_checkouts_at_once_sell_the_cart_once() {
+    let host = patient();
+    put_product(&host, "s", "p", 100, 10);
+    put_product(&host, "s", "q", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    assert_eq!(add(&host, "s", "u", "q", 3).await.status(), 200);
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move { checkout(&host, "s", "u").await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in both {
+        let r = task.await.expect("task");
+        if r.status() != 200 {
+            assert_problem(&r, 422, "cart-empty");
+        }
+        statuses.push(r.status());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        vec![200, 422],
+        "one checkout sells, the other finds nothing"
+    );
+    host.wait_idle().await;
+    assert_eq!(stock_and_available(&host, "s", "p"), (8, 8));
+    assert_eq!(stock_and_available(&host, "s", "q"), (7, 7));
+    assert_eq!(checked_out_events(&host, "u"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_retried_under_its_idempotency_key_is_replayed_not_repeated() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    let send = || {
+        request(http::Method::POST, &format!("{}/checkout", cart_path("s")))
+            .header("x-user-id", "u")
+            .header("idempotency-key", "\"pay-1\"")
+            .send(&host)
+    };
+    let first = send().await.expect("checkout");
+    assert_eq!(first.status(), 200, "{}", first.text());
+    host.wait_idle().await;
+    let again = send().await.expect("checkout again");
+    assert_eq!(again.status(), 200, "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), first.json(), "the same answer");
+    host.wait_idle().await;
+    assert_eq!(stock_and_available(&host, "s", "p"), (8, 8), "sold once");
+    assert_eq!(checked_out_events(&host, "u"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_down_while_a_checkout_holds_sells_nothing_and_changes_nothing() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    host.wait_idle().await;
+    let before = cart(&host, "s", "u").await.json();
+    host.fail_next_calls_of(
+        Interface::Inventory,
+        "reserve",
+        1,
+        Fault::Unavailable("inventory down".into()),
+    );
+    let r = checkout(&host, "s", "u").await;
+    assert_problem(&r, 503, "inventory-unavailable");
+    host.wait_idle().await;
+    assert_eq!(
+        stock_and_available(&host, "s", "p"),
+        (10, 8),
+        "nothing sold"
+    );
+    let after = cart(&host, "s", "u").await.json();
+    assert_eq!(after["lines"], before["lines"], "the cart is as it was");
+    holds_equal_lines(&host, &["u"], "p").await;
+    let retry = checkout(&host, "s", "u").await;
+    assert_eq!(retry.status(), 200, "{}", retry.text());
+    host.wait_idle().await;
+    assert_eq!(stock_and_available(&host, "s", "p"), (8, 8));
+    assert_eq!(checked_out_events(&host, "u"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_down_at_the_commit_leaves_a_checkout_the_retry_finishes() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    host.fail_next_calls_of(
+        Interface::Inventory,
+        "commit",
+        1,
+        Fault::Unavailable("inventory down".into()),
+    );
+    let r = checkout(&host, "s", "u").await;
+    assert_problem(&r, 503, "inventory-unavailable");
+    assert!(r.json()["checkoutId"].is_string(), "{}", r.text());
+    // The checkout is recorded: its lines cannot change until it is finished.
+    assert_problem(&add(&host, "s", "u", "p", 1).await, 409, "cart-conflict");
+    let retry = checkout(&host, "s", "u").await;
+    assert_eq!(retry.status(), 200, "{}", retry.text());
+    host.wait_idle().await;
+    assert_eq!(stock_and_available(&host, "s", "p"), (8, 8));
+    assert_eq!(checked_out_events(&host, "u"), 1);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200, "unfrozen");
+}
+
+/// PATCH to 5 and DELETE of the same line, at once, 20 times over (with a fresh line each
+/// time): whichever wins, the hold ends equal to the line (or gone with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_against_delete_of_one_line_never_leaves_a_hold_out_of_step() {
+    let host = patient();
+    put_product(&host, "s", "p", 100, 1_000);
+    for _ in 0..20 {
+        if cart(&host, "s", "u").await.json()["lines"]
+            .as_array()
+            .is_none_or(|l| l.is_empty())
+        {
+            assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+        }
+        let (a, b) = {
+            let (h1, h2) = (host.clone(), host.clone());
+            (
+                tokio::spawn(async move { set_qty(&h1, "s", "u", "p", 5).await }),
+                tokio::spawn(async move { remove(&h2, "s", "u", "p").await }),
+            )
+        };
+        for r in [a.await.expect("task"), b.await.expect("task")] {
+            match r.status() {
+                200 => {}
+                _ => assert_problem(&r, 404, "line-not-found"),
+            }
+        }
+        holds_equal_lines(&host, &["u"], "p").await;
+    }
+}
+
+/// A clear and an add of another product at once, 20 times over: the cart ends with the added
+/// line or empty, and its holds with it; no hold of a cleared line survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_against_add_leaves_holds_equal_to_lines() {
+    let host = patient();
+    put_product(&host, "s", "p", 100, 1_000);
+    put_product(&host, "s", "q", 100, 1_000);
+    for _ in 0..20 {
+        assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+        let (a, b) = {
+            let (h1, h2) = (host.clone(), host.clone());
+            (
+                tokio::spawn(async move { clear(&h1, "s", "u").await }),
+                tokio::spawn(async move { add(&h2, "s", "u", "q", 1).await }),
+            )
+        };
+        assert_eq!(a.await.expect("task").status(), 200);
+        assert_eq!(b.await.expect("task").status(), 200);
+        holds_equal_lines(&host, &["u"], "p").await;
+        holds_equal_lines(&host, &["u"], "q").await;
+    }
+    let view: Value = cart(&host, "s", "u").await.json();
+    assert!(view["lines"].is_array());
+}
