@@ -205,3 +205,93 @@ async fn guest_holds_are_shorter_than_a_shoppers() {
         "guest hold until {guest_expiry}, now {now}"
     );
 }
+
+async fn guest_token(host: &cart_tests::CapabilityHost) -> String {
+    let issued = request(http::Method::POST, "/v1/guest-tokens")
+        .send(host)
+        .await
+        .expect("guest token");
+    issued.json()["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn guest_add(host: &cart_tests::CapabilityHost, token: &str, product: &str, qty: u32) {
+    let r = post_json(
+        &items_path("s"),
+        &json!({"productId": product, "quantity": qty}),
+    )
+    .header("authorization", &format!("Bearer {token}"))
+    .send(host)
+    .await
+    .expect("guest add");
+    assert_eq!(r.status(), 200, "{}", r.text());
+}
+
+async fn merge(host: &cart_tests::CapabilityHost, token: &str) -> cart_tests::TestResponse {
+    post_json("/v1/stores/s/cart/merge", &json!({"guestToken": token}))
+        .header("x-user-id", "u")
+        .send(host)
+        .await
+        .expect("merge")
+}
+
+/// The guest's own hold counts against the user's while both exist: a merge that fits the
+/// stock once the guest's hold is given back takes the whole combined quantity; one that does
+/// not takes what the stock allows. Either way no hold is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_short_of_stock_keeps_what_is_available_and_no_more() {
+    // (stock after both carts were filled, merged quantity): 8 fits user 2 + guest 5 once the
+    // guest's hold is given back; at 5 (stock lowered in the catalogue) only 5 can be held.
+    for (stock_now, merged) in [(8, 7), (5, 5)] {
+        let host = cart_host();
+        put_product(&host, "s", "p", 100, 8);
+        assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+        let token = guest_token(&host).await;
+        guest_add(&host, &token, "p", 5).await;
+        host.set_stock("s", "p", stock_now);
+        let r = merge(&host, &token).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        host.wait_idle().await;
+        assert_eq!(
+            lines(&r.json()),
+            [("p".to_owned(), merged)].into(),
+            "stock {stock_now}"
+        );
+        assert_eq!(
+            held_quantities(&host, "s", "p"),
+            vec![merged],
+            "stock {stock_now}"
+        );
+    }
+}
+
+/// Headers beyond `max_header_bytes` are refused with 431 before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused_and_change_nothing() {
+    let host = cart_host_with(&[("max_header_bytes", "600")]);
+    put_product(&host, "s", "p", 100, 10);
+    host.wait_idle().await;
+    let before = state_snapshot(&host);
+    let big = post_json(&items_path("s"), &json!({"productId": "p", "quantity": 1}))
+        .header("x-user-id", "u")
+        .header("x-padding", &"a".repeat(1_000))
+        .send(&host)
+        .await
+        .expect("send");
+    assert_problem(&big, 431, "headers-too-large");
+    assert_eq!(big.json()["maxBytes"], 600);
+    host.wait_idle().await;
+    assert_eq!(
+        changed_keys(&before, &state_snapshot(&host)),
+        Vec::<String>::new()
+    );
+    let small = post_json(&items_path("s"), &json!({"productId": "p", "quantity": 1}))
+        .header("x-user-id", "u")
+        .header("x-padding", &"a".repeat(300))
+        .send(&host)
+        .await
+        .expect("send");
+    assert_eq!(small.status(), 200, "{}", small.text());
+}

@@ -178,29 +178,38 @@ fn transfer(
                 (state, target)
             }
             Err(p) if p.kind == ProblemKind::InsufficientStock => {
-                // The guest's own hold counts against the user's here: give it back, then keep
-                // what can be held (the combined quantity capped at what is available).
+                // The guest's own hold counted against the user's: give it back and ask again
+                // for the combined quantity; if that is still short, keep what is available.
                 inventory_port::release(store.as_str(), &guest_line.reservation);
-                let available = p
-                    .extensions
-                    .get("available")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0) as u32;
-                let quantity = largest_allowed(&snapshot, available.min(target)).max(existing);
-                if quantity <= existing {
-                    continue;
+                let reserve = |quantity: u32| {
+                    measure(Phase::Inventory, || {
+                        inventory_port::reserve_line(
+                            store.as_str(),
+                            &snapshot,
+                            &rid,
+                            quantity,
+                            ttl,
+                            loaded.version + 1,
+                        )
+                    })
+                };
+                match reserve(target) {
+                    Ok(state) => (state, target),
+                    Err(p) if p.kind == ProblemKind::InsufficientStock => {
+                        let available = p
+                            .extensions
+                            .get("available")
+                            .and_then(|v| v.as_u64())
+                            .unwrap_or(0) as u32;
+                        let quantity =
+                            largest_allowed(&snapshot, available.min(target)).max(existing);
+                        if quantity <= existing {
+                            continue;
+                        }
+                        (reserve(quantity)?, quantity)
+                    }
+                    Err(p) => return Err(p),
                 }
-                let state = measure(Phase::Inventory, || {
-                    inventory_port::reserve_line(
-                        store.as_str(),
-                        &snapshot,
-                        &rid,
-                        quantity,
-                        ttl,
-                        loaded.version + 1,
-                    )
-                })?;
-                (state, quantity)
             }
             Err(p) => return Err(p),
         };
