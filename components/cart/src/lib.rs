@@ -25,6 +25,7 @@ mod lock_keys;
 mod merge;
 mod metric_registry;
 mod metrics;
+mod oplog;
 mod orphan_sweep;
 mod outbox;
 mod product_cache;
@@ -75,8 +76,5 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         metrics::observe_dependency(dependency, spent_us);
     }
     metrics::flush();
-    // One structured line per operation (component stderr goes to Spin's log directory).
-    eprintln!(
-        "{{\"op\":\"{route}\",\"method\":\"{method}\",\"status\":{status},\"durationUs\":{total_us}}}"
-    );
+    oplog::operation(route, &method, status, total_us);
 }
