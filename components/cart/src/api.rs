@@ -39,18 +39,14 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     }
 }
 
-pub fn dispatch(
-    request: &HttpRequest,
-    route: Result<Route, Problem>,
-    settings: &Settings,
-) -> HttpResponse {
-    match route.and_then(|r| run(request, r, settings)) {
+pub fn dispatch(request: &HttpRequest, route: Result<Route, Problem>) -> HttpResponse {
+    match route.and_then(|r| run(request, r)) {
         Ok(response) => response,
         Err(problem) => HttpResponse::problem(&problem),
     }
 }
 
-fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
+fn run(request: &HttpRequest, route: Route) -> Result<HttpResponse, Problem> {
     if route == Route::Health {
         return Ok(HttpResponse::json(
             200,
@@ -61,6 +57,9 @@ fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpR
         admin::authorize_metrics(request)?;
         return metrics_response();
     }
+    // Loaded here, not before routing: health checks and scrapes need none of it, and every
+    // variable read is a host call (see `settings::GROUPS`).
+    let settings = &Settings::load();
     if let Route::AdminSweepReservations { store } = &route {
         admin::authorize(request)?;
         let store = store_id(store, settings)?;
