@@ -43,30 +43,24 @@ pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
     }
 }
 
-pub fn dispatch(
-    request: &HttpRequest,
-    route: Result<Route, Problem>,
-    settings: &Settings,
-) -> HttpResponse {
-    match route.and_then(|r| run(request, r, settings)) {
+pub fn dispatch(request: &HttpRequest, route: Result<Route, Problem>) -> HttpResponse {
+    match route.and_then(|r| run(request, r)) {
         Ok(response) => response,
         Err(problem) => HttpResponse::problem(&problem),
     }
 }
 
-fn run(request: &HttpRequest, route: Route, settings: &Settings) -> Result<HttpResponse, Problem> {
+fn run(request: &HttpRequest, route: Route) -> Result<HttpResponse, Problem> {
     match route {
-        Route::Operator(op) => run_operator(request, op, settings),
+        Route::Operator(op) => run_operator(request, op),
         Route::IssueGuestToken => issue_guest_token(),
-        Route::Shopper(op) => run_shopper(request, op, settings),
+        // Loaded here, not before routing: health checks, scrapes and guest tokens need none of
+        // it, and every variable read is a host call (see `settings::GROUPS`).
+        Route::Shopper(op) => run_shopper(request, op, &Settings::load()),
     }
 }
 
-fn run_operator(
-    request: &HttpRequest,
-    route: OperatorRoute,
-    settings: &Settings,
-) -> Result<HttpResponse, Problem> {
+fn run_operator(request: &HttpRequest, route: OperatorRoute) -> Result<HttpResponse, Problem> {
     match route {
         OperatorRoute::Health => Ok(HttpResponse::json(
             200,
@@ -78,13 +72,13 @@ fn run_operator(
         }
         OperatorRoute::SweepReservations { store } => {
             admin::authorize(request)?;
-            let store = store_id(&store, settings)?;
+            let store = store_id(&store, &Settings::load())?;
             let report = crate::orphan_sweep::sweep_orphans(&store)?;
             Ok(HttpResponse::json(200, &report))
         }
         OperatorRoute::InvalidateProduct => {
             admin::authorize(request)?;
-            invalidate_product(request, settings)
+            invalidate_product(request, &Settings::load())
         }
         OperatorRoute::Relay { force, limit } => {
             admin::authorize(request)?;

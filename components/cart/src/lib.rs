@@ -41,11 +41,11 @@ use spin_sdk::http_component;
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = std::time::Instant::now();
-    let settings = settings::Settings::load();
+    let limits = settings::RequestLimits::load();
     let (route, response, head_only, method) = match http_io::read_request(
         request,
-        settings.limits.max_body_bytes,
-        settings.limits.max_header_bytes,
+        limits.max_body_bytes,
+        limits.max_header_bytes,
     )
     .await
     {
@@ -53,7 +53,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
             trace::begin(&req);
             let route = routes::route(&req.method, &req.path);
             let name = api::operation_name(&route);
-            let response = api::dispatch(&req, route, &settings);
+            let response = api::dispatch(&req, route);
             (name, response, req.is_head(), req.method)
         }
         Err(problem) => (
