@@ -283,6 +283,15 @@ fn kv_sets_gets_deletes_and_counts(t: &Target) {
     assert_eq!(t.ok("kv-get?key=a"), Value::Null);
     assert_eq!(t.ok("kv-incr?key=n&delta=4"), 4);
     assert_eq!(t.ok("kv-incr?key=n&delta=-1"), 3);
+
+    // Several records in one call, in the order asked, a missing one as null.
+    assert_eq!(t.ok("kv-set?key=g1&value=one"), true);
+    assert_eq!(t.ok("kv-set?key=g3&value=three"), true);
+    assert_eq!(
+        t.ok("kv-get-many?keys=g3,g2,g1"),
+        json!(["three", null, "one"])
+    );
+    assert_eq!(t.ok("kv-get-many?keys="), json!([]));
 }
 
 /// Counters moved together, read back with `get` as 8-byte little-endian integers (the way
@@ -319,6 +328,30 @@ fn locks_have_one_holder_and_release_by_token(t: &Target) {
     assert_eq!(t.ok(&format!("lock-release?key=l&token={token}")), true);
     let again = t.ok("lock-acquire?key=l&ttl=30000");
     assert_ne!(again["token"], token.as_str(), "a new lease, a new token");
+
+    // Retiring releases like release and leaves no record of the key behind (the key-value
+    // backend keeps a record and a creation guard per key until then); the key can be taken
+    // again afterwards, through a fresh creation.
+    let lease = t.ok("lock-acquire?key=gone&ttl=30000");
+    let token = lease["token"].as_str().expect("a token").to_owned();
+    assert_eq!(t.ok("lock-retire?key=gone&token=wrong"), false);
+    assert_eq!(
+        t.ok("lock-acquire?key=gone&ttl=30000"),
+        Value::Null,
+        "still held"
+    );
+    assert_eq!(t.ok(&format!("lock-retire?key=gone&token={token}")), true);
+    assert_eq!(t.ok("kv-list?prefix=lock:gone&limit=10"), json!([]));
+    let again = t.ok("lock-acquire?key=gone&ttl=30000");
+    assert!(
+        again["token"].is_string(),
+        "taken again after retiring: {again}"
+    );
+    assert_eq!(
+        t.ok("lock-acquire?key=gone&ttl=30000"),
+        Value::Null,
+        "one holder"
+    );
 }
 
 /// Inventory: product lookup with policy and rules, absolute and idempotent reservations that

@@ -18,7 +18,7 @@ use cart_domain::breaker::{
 };
 use std::cell::RefCell;
 
-const STATE_KEY: &str = "breaker:inventory:state";
+pub const STATE_KEY: &str = "breaker:inventory:state";
 
 pub mod metric_keys {
     pub const SHORT_CIRCUITS: &str = "cart_inventory_short_circuits_total";
@@ -55,7 +55,7 @@ fn breaker_config() -> BreakerConfig {
 fn read_state() -> Option<OpenState> {
     STATE.with(|s| {
         *s.borrow_mut().get_or_insert_with(|| {
-            kv::get(STATE_KEY)
+            crate::record_reads::get(STATE_KEY)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice(&b).ok())

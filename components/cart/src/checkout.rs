@@ -69,7 +69,11 @@ pub fn checkout(
         )
     })?;
     let outcome = checkout_locked(store, user, &key, if_match.as_ref(), mark);
-    measure(Phase::Lock, || line_lock::release_all(&leases));
+    // A completed checkout empties the cart: its lines' leases are retired (keys forgotten).
+    measure(Phase::Lock, || match &outcome {
+        Ok(_) => line_lock::retire_all(&leases),
+        Err(_) => line_lock::release_all(&leases),
+    });
     outcome
 }
 

@@ -155,7 +155,7 @@ pub fn take_claimed() -> Vec<(String, String)> {
 /// active; the sweep removes it once the outbox is empty (and re-lists if a change raced it).
 fn ensure_marker(key: &str) -> Result<(), Problem> {
     let marker = outbox::marker_key(key);
-    match kv::get(&marker) {
+    match crate::record_reads::get(&marker) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => kv::set(&marker, b"1").map_err(marker_failed),
         Err(e) => Err(marker_failed(e)),

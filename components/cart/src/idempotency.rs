@@ -1,7 +1,8 @@
 //! `Idempotency-Key` handling around a write.
 //!
 //! 1. A lease on the scoped key (`idem:{user}:{hash}`) makes a concurrent duplicate a 409
-//!    instead of a second execution; the lease expires if its holder dies.
+//!    instead of a second execution; the lease expires if its holder dies, and is retired (its
+//!    key forgotten) once the response is stored, since a key is rarely used again.
 //! 2. A stored response for the key is replayed (same status, body and `ETag`, plus
 //!    `Idempotent-Replayed: true`); a different request under the same key is a 422.
 //! 3. Otherwise the write runs and leaves an applied-key mark inside the cart document, in the
@@ -12,11 +13,17 @@
 //!    in-flight lease is released after it. A duplicate that finds the lease held but the
 //!    response stored is answered with the replay. Rejections changed nothing, so a retry of
 //!    one simply runs again.
+//!
+//! Stored responses live in `RECORD_SLOTS` slots per user (`idem:{user}:slot{n}`, the slot
+//! picked by the key's hash), so the records a user leaves are bounded whatever the number of
+//! keys: a later key in the same slot overwrites an earlier record. A retry of an overwritten
+//! key finds no record, runs, finds its mark in the cart (3.) and changes nothing; it is then
+//! answered with the cart as it is now rather than the original response.
 
 use crate::bindings::{kv, locks};
 use crate::http_io::{HttpRequest, HttpResponse};
 use cart_domain::idempotency::{
-    fingerprint, parse_key, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
+    fingerprint, parse_key, record_slot, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
 };
 use cart_domain::{Problem, ProblemKind, UserId};
 
@@ -52,14 +59,14 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let hash = scoped_key_hash(user.as_str(), &key);
     let fp = fingerprint(&request.method, &request.path, &request.body);
     let lease_key = crate::lock_keys::idempotency(user, &hash);
-    let record_key = format!("idem:{user}:{hash}:response");
+    let record_key = format!("idem:{user}:slot{}", record_slot(&hash));
     let now = crate::clock::now_ms();
     let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
             // The holder may be past its response, only releasing the lease: its stored
             // response is then already there to replay.
-            if let Some(stored) = stored_response(&record_key, now) {
+            if let Some(stored) = stored_response(&record_key, &hash, now) {
                 return replay_if_same(stored, &fp);
             }
             crate::metrics::inc("cart_idempotency_in_flight_total");
@@ -77,9 +84,9 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
             .with("retryAfterSeconds", 1))
         }
     };
-    if let Some(stored) = stored_response(&record_key, now) {
+    if let Some(stored) = stored_response(&record_key, &hash, now) {
         crate::deferred::defer(move || {
-            let _ = locks::release(&lease);
+            let _ = locks::retire(&lease);
         });
         return replay_if_same(stored, &fp);
     }
@@ -94,13 +101,13 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     })))
 }
 
-/// The unexpired stored response for `record_key`, if any.
-fn stored_response(record_key: &str, now_ms: u64) -> Option<StoredResponse> {
+/// The unexpired stored response of the key `key_hash` in its slot `record_key`, if any.
+fn stored_response(record_key: &str, key_hash: &str, now_ms: u64) -> Option<StoredResponse> {
     kv::get(record_key)
         .ok()
         .flatten()
         .and_then(|bytes| serde_json::from_slice::<StoredResponse>(&bytes).ok())
-        .filter(|r| r.expires_at_ms > now_ms)
+        .filter(|r| r.key_hash == key_hash && r.expires_at_ms > now_ms)
 }
 
 /// Replays `stored` if it answered this very request; a different request is a 422.
@@ -143,6 +150,7 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
             .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
             .map(|(_, v)| v.clone());
         let record = StoredResponse {
+            key_hash: guard.mark.key_hash.clone(),
             fingerprint: guard.mark.fingerprint.clone(),
             status: response.status,
             etag,
@@ -160,6 +168,6 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
     }
     let lease = guard.lease;
     crate::deferred::defer(move || {
-        let _ = locks::release(&lease);
+        let _ = locks::retire(&lease);
     });
 }

@@ -29,6 +29,7 @@ mod oplog;
 mod orphan_sweep;
 mod outbox;
 mod product_cache;
+mod record_reads;
 mod relay;
 mod routes;
 mod settings;

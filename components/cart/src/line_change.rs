@@ -1,8 +1,9 @@
 //! Adding, re-setting and removing one cart line.
 //!
-//! Order of work, under the line's lease:
-//! 1. read the cart head; check `If-Match`;
-//! 2. look the product up (title, price, policy, quantity rules);
+//! Order of work, under the line's lease (taken first; none in optimistic mode):
+//! 1. read the cart head; check `If-Match` and the cart's rules;
+//! 2. read the small records the change needs in one call (`record_reads`), look the product
+//!    up (title, price, policy, quantity rules) from the cache or the inventory;
 //! 3. reserve the line's new absolute quantity under its deterministic reservation id;
 //! 4. compare-and-swap the new cart version. On conflict (another line of the same cart changed)
 //!    re-read and re-apply to the newer version, a bounded number of times; with `If-Match` the
@@ -45,10 +46,46 @@ pub fn change_line(
     write: &WriteSettings,
 ) -> Result<Committed, Problem> {
     let key = cart_repo::cart_key(req.store, req.user);
-    // Read and validate before taking the lease, so a request that breaks a limit is refused
-    // without writing anything (the lease itself is a write). Under the lease the cart is read
-    // again: see `reread_and_change`.
-    let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
+    if !write.line_leases {
+        // Optimistic mode: no lease. The reservation is fenced with the version it was decided
+        // from, and a lost compare-and-swap re-decides and re-reserves on the newer version.
+        return load_and_change(req, settings, write, &key);
+    }
+    // The lease comes first and the cart is read under it: the line's quantity must come
+    // from a read under its lease (a reservation computed from an earlier read could shrink a
+    // hold that a request finishing just before us grew). Reading only once, under the lease,
+    // keeps the shopper's path to lease, read, records, reservation and commit. A request
+    // refused by a cart rule has then taken the lease: it retires it (see below), so on the
+    // key-value lock backend no lease record is left behind for a line that does not exist.
+    let lock_key = line_lock::line_key(req.store, req.user, req.product.as_str());
+    let (lease, _stats) = measure(Phase::Lock, || {
+        line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
+    })?;
+    let outcome = load_and_change(req, settings, write, &key);
+    // Released after the response, after any hold shrink queued under it (`finish_after_commit`):
+    // a hold is only ever changed under its line's lease, and the shopper does not wait for
+    // the release write. A line the change removed, or a refused change, retires the lease
+    // (its key is forgotten); a line still in the cart keeps its lease record for next time.
+    let keep = matches!(&outcome, Ok(done) if done.cart.line(req.product.as_str()).is_some());
+    crate::deferred::defer(move || {
+        if keep {
+            line_lock::release(&lease)
+        } else {
+            line_lock::retire(&lease)
+        }
+    });
+    outcome
+}
+
+/// Reads the cart (under the line's lease when there is one), checks the request against it
+/// and applies the change.
+fn load_and_change(
+    req: &LineRequest<'_>,
+    settings: &Settings,
+    write: &WriteSettings,
+    key: &str,
+) -> Result<Committed, Problem> {
+    let loaded = measure(Phase::Store, || cart_repo::load(key))?;
     let loaded = crate::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
         return Ok(done);
@@ -62,42 +99,6 @@ pub fn change_line(
     loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
-    if !write.line_leases {
-        // Optimistic mode: no lease. The reservation is fenced with the version it was decided
-        // from, and a lost compare-and-swap re-decides and re-reserves on the newer version.
-        return change_line_locked(req, settings, write, &key, loaded);
-    }
-    let lock_key = line_lock::line_key(req.store, req.user, req.product.as_str());
-    let (lease, _stats) = measure(Phase::Lock, || {
-        line_lock::acquire(&lock_key, write.lock_ttl_ms, write.lock_wait_ms)
-    })?;
-    let outcome = reread_and_change(req, settings, write, &key);
-    // Released after the response, after any hold shrink queued under it (`finish_after_commit`):
-    // a hold is only ever changed under its line's lease, and the shopper does not wait for
-    // the release write.
-    crate::deferred::defer(move || line_lock::release(&lease));
-    outcome
-}
-
-/// Under the lease, the line's quantity must come from a fresh read: a reservation computed
-/// from the pre-lease read could shrink a hold that a request finishing just before us grew,
-/// and let other shoppers take the difference before we put it back.
-fn reread_and_change(
-    req: &LineRequest<'_>,
-    settings: &Settings,
-    write: &WriteSettings,
-    key: &str,
-) -> Result<Committed, Problem> {
-    let loaded = measure(Phase::Store, || cart_repo::load(key))?;
-    if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
-        return Ok(done);
-    }
-    if let Some(tags) = &req.if_match {
-        if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
-        }
-    }
-    loaded.cart.ensure_no_checkout_pending()?;
     change_line_locked(req, settings, write, key, loaded)
 }
 
@@ -115,6 +116,12 @@ fn change_line_locked(
     loaded: Loaded,
 ) -> Result<Committed, Problem> {
     let product_id = req.product.as_str();
+    // The small records this change consults, in one crossing (see `record_reads`).
+    crate::record_reads::prefetch(&[
+        crate::product_cache::cache_key(req.store.as_str(), product_id),
+        crate::breaker::STATE_KEY.to_owned(),
+        crate::outbox::marker_key(key),
+    ]);
     let product = product_for(req, &loaded)?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
     let ttl = write.reservation_ttl_for(req.user);

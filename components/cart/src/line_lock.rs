@@ -91,15 +91,32 @@ pub fn release_all(leases: &[Lease]) {
 
 /// Releases the lease. A failure only delays the next holder until the TTL, so it is logged.
 pub fn release(lease: &Lease) {
-    match locks::release(lease) {
-        Ok(true) => {}
-        Ok(false) => eprintln!(
+    log_outcome(lease, locks::release(lease));
+}
+
+/// Releases the lease of a line that has left the cart, letting the lock backend forget its
+/// key (`locks.retire`): line leases then exist for lines in carts, not for every line a cart
+/// ever had.
+pub fn retire(lease: &Lease) {
+    log_outcome(lease, locks::retire(lease));
+}
+
+pub fn retire_all(leases: &[Lease]) {
+    leases.iter().for_each(retire);
+}
+
+fn log_outcome(lease: &Lease, outcome: Result<bool, LockError>) {
+    let line = match outcome {
+        Ok(true) => return,
+        Ok(false) => format!(
             "{{\"level\":\"warn\",\"msg\":\"lease had expired before release\",\"key\":\"{}\"}}",
             lease.key
         ),
-        Err(e) => eprintln!(
+        Err(e) => format!(
             "{{\"level\":\"warn\",\"msg\":\"lease release failed\",\"key\":\"{}\",\"error\":\"{e:?}\"}}",
             lease.key
         ),
-    }
+    };
+    // One write to stderr: each piece of a formatted eprintln! is a host call of its own.
+    eprintln!("{line}");
 }

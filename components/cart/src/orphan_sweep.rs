@@ -45,12 +45,16 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             continue;
         };
         let key = cart_repo::cart_key(store, &user);
-        let still_held = cart_repo::load(&key).map(|loaded| {
+        let line = cart_repo::load(&key).map(|loaded| {
             loaded
                 .cart
                 .line(&hold.product_id)
-                .is_some_and(|l| l.reservation.id == hold.reservation_id)
+                .map(|l| l.reservation.id == hold.reservation_id)
         });
+        // Ok(None): the cart has no such line (its lease key can be forgotten); Ok(Some(held)):
+        // the line exists and `held` says whether this hold is the line's.
+        let line_exists = !matches!(line, Ok(None));
+        let still_held = line.map(|l| l.unwrap_or(false));
         if let Ok(false) = still_held {
             crate::inventory_port::release(
                 store.as_str(),
@@ -62,7 +66,11 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             );
             report.released += 1;
         }
-        line_lock::release(&lease);
+        if line_exists {
+            line_lock::release(&lease);
+        } else {
+            line_lock::retire(&lease);
+        }
     }
     crate::metrics::add(
         "cart_orphan_reservations_released_total",

@@ -48,7 +48,7 @@ fn store(key: &str, product: &ProductSnapshot) {
 }
 
 fn read(key: &str) -> Option<Cached> {
-    kv::get(key)
+    crate::record_reads::get(key)
         .ok()
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -40,6 +40,16 @@ impl Guest for crate::Adapter {
         store::open()?.increment_many(&deltas)
     }
 
+    fn get_many(keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        for key in &keys {
+            kv_store::check_key(key)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        store::open()?.get_many(&keys)
+    }
+
     fn list_keys(prefix: String, limit: u32) -> Result<Vec<String>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         if limit == 0 {

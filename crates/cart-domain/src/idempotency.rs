@@ -81,10 +81,26 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex(&h.finalize())
 }
 
+/// How many stored responses a user keeps: records live in slots picked by the key's hash
+/// (`record_slot`), so a user's records are bounded by this whatever the number of keys they
+/// send. A later key landing in an occupied slot overwrites the earlier record; a retry of the
+/// overwritten key then finds no record but still finds its applied-key mark in the cart
+/// document, so the change is not applied twice (the retry is answered with the cart as it is).
+pub const RECORD_SLOTS: u32 = 16;
+
+/// The slot of a scoped key hash (`scoped_key_hash`): its first 32 bits modulo `RECORD_SLOTS`.
+pub fn record_slot(key_hash: &str) -> u32 {
+    let head = key_hash.get(..8).unwrap_or(key_hash);
+    u32::from_str_radix(head, 16).unwrap_or(0) % RECORD_SLOTS
+}
+
 /// A completed request's response, replayed for retries with the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredResponse {
+    /// The scoped key hash it answers: a slot holds whichever key landed in it last.
+    #[serde(default)]
+    pub key_hash: String,
     pub fingerprint: String,
     pub status: u16,
     pub etag: Option<String>,
@@ -166,6 +182,24 @@ mod tests {
             scoped_key_hash("alice", "k"),
             "27a1787665de219bd4fdbb445145f4e0"
         );
+    }
+
+    #[test]
+    fn record_slots_spread_keys_and_stay_in_range() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..400 {
+            let slot = record_slot(&scoped_key_hash("alice", &format!("key-{i}")));
+            assert!(slot < RECORD_SLOTS);
+            seen.insert(slot);
+        }
+        // 400 keys over 16 slots: every slot is used (a constant slot would fail this).
+        assert_eq!(seen.len(), RECORD_SLOTS as usize);
+        // Stable: the slot of a stored key must not change between builds.
+        assert_eq!(
+            record_slot("27a1787665de219bd4fdbb445145f4e0"),
+            0x27a1_7876 % 16
+        );
+        assert_eq!(record_slot("not-hex"), 0);
     }
 
     #[test]

@@ -251,6 +251,23 @@ impl kv::Host for CapView<'_> {
         Ok(Ok(self.state.kv_list_keys(&prefix, limit)))
     }
 
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<Vec<u8>>>, kv::StoreError>> {
+        if let Some(f) = self.enter(Interface::Kv, "get-many").await? {
+            return Ok(Err(store_error(f)));
+        }
+        let mut values = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Err(e) = self.state.kv_checked_key(key) {
+                return Ok(Err(kv::StoreError::Invalid(e)));
+            }
+            values.push(self.state.kv_get(key));
+        }
+        Ok(Ok(values))
+    }
+
     async fn increment_many(
         &mut self,
         deltas: Vec<(String, i64)>,
@@ -315,6 +332,20 @@ impl locks::Host for CapView<'_> {
         lease: locks::Lease,
     ) -> wasmtime::Result<Result<bool, locks::LockError>> {
         if let Some(f) = self.enter(Interface::Locks, "release").await? {
+            return Ok(Err(lock_error(f)));
+        }
+        Ok(self
+            .state
+            .lock_release(&lease.key, &lease.token)
+            .map_err(locks::LockError::Invalid))
+    }
+
+    /// Leases here are entries removed on release, like Redis keys: retiring is releasing.
+    async fn retire(
+        &mut self,
+        lease: locks::Lease,
+    ) -> wasmtime::Result<Result<bool, locks::LockError>> {
+        if let Some(f) = self.enter(Interface::Locks, "retire").await? {
             return Ok(Err(lock_error(f)));
         }
         Ok(self

@@ -15,6 +15,15 @@
 //! "held" and retries later, by which time the record exists. Each value carries a fresh nonce
 //! (and held values a fresh token), so a value never repeats and CAS has no ABA.
 //!
+//! Retiring (`retire`) removes both keys, so leases on keys that are rarely taken twice do not
+//! pile up. It deletes only a lease its caller holds with at least `RETIRE_MARGIN_MS` left, so
+//! nobody else can take the record over between the check and the deletes (short of clocks
+//! further apart than the margin), and deletes the guard before the record: while the record
+//! is still there nobody consults the guard, and once both are gone the next taker creates
+//! afresh through the guard. A crash between the two deletes leaves a held record without a
+//! guard, which expires and is taken over like any other. With less than the margin left it
+//! releases instead (the record stays).
+//!
 //! Known crash window: if the creator dies between its `increment` and its `swap`, the record
 //! is never created and the lock stays "held" for good. Recovery is manual: delete
 //! `lock:k:gen` while `lock:k` is absent.
@@ -78,6 +87,28 @@ pub fn release(key: &str, token: &str) -> Result<bool, LockError> {
             &record_key,
         ),
         // Expired (anyone may take it now), taken by someone else, or unreadable.
+        _ => Ok(false),
+    }
+}
+
+/// Least time a lease must have left for `retire` to delete it (see the module doc).
+const RETIRE_MARGIN_MS: u64 = 5_000;
+
+/// Releases the lease if `token` holds it and removes its keys (see the module doc); true when
+/// it was held.
+pub fn retire(key: &str, token: &str) -> Result<bool, LockError> {
+    let bucket = kv_store::open().map_err(store_error)?;
+    let record_key = record_key(key);
+    let Some(raw) = kv_store::get(&bucket, &record_key).map_err(store_error)? else {
+        return Ok(false);
+    };
+    match decode(&raw) {
+        Ok(value) if value.is_held_by(token, now_ms().saturating_add(RETIRE_MARGIN_MS)) => {
+            kv_store::delete(&bucket, &guard_key(key)).map_err(store_error)?;
+            kv_store::delete(&bucket, &record_key).map_err(store_error)?;
+            Ok(true)
+        }
+        Ok(value) if value.is_held_by(token, now_ms()) => release(key, token),
         _ => Ok(false),
     }
 }

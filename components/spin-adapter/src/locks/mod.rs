@@ -47,16 +47,35 @@ impl Guest for crate::Adapter {
     }
 
     fn release(lease: Lease) -> Result<bool, LockError> {
-        check_key(&lease.key)?;
-        if lease.token.is_empty() {
-            // No acquire ever hands out an empty token; it must not match a released record.
-            return Ok(false);
-        }
-        match backend()? {
-            Backend::KeyValue => kv_lease::release(&lease.key, &lease.token),
-            Backend::Redis(url) => redis::release(&url, &lease.key, &lease.token),
-            Backend::Upstash(config) => upstash::release(&config, &lease.key, &lease.token),
-        }
+        give_back(lease, Ending::Release)
+    }
+
+    fn retire(lease: Lease) -> Result<bool, LockError> {
+        give_back(lease, Ending::Retire)
+    }
+}
+
+/// How a lease is given back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Mark it free; the key's record (if the backend keeps one) stays for the next taker.
+    Release,
+    /// Mark it free and remove the key's record where the backend keeps one.
+    Retire,
+}
+
+fn give_back(lease: Lease, ending: Ending) -> Result<bool, LockError> {
+    check_key(&lease.key)?;
+    if lease.token.is_empty() {
+        // No acquire ever hands out an empty token; it must not match a released record.
+        return Ok(false);
+    }
+    match backend()? {
+        Backend::KeyValue if ending == Ending::Retire => kv_lease::retire(&lease.key, &lease.token),
+        Backend::KeyValue => kv_lease::release(&lease.key, &lease.token),
+        // A Redis lease is one key that the release deletes: retiring is releasing.
+        Backend::Redis(url) => redis::release(&url, &lease.key, &lease.token),
+        Backend::Upstash(config) => upstash::release(&config, &lease.key, &lease.token),
     }
 }
 

@@ -34,6 +34,8 @@ pub trait Store {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
     fn increment_many(&self, deltas: &[(String, i64)]) -> Result<(), StoreError>;
+    /// The values of `keys` in order, in as few round trips as the backend allows.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     /// Up to `limit` (> 0) keys starting with `prefix`.
     fn list_keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError>;
 }

@@ -53,6 +53,13 @@ impl Store for KeyValueStore {
         kv::increment_many(&self.bucket, deltas)
     }
 
+    /// Local reads: the saving is the crossing from the cart, not a round trip.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter()
+            .map(|key| kv_store::get(&self.bucket, key))
+            .collect()
+    }
+
     fn list_keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         kv::list_keys(&self.bucket, prefix, limit)
     }

@@ -139,6 +139,29 @@ impl<T: Transport> Store for RedisStore<T> {
         }
     }
 
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let args: Vec<Arg> = keys.iter().map(|k| Arg::from(layout::kv_key(k))).collect();
+        let stored = match self.transport.execute(Command::new("MGET", args)) {
+            Ok(reply) => reply::values(&reply, keys.len())
+                .map_err(|e| StoreError::Unavailable(format!("redis store MGET: {e}")))?,
+            // A cluster refuses keys of several slots: read them one by one instead. A single
+            // Redis (or Upstash) never gets here.
+            Err(e) if e.is_cross_slot() => {
+                return keys.iter().map(|key| self.get(key)).collect();
+            }
+            Err(e) => return Err(command_error("MGET", e)),
+        };
+        keys.iter()
+            .zip(stored)
+            .map(|(key, value)| match value {
+                None => Ok(None),
+                Some(stored) => layout::decode_stored(&stored)
+                    .map(Some)
+                    .map_err(|e| StoreError::Unavailable(format!("record {key}: {e}"))),
+            })
+            .collect()
+    }
+
     fn list_keys(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let pattern = layout::kv_pattern(prefix);
         let mut found = Vec::new();

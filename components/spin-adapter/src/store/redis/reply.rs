@@ -62,6 +62,21 @@ pub fn value(reply: &[Reply]) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// `MGET` of `count` keys: one value or nil per key, in order.
+pub fn values(reply: &[Reply], count: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+    if reply.len() != count {
+        return Err(unexpected("MGET", reply));
+    }
+    reply
+        .iter()
+        .map(|one| match one {
+            Reply::Nil => Ok(None),
+            Reply::Bulk(bytes) => Ok(Some(bytes.clone())),
+            other => Err(unexpected("MGET", std::slice::from_ref(other))),
+        })
+        .collect()
+}
+
 /// `SET` without conditions: `OK`.
 pub fn ok(reply: &[Reply]) -> Result<(), String> {
     match reply {
