@@ -19,7 +19,7 @@ pub fn put_product(
     // Index first: if we fail between the two writes, the index names a product that does not
     // exist yet (the sweep skips it), never a product the sweep cannot find.
     add_to_index(kv, store, product)?;
-    kv.update(&keys::product(store, product), |doc: Option<ProductDoc>| {
+    crate::pointers::update_product(kv, store, product, |doc: Option<ProductDoc>| {
         let doc = match doc {
             Some(mut doc) => {
                 doc.catalogue = catalogue.clone();

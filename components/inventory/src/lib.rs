@@ -18,6 +18,7 @@ mod http_io;
 mod ids;
 mod keys;
 mod model;
+mod pointers;
 mod reservations;
 mod routes;
 mod seed;

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::keys;
 use crate::kv::{Edit, Kv};
 use crate::model::ProductDoc;
+use crate::pointers;
 use std::collections::BTreeMap;
 
 /// Sets reservation `reservation` to exactly `input.quantity` units of `input.product_id`
@@ -46,7 +47,7 @@ pub fn reserve(
         // hold; a pointer left behind by a refused reserve is harmless.
         kv.set_raw(&pointer_key, product.as_bytes())?;
     }
-    let outcome = kv.update(&keys::product(store, product), |doc: Option<ProductDoc>| {
+    let outcome = pointers::update_product(kv, store, product, |doc: Option<ProductDoc>| {
         let mut doc = doc.ok_or_else(|| ApiError::ProductNotFound {
             product_id: product.to_owned(),
         })?;
@@ -70,6 +71,9 @@ pub fn reserve(
             Edit::Keep(outcome)
         })
     })?;
+    if outcome.quantity > 0 {
+        pointers::ensure(kv, store, reservation, product)?;
+    }
     Ok(ReservationView {
         reservation_id: reservation.to_owned(),
         product_id: product.to_owned(),
@@ -81,8 +85,7 @@ pub fn reserve(
 
 /// Releases a reservation; unknown, expired and committed ones are left as they are.
 pub fn release(kv: &Kv, store: &str, reservation: &str, now_ms: u64) -> Result<(), ApiError> {
-    // The pointer is deliberately kept: deleting it could race with a concurrent re-reserve of
-    // the same id and orphan that new hold.
+    // The pointer goes with the hold (`pointers`), unless the id is committed.
     match pointed_product(kv, &keys::reservation_product(store, reservation))? {
         Some(product) => release_on(
             kv,
@@ -176,18 +179,15 @@ pub fn commit(
 pub fn sweep(kv: &Kv, store: &str, now_ms: u64) -> Result<usize, ApiError> {
     let mut released = 0;
     for product in catalog::product_ids(kv, store)? {
-        released += kv.update(
-            &keys::product(store, &product),
-            |doc: Option<ProductDoc>| {
-                Ok::<_, ApiError>(match doc {
-                    Some(mut doc) => match accounting::drop_expired(&mut doc, now_ms) {
-                        0 => Edit::Keep(0),
-                        n => Edit::Write(doc, n),
-                    },
-                    None => Edit::Keep(0),
-                })
-            },
-        )?;
+        released += pointers::update_product(kv, store, &product, |doc: Option<ProductDoc>| {
+            Ok::<_, ApiError>(match doc {
+                Some(mut doc) => match accounting::drop_expired(&mut doc, now_ms) {
+                    0 => Edit::Keep(0),
+                    n => Edit::Write(doc, n),
+                },
+                None => Edit::Keep(0),
+            })
+        })?;
     }
     Ok(released)
 }
@@ -215,7 +215,7 @@ fn release_on(
     now_ms: u64,
     on_committed: OnCommitted,
 ) -> Result<(), ApiError> {
-    kv.update(&keys::product(store, product), |doc: Option<ProductDoc>| {
+    pointers::update_product(kv, store, product, |doc: Option<ProductDoc>| {
         let Some(mut doc) = doc else {
             return Ok::<_, ApiError>(Edit::Keep(()));
         };
@@ -264,7 +264,7 @@ fn commit_on(
     ids: &[String],
     now_ms: u64,
 ) -> Result<Vec<String>, ApiError> {
-    kv.update(&keys::product(store, product), |doc: Option<ProductDoc>| {
+    pointers::update_product(kv, store, product, |doc: Option<ProductDoc>| {
         let Some(mut doc) = doc else {
             return Err(ApiError::ReservationNotHeld {
                 reservation_ids: ids.to_vec(),

@@ -73,6 +73,11 @@ impl Kv {
         Ok(self.bucket.set(key, value)?)
     }
 
+    /// Deletes `key` (a missing key is fine).
+    pub fn delete_raw(&self, key: &str) -> Result<(), KvError> {
+        Ok(self.bucket.delete(key)?)
+    }
+
     /// Atomically adds `delta` (a missing key counts as 0). Never `set` a key used with this.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         Ok(atomics::increment(&self.bucket, key, delta)?)

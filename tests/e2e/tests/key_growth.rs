@@ -6,7 +6,8 @@
 //! writes under a fresh `Idempotency-Key`) from 20 shoppers over 10 products, then every key of
 //! the store is read from Spin's SQLite file and put in its family (docs/keys.md). Without
 //! retiring, every `Idempotency-Key` would leave a lease record and its guard, and every line
-//! a cart ever had would keep its lease record: both grow with requests.
+//! a cart ever had would keep its lease record: both grow with requests. The reference
+//! inventory's reservation pointers are held to the reservations it still knows.
 
 use std::collections::BTreeMap;
 
@@ -147,4 +148,28 @@ fn lease_and_idempotency_records_do_not_grow_with_requests() {
     );
     // One document and one creation guard per cart.
     assert!(count("cart") <= 2 * USERS, "{families:?}");
+
+    // The reference inventory keeps a pointer per reservation id only while the id is held or
+    // in its product's committed log: every pointer left names a reservation it knows.
+    let prefix = format!("inv:{STORE}:res:");
+    let pointers = default_store_keys(up.state_dir(), &prefix);
+    let stale: Vec<&String> = pointers
+        .iter()
+        .filter(|key| {
+            let id = &key[prefix.len()..];
+            c.get(&format!("/inventory/v1/stores/{STORE}/reservations/{id}"))
+                .reference()
+                .send()
+                .status
+                != 200
+        })
+        .collect();
+    eprintln!("{} reservation pointers", pointers.len());
+    assert!(
+        stale.is_empty(),
+        "{} of {} reservation pointers name no held or committed reservation: {:?}",
+        stale.len(),
+        pointers.len(),
+        &stale[..stale.len().min(5)]
+    );
 }

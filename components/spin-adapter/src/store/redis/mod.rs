@@ -7,6 +7,7 @@
 //! | `read-head`        | script: GET head, GET its body                          | 1           |
 //! | `compare-and-swap` | script: check head, SET body, SET head, DEL old body    | 1           |
 //! | `get`/`set`/`delete` | GET / SET / DEL                                       | 1           |
+//! | `get-many`         | MGET (per key on a cluster's cross-slot refusal)        | 1 (cluster: keys) |
 //! | `increment`        | INCRBY                                                  | 1           |
 //! | `increment-many`   | script: INCRBY each (per hash slot on a cluster)        | 1 (cluster: 1 + slots) |
 //! | `list-keys`        | SCAN MATCH prefix COUNT 1000 until `limit` or the end   | keyspace / 1000 |
