@@ -83,3 +83,33 @@ pub fn default_store_keys(state_dir: &Path, prefix: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+const SIZE_SCRIPT: &str = r#"
+import sqlite3, sys
+db, key = sys.argv[1], sys.argv[2]
+con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+row = con.execute(
+    "SELECT length(value) FROM spin_key_value WHERE store = 'default' AND key = ?", (key,)
+).fetchone()
+print(row[0] if row else -1)
+con.close()
+"#;
+
+/// The size in bytes of the value of `key` in the `default` store of the app in `state_dir`
+/// (None when absent; read only, safe while Spin runs).
+pub fn default_store_value_size(state_dir: &Path, key: &str) -> Option<usize> {
+    let db = state_dir.join("sqlite_key_value.db");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(SIZE_SCRIPT)
+        .arg(&db)
+        .arg(key)
+        .output()
+        .expect("run python3 to read the key-value file");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
