@@ -206,3 +206,89 @@ async fn clear_against_add_leaves_holds_equal_to_lines() {
     let view: Value = cart(&host, "s", "u").await.json();
     assert!(view["lines"].is_array());
 }
+
+/// Two PATCHes of one line at once (to 3 and to 7), 20 times over, in both lock modes: both
+/// succeed, the line ends at one of the two and its hold equals it.
+async fn patch_against_patch(host: Arc<CapabilityHost>) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    for round in 0..20 {
+        let (a, b) = {
+            let (h1, h2) = (host.clone(), host.clone());
+            (
+                tokio::spawn(async move { set_qty(&h1, "s", "u", "p", 3).await }),
+                tokio::spawn(async move { set_qty(&h2, "s", "u", "p", 7).await }),
+            )
+        };
+        for r in [a.await.expect("task"), b.await.expect("task")] {
+            assert_eq!(r.status(), 200, "round {round}: {}", r.text());
+        }
+        holds_equal_lines(&host, &["u"], "p").await;
+        let quantity = cart(&host, "s", "u").await.json()["lines"][0]["quantity"].as_u64();
+        assert!(
+            matches!(quantity, Some(3 | 7)),
+            "round {round}: {quantity:?}"
+        );
+        assert_eq!(
+            held_quantities(&host, "s", "p"),
+            vec![quantity.unwrap_or(0)]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_against_patch_of_one_line_leaves_the_hold_of_the_last_writer() {
+    patch_against_patch(patient()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_against_patch_of_one_line_without_line_leases() {
+    patch_against_patch(cart_host_with(&[("lock_url", "none")])).await;
+}
+
+/// The same race in one forced order (line leases): the PATCH to 3 is held at the inventory
+/// with the line's lease; the PATCH to 7 finds the line busy and waits; the first goes on and
+/// commits; the second then decides from the committed 3 and sets 7. The hold is 7: the
+/// waiting writer re-read the line under the lease instead of using what it read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_patch_waiting_for_the_lines_lease_decides_from_what_the_first_committed() {
+    let host = patient();
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    host.wait_idle().await;
+    let reserve = host.pause_next_call(Interface::Inventory, "reserve");
+    let first = tokio::spawn({
+        let host = host.clone();
+        async move { set_qty(&host, "s", "u", "p", 3).await }
+    });
+    reserve.arrived().await;
+    let attempts = host.calls_of(Interface::Locks, "try-acquire");
+    let second = tokio::spawn({
+        let host = host.clone();
+        async move { set_qty(&host, "s", "u", "p", 7).await }
+    });
+    // Bounded wait for a condition (not a timed assertion): the second PATCH found the lease
+    // taken at least once.
+    let mut waited = 0;
+    while host.calls_of(Interface::Locks, "try-acquire") < attempts + 1 {
+        waited += 1;
+        assert!(
+            waited < 4_000,
+            "the second PATCH never tried the line's lease"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        !second.is_finished(),
+        "the line was busy: the second PATCH waits"
+    );
+    reserve.resume();
+    let first = first.await.expect("first task");
+    assert_eq!(first.status(), 200, "{}", first.text());
+    assert_eq!(first.json()["lines"][0]["quantity"], 3);
+    let second = second.await.expect("second task");
+    assert_eq!(second.status(), 200, "{}", second.text());
+    assert_eq!(second.json()["lines"][0]["quantity"], 7);
+    holds_equal_lines(&host, &["u"], "p").await;
+    assert_eq!(held_quantities(&host, "s", "p"), vec![7]);
+}
