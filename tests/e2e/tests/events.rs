@@ -10,8 +10,7 @@ use cart_e2e::api::{
     add, cart_events, cart_path, metric, metrics, pending_events, put_product, records,
     relay_sweep, sequences, set_quantity, sink_fault,
 };
-use cart_e2e::loopback::{HungServer, RecordingProxy};
-use cart_e2e::spin::free_port;
+use cart_e2e::loopback::{ClosedPort, HungServer, RecordingProxy};
 use cart_e2e::{eventually, in_parallel, spin_cli, Client, SpinUp};
 use serde_json::{json, Value};
 
@@ -253,8 +252,14 @@ fn events_wait_while_the_sink_hangs_and_the_sweep_delivers_them_after_a_restart(
 /// A loopback port nobody listens on: every publish is refused at connect.
 #[test]
 fn events_wait_while_the_sink_refuses_connections_and_the_sweep_delivers_them_after_a_restart() {
-    let closed = format!("http://127.0.0.1:{}", free_port());
-    events_survive_an_unreachable_sink("sink-closed", &closed, || {});
+    // Bound and not listening for the whole test: refused, and nobody else can take it.
+    let closed = ClosedPort::reserve();
+    events_survive_an_unreachable_sink("sink-closed", &closed.url(), || {
+        assert!(
+            std::net::TcpStream::connect(closed.url().trim_start_matches("http://")).is_err(),
+            "the reserved port refuses connections"
+        );
+    });
 }
 
 // ---- Kafka REST v3 ----------------------------------------------------------------------------
