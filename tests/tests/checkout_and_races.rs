@@ -292,3 +292,69 @@ async fn a_patch_waiting_for_the_lines_lease_decides_from_what_the_first_committ
     holds_equal_lines(&host, &["u"], "p").await;
     assert_eq!(held_quantities(&host, "s", "p"), vec![7]);
 }
+
+/// A DELETE's release of the line's hold is held at the inventory; meanwhile the same product
+/// is added again (same cart epoch, so the same reservation id). When the late release lands
+/// it must not take away the new line's hold: the new line of 2 ends held at 2. The release is
+/// a fenced reserve of 0 units (the fence of the removal's version), which is the call held
+/// here. Before: an unfenced `release` that, without line leases, emptied the re-added line's
+/// hold (holds {} under a line of 2).
+async fn a_late_release_never_cancels_a_re_added_lines_hold(
+    host: Arc<CapabilityHost>,
+    line_leases: bool,
+) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 3).await.status(), 200);
+    host.wait_idle().await;
+    let release = host.pause_next_call(Interface::Inventory, "reserve");
+    let removal = tokio::spawn({
+        let host = host.clone();
+        async move { remove(&host, "s", "u", "p").await }
+    });
+    release.arrived().await;
+    // From here the only requests are the paused removal and the re-add.
+    host.reset_calls();
+    let again = tokio::spawn({
+        let host = host.clone();
+        async move { add(&host, "s", "u", "p", 2).await }
+    });
+    if line_leases {
+        // The removal still holds the line's lease: the re-add waits for it (bounded wait for
+        // that condition, not a timed assertion).
+        let mut waited = 0;
+        while host.calls_of(Interface::Locks, "try-acquire") < 1 {
+            waited += 1;
+            assert!(waited < 4_000, "the re-add never tried the line's lease");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!again.is_finished(), "the line was busy: the re-add waits");
+    } else {
+        let r = again.await.expect("re-add task");
+        assert_eq!(r.status(), 200, "{}", r.text());
+        release.resume();
+        let removed = removal.await.expect("removal task");
+        assert_eq!(removed.status(), 200, "{}", removed.text());
+        holds_equal_lines(&host, &["u"], "p").await;
+        assert_eq!(held_quantities(&host, "s", "p"), vec![2]);
+        return;
+    }
+    release.resume();
+    let removed = removal.await.expect("removal task");
+    assert_eq!(removed.status(), 200, "{}", removed.text());
+    let r = again.await.expect("re-add task");
+    assert_eq!(r.status(), 200, "{}", r.text());
+    holds_equal_lines(&host, &["u"], "p").await;
+    assert_eq!(held_quantities(&host, "s", "p"), vec![2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_release_never_cancels_a_re_added_lines_hold_with_line_leases() {
+    let host = patient();
+    a_late_release_never_cancels_a_re_added_lines_hold(host, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_release_never_cancels_a_re_added_lines_hold_without_line_leases() {
+    let host = cart_host_with(&[("lock_url", "none")]);
+    a_late_release_never_cancels_a_re_added_lines_hold(host, false).await;
+}
