@@ -358,3 +358,105 @@ async fn a_late_release_never_cancels_a_re_added_lines_hold_without_line_leases(
     let host = cart_host_with(&[("lock_url", "none")]);
     a_late_release_never_cancels_a_re_added_lines_hold(host, false).await;
 }
+
+/// PATCH and DELETE of one line in a forced order: the first is held at its inventory call
+/// (the PATCH's reserve, or the DELETE's fenced release), the second runs meanwhile (with line
+/// leases it must wait for the lease). Whatever the order and the lock mode, the line ends
+/// removed and no hold is left behind.
+async fn patch_and_delete_in_order(host: Arc<CapabilityHost>, patch_first: bool, leases: bool) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    host.wait_idle().await;
+    let held = host.pause_next_call(Interface::Inventory, "reserve");
+    let patch = |host: Arc<CapabilityHost>| {
+        tokio::spawn(async move { set_qty(&host, "s", "u", "p", 5).await })
+    };
+    let delete =
+        |host: Arc<CapabilityHost>| tokio::spawn(async move { remove(&host, "s", "u", "p").await });
+    let first = if patch_first {
+        patch(host.clone())
+    } else {
+        delete(host.clone())
+    };
+    held.arrived().await;
+    host.reset_calls();
+    let second = if patch_first {
+        delete(host.clone())
+    } else {
+        patch(host.clone())
+    };
+    if leases {
+        // The second either found the line busy (and waits for the lease) or, after a DELETE
+        // that already committed, was refused before taking it (404): bounded wait for either.
+        let mut waited = 0;
+        while !second.is_finished() && host.calls_of(Interface::Locks, "try-acquire") < 1 {
+            waited += 1;
+            assert!(
+                waited < 4_000,
+                "the second request neither finished nor tried the lease"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if patch_first {
+            assert!(!second.is_finished(), "the line was busy: the DELETE waits");
+        }
+        held.resume();
+    } else {
+        // No lease: the second finishes while the first is held.
+        let done = second.await.expect("second task");
+        held.resume();
+        let first = first.await.expect("first task");
+        check_patch_and_delete(&host, patch_first, &first, &done).await;
+        return;
+    }
+    let first = first.await.expect("first task");
+    let second = second.await.expect("second task");
+    check_patch_and_delete(&host, patch_first, &first, &second).await;
+}
+
+async fn check_patch_and_delete(
+    host: &CapabilityHost,
+    patch_first: bool,
+    first: &cart_tests::TestResponse,
+    second: &cart_tests::TestResponse,
+) {
+    let (patched, deleted) = if patch_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(deleted.status(), 200, "{}", deleted.text());
+    // The PATCH either committed before the DELETE or found the line gone.
+    if patched.status() != 200 {
+        assert_problem(patched, 404, "line-not-found");
+    }
+    holds_equal_lines(host, &["u"], "p").await;
+    assert!(
+        held_quantities(host, "s", "p").is_empty(),
+        "no hold left behind"
+    );
+    assert!(
+        lines(&cart(host, "s", "u").await.json()).is_empty(),
+        "the line is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn patch_then_delete_forced_under_the_line_lease() {
+    patch_and_delete_in_order(patient(), true, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_then_patch_forced_under_the_line_lease() {
+    patch_and_delete_in_order(patient(), false, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn patch_then_delete_forced_without_line_leases() {
+    patch_and_delete_in_order(cart_host_with(&[("lock_url", "none")]), true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_then_patch_forced_without_line_leases() {
+    patch_and_delete_in_order(cart_host_with(&[("lock_url", "none")]), false, false).await;
+}
