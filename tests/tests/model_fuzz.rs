@@ -201,6 +201,10 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) -> Vec<u1
             );
         }
         Op::StaleIfMatch(user, product) => {
+            // The version the 412 must name, read first: a read may itself refresh holds
+            // (a long soak lets them near expiry) and move the version, so it is not read
+            // between the refusal and the comparison.
+            let current = cart(host, STORE, user).await;
             host.wait_idle().await;
             let before = state_snapshot(host);
             let r = send(
@@ -215,7 +219,6 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) -> Vec<u1
             .await;
             seen(&r);
             assert_problem(&r, 412, "precondition-failed");
-            let current = cart(host, STORE, user).await;
             assert_eq!(
                 r.json()["currentETag"].as_str(),
                 current.header("etag"),
