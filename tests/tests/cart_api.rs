@@ -131,7 +131,7 @@ async fn etag_revalidation_and_matching_if_match() {
 async fn adding_a_product_again_grows_its_line() {
     let host = cart_host();
     put_product(&host, "s", "mug", 1200, 50);
-    add(&host, "s", "u", "mug", 2).await;
+    assert_eq!(add(&host, "s", "u", "mug", 2).await.status(), 200);
     let view = add(&host, "s", "u", "mug", 3).await.json();
     assert_eq!(view["lines"].as_array().unwrap().len(), 1);
     assert_eq!(view["lines"][0]["quantity"], 5);
@@ -168,8 +168,8 @@ async fn remove_and_clear_release_reservations() {
     let host = cart_host();
     put_product(&host, "s", "a", 100, 10);
     put_product(&host, "s", "b", 200, 10);
-    add(&host, "s", "u", "a", 3).await;
-    add(&host, "s", "u", "b", 4).await;
+    assert_eq!(add(&host, "s", "u", "a", 3).await.status(), 200);
+    assert_eq!(add(&host, "s", "u", "b", 4).await.status(), 200);
     let r = set_qty(&host, "s", "u", "a", 0).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
@@ -246,7 +246,7 @@ async fn unknown_products_and_quantity_rules() {
 async fn one_user_never_reaches_another_users_cart() {
     let host = cart_host();
     put_product(&host, "s", "p", 100, 10);
-    add(&host, "s", "alice", "p", 2).await;
+    assert_eq!(add(&host, "s", "alice", "p", 2).await.status(), 200);
     let bob = cart(&host, "s", "bob").await.json();
     assert_eq!(bob["lines"], json!([]));
     assert_eq!(bob["userId"], "bob");
@@ -282,8 +282,8 @@ async fn every_bad_input_class_is_a_clear_4xx_and_changes_nothing() {
     put_product(&host, "s", "a", 100, 10);
     put_product(&host, "s", "b", 100, 10);
     put_product(&host, "s", "c", 100, 10);
-    add(&host, "s", "u", "a", 1).await;
-    add(&host, "s", "u", "b", 1).await;
+    assert_eq!(add(&host, "s", "u", "a", 1).await.status(), 200);
+    assert_eq!(add(&host, "s", "u", "b", 1).await.status(), 200);
     let items = items_path("s");
     let json_post = |body: &str| {
         request(http::Method::POST, &items)
@@ -481,21 +481,30 @@ async fn health_and_operational_routes() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json()["status"], "ok");
     put_product(&host, "s", "p", 100, 10);
-    add(&host, "s", "u", "p", 1).await;
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
     // Metrics are flushed after the response, with the relay: let that work finish.
     host.wait_idle().await;
     let metrics = get("/metrics").send(&host).await.unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text();
-    assert!(
-        text.contains("cart_operation_duration_seconds_count{operation=\"add_item\"} 1"),
+    // Parsed, anchored samples: `... 1` must not pass for 10 or 100.
+    assert_eq!(
+        metric(
+            &text,
+            "cart_operation_duration_seconds_count{operation=\"add_item\"}"
+        ),
+        Some(1.0),
         "{text}"
     );
     assert!(
         text.contains("# TYPE cart_lock_acquisitions_total counter"),
         "{text}"
     );
-    assert!(text.contains("cart_inventory_breaker_state 0"), "{text}");
+    assert_eq!(
+        metric(&text, "cart_inventory_breaker_state"),
+        Some(0.0),
+        "{text}"
+    );
 
     // Admin routes refuse callers without the admin token.
     let anon = request(http::Method::POST, "/admin/outbox/relay")
@@ -534,8 +543,8 @@ async fn scrape_reads(host: &cart_tests::CapabilityHost) -> (u64, u64, String) {
 async fn scrapes_read_the_same_keys_whatever_the_store_holds() {
     let host = cart_host_with(&[("metrics_sample_every", "1")]);
     put_product(&host, "s", "p", 100, 10);
-    add(&host, "s", "u", "p", 1).await;
-    cart(&host, "s", "u").await;
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    assert_eq!(cart(&host, "s", "u").await.status(), 200);
     // Every operation the next scrapes will find counted, the scrape itself included.
     scrape_reads(&host).await;
     let (reads, scans, before) = scrape_reads(&host).await;
@@ -587,7 +596,7 @@ async fn scrapes_read_the_same_keys_whatever_the_store_holds() {
 async fn the_metrics_token_guards_scrapes() {
     let host = cart_host_with(&[("metrics_token", "scrape-secret")]);
     put_product(&host, "s", "p", 100, 10);
-    add(&host, "s", "u", "p", 1).await;
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
     host.wait_idle().await;
     let before = state_snapshot(&host);
     host.reset_calls();
@@ -630,31 +639,41 @@ async fn every_series_written_is_registered_and_shown() {
     let host = cart_host_with(&[("metrics_sample_every", "1")]);
     put_product(&host, "s", "p", 100, 10);
     put_product(&host, "s", "q", 250, 2);
-    add(&host, "s", "u", "p", 2).await;
-    add(&host, "s", "u", "q", 5).await; // insufficient stock
-    set_qty(&host, "s", "u", "p", 3).await;
-    cart(&host, "s", "u").await;
-    get("/v1/stores/s/cart/summary")
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    assert_problem(
+        &add(&host, "s", "u", "q", 5).await,
+        409,
+        "insufficient-stock",
+    );
+    assert_eq!(set_qty(&host, "s", "u", "p", 3).await.status(), 200);
+    assert_eq!(cart(&host, "s", "u").await.status(), 200);
+    let summary = get("/v1/stores/s/cart/summary")
         .header("x-user-id", "u")
         .send(&host)
         .await
         .unwrap();
+    assert_eq!(summary.status(), 200, "{}", summary.text());
     let keyed = || {
         post_json(&items_path("s"), &json!({"productId": "q", "quantity": 1}))
             .header("x-user-id", "u")
             .header("idempotency-key", "\"k1\"")
     };
-    keyed().send(&host).await.unwrap();
-    keyed().send(&host).await.unwrap(); // replayed
-    remove(&host, "s", "u", "q").await;
-    checkout(&host, "s", "u").await;
-    clear(&host, "s", "u").await;
+    assert_eq!(keyed().send(&host).await.unwrap().status(), 200);
+    let replayed = keyed().send(&host).await.unwrap();
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(remove(&host, "s", "u", "q").await.status(), 200);
+    assert_eq!(checkout(&host, "s", "u").await.status(), 200);
+    assert_eq!(clear(&host, "s", "u").await.status(), 200);
     host.fail_always(
         Interface::Inventory,
         cart_tests::Fault::Unavailable("down".into()),
     );
     for i in 0..12 {
-        add(&host, "s", &format!("v{i}"), "p", 1).await; // unconfirmed, then short-circuited
+        // Unconfirmed, then short-circuited: accepted either way.
+        assert_eq!(
+            add(&host, "s", &format!("v{i}"), "p", 1).await.status(),
+            200
+        );
     }
     host.clear_all_faults();
     // Past the breaker's open period (30 s), within the product cache's TTL (60 s).
@@ -679,9 +698,19 @@ async fn every_series_written_is_registered_and_shown() {
         .await
         .unwrap();
     assert_eq!(merged.status(), 200, "{}", merged.text());
-    get("/nowhere").send(&host).await.unwrap();
-    admin_post(&host, "/admin/outbox/relay?force=true").await;
-    admin_post(&host, "/admin/reservations/sweep?storeId=s").await;
+    assert_eq!(get("/nowhere").send(&host).await.unwrap().status(), 404);
+    assert_eq!(
+        admin_post(&host, "/admin/outbox/relay?force=true")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        admin_post(&host, "/admin/reservations/sweep?storeId=s")
+            .await
+            .status(),
+        200
+    );
     let text = metrics(&host).await;
     host.wait_idle().await;
 

@@ -206,3 +206,257 @@ async fn clear_against_add_leaves_holds_equal_to_lines() {
     let view: Value = cart(&host, "s", "u").await.json();
     assert!(view["lines"].is_array());
 }
+
+/// Two PATCHes of one line at once (to 3 and to 7), 20 times over, in both lock modes: both
+/// succeed, the line ends at one of the two and its hold equals it.
+async fn patch_against_patch(host: Arc<CapabilityHost>) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    for round in 0..20 {
+        let (a, b) = {
+            let (h1, h2) = (host.clone(), host.clone());
+            (
+                tokio::spawn(async move { set_qty(&h1, "s", "u", "p", 3).await }),
+                tokio::spawn(async move { set_qty(&h2, "s", "u", "p", 7).await }),
+            )
+        };
+        for r in [a.await.expect("task"), b.await.expect("task")] {
+            assert_eq!(r.status(), 200, "round {round}: {}", r.text());
+        }
+        holds_equal_lines(&host, &["u"], "p").await;
+        let quantity = cart(&host, "s", "u").await.json()["lines"][0]["quantity"].as_u64();
+        assert!(
+            matches!(quantity, Some(3 | 7)),
+            "round {round}: {quantity:?}"
+        );
+        assert_eq!(
+            held_quantities(&host, "s", "p"),
+            vec![quantity.unwrap_or(0)]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_against_patch_of_one_line_leaves_the_hold_of_the_last_writer() {
+    patch_against_patch(patient()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_against_patch_of_one_line_without_line_leases() {
+    patch_against_patch(cart_host_with(&[("lock_url", "none")])).await;
+}
+
+/// The same race in one forced order (line leases): the PATCH to 3 is held at the inventory
+/// with the line's lease; the PATCH to 7 finds the line busy and waits; the first goes on and
+/// commits; the second then decides from the committed 3 and sets 7. The hold is 7: the
+/// waiting writer re-read the line under the lease instead of using what it read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_patch_waiting_for_the_lines_lease_decides_from_what_the_first_committed() {
+    let host = patient();
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+    host.wait_idle().await;
+    let reserve = host.pause_next_call(Interface::Inventory, "reserve");
+    let first = tokio::spawn({
+        let host = host.clone();
+        async move { set_qty(&host, "s", "u", "p", 3).await }
+    });
+    reserve.arrived().await;
+    let attempts = host.calls_of(Interface::Locks, "try-acquire");
+    let second = tokio::spawn({
+        let host = host.clone();
+        async move { set_qty(&host, "s", "u", "p", 7).await }
+    });
+    // Bounded wait for a condition (not a timed assertion): the second PATCH found the lease
+    // taken at least once.
+    let mut waited = 0;
+    while host.calls_of(Interface::Locks, "try-acquire") < attempts + 1 {
+        waited += 1;
+        assert!(
+            waited < 4_000,
+            "the second PATCH never tried the line's lease"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        !second.is_finished(),
+        "the line was busy: the second PATCH waits"
+    );
+    reserve.resume();
+    let first = first.await.expect("first task");
+    assert_eq!(first.status(), 200, "{}", first.text());
+    assert_eq!(first.json()["lines"][0]["quantity"], 3);
+    let second = second.await.expect("second task");
+    assert_eq!(second.status(), 200, "{}", second.text());
+    assert_eq!(second.json()["lines"][0]["quantity"], 7);
+    holds_equal_lines(&host, &["u"], "p").await;
+    assert_eq!(held_quantities(&host, "s", "p"), vec![7]);
+}
+
+/// A DELETE's release of the line's hold is held at the inventory; meanwhile the same product
+/// is added again (same cart epoch, so the same reservation id). When the late release lands
+/// it must not take away the new line's hold: the new line of 2 ends held at 2. The release is
+/// a fenced reserve of 0 units (the fence of the removal's version), which is the call held
+/// here. Before: an unfenced `release` that, without line leases, emptied the re-added line's
+/// hold (holds {} under a line of 2).
+async fn a_late_release_never_cancels_a_re_added_lines_hold(
+    host: Arc<CapabilityHost>,
+    line_leases: bool,
+) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 3).await.status(), 200);
+    host.wait_idle().await;
+    let release = host.pause_next_call(Interface::Inventory, "reserve");
+    let removal = tokio::spawn({
+        let host = host.clone();
+        async move { remove(&host, "s", "u", "p").await }
+    });
+    release.arrived().await;
+    // From here the only requests are the paused removal and the re-add.
+    host.reset_calls();
+    let again = tokio::spawn({
+        let host = host.clone();
+        async move { add(&host, "s", "u", "p", 2).await }
+    });
+    if line_leases {
+        // The removal still holds the line's lease: the re-add waits for it (bounded wait for
+        // that condition, not a timed assertion).
+        let mut waited = 0;
+        while host.calls_of(Interface::Locks, "try-acquire") < 1 {
+            waited += 1;
+            assert!(waited < 4_000, "the re-add never tried the line's lease");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!again.is_finished(), "the line was busy: the re-add waits");
+    } else {
+        let r = again.await.expect("re-add task");
+        assert_eq!(r.status(), 200, "{}", r.text());
+        release.resume();
+        let removed = removal.await.expect("removal task");
+        assert_eq!(removed.status(), 200, "{}", removed.text());
+        holds_equal_lines(&host, &["u"], "p").await;
+        assert_eq!(held_quantities(&host, "s", "p"), vec![2]);
+        return;
+    }
+    release.resume();
+    let removed = removal.await.expect("removal task");
+    assert_eq!(removed.status(), 200, "{}", removed.text());
+    let r = again.await.expect("re-add task");
+    assert_eq!(r.status(), 200, "{}", r.text());
+    holds_equal_lines(&host, &["u"], "p").await;
+    assert_eq!(held_quantities(&host, "s", "p"), vec![2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_release_never_cancels_a_re_added_lines_hold_with_line_leases() {
+    let host = patient();
+    a_late_release_never_cancels_a_re_added_lines_hold(host, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_release_never_cancels_a_re_added_lines_hold_without_line_leases() {
+    let host = cart_host_with(&[("lock_url", "none")]);
+    a_late_release_never_cancels_a_re_added_lines_hold(host, false).await;
+}
+
+/// PATCH and DELETE of one line in a forced order: the first is held at its inventory call
+/// (the PATCH's reserve, or the DELETE's fenced release), the second runs meanwhile (with line
+/// leases it must wait for the lease). Whatever the order and the lock mode, the line ends
+/// removed and no hold is left behind.
+async fn patch_and_delete_in_order(host: Arc<CapabilityHost>, patch_first: bool, leases: bool) {
+    put_product(&host, "s", "p", 100, 1_000);
+    assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
+    host.wait_idle().await;
+    let held = host.pause_next_call(Interface::Inventory, "reserve");
+    let patch = |host: Arc<CapabilityHost>| {
+        tokio::spawn(async move { set_qty(&host, "s", "u", "p", 5).await })
+    };
+    let delete =
+        |host: Arc<CapabilityHost>| tokio::spawn(async move { remove(&host, "s", "u", "p").await });
+    let first = if patch_first {
+        patch(host.clone())
+    } else {
+        delete(host.clone())
+    };
+    held.arrived().await;
+    host.reset_calls();
+    let second = if patch_first {
+        delete(host.clone())
+    } else {
+        patch(host.clone())
+    };
+    if leases {
+        // The second either found the line busy (and waits for the lease) or, after a DELETE
+        // that already committed, was refused before taking it (404): bounded wait for either.
+        let mut waited = 0;
+        while !second.is_finished() && host.calls_of(Interface::Locks, "try-acquire") < 1 {
+            waited += 1;
+            assert!(
+                waited < 4_000,
+                "the second request neither finished nor tried the lease"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if patch_first {
+            assert!(!second.is_finished(), "the line was busy: the DELETE waits");
+        }
+        held.resume();
+    } else {
+        // No lease: the second finishes while the first is held.
+        let done = second.await.expect("second task");
+        held.resume();
+        let first = first.await.expect("first task");
+        check_patch_and_delete(&host, patch_first, &first, &done).await;
+        return;
+    }
+    let first = first.await.expect("first task");
+    let second = second.await.expect("second task");
+    check_patch_and_delete(&host, patch_first, &first, &second).await;
+}
+
+async fn check_patch_and_delete(
+    host: &CapabilityHost,
+    patch_first: bool,
+    first: &cart_tests::TestResponse,
+    second: &cart_tests::TestResponse,
+) {
+    let (patched, deleted) = if patch_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(deleted.status(), 200, "{}", deleted.text());
+    // The PATCH either committed before the DELETE or found the line gone.
+    if patched.status() != 200 {
+        assert_problem(patched, 404, "line-not-found");
+    }
+    holds_equal_lines(host, &["u"], "p").await;
+    assert!(
+        held_quantities(host, "s", "p").is_empty(),
+        "no hold left behind"
+    );
+    assert!(
+        lines(&cart(host, "s", "u").await.json()).is_empty(),
+        "the line is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn patch_then_delete_forced_under_the_line_lease() {
+    patch_and_delete_in_order(patient(), true, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_then_patch_forced_under_the_line_lease() {
+    patch_and_delete_in_order(patient(), false, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn patch_then_delete_forced_without_line_leases() {
+    patch_and_delete_in_order(cart_host_with(&[("lock_url", "none")]), true, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_then_patch_forced_without_line_leases() {
+    patch_and_delete_in_order(cart_host_with(&[("lock_url", "none")]), false, false).await;
+}

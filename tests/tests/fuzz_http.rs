@@ -59,8 +59,17 @@ fn id(rng: &mut Rng) -> String {
 /// A path, and the method that route expects (used most of the time, so that most cases reach
 /// header and body handling instead of stopping at 405).
 fn path(rng: &mut Rng) -> (String, &'static str) {
-    let store = id(rng);
-    let product = id(rng);
+    // Half the time the seeded store and products, so that requests reach the cart's rules.
+    let store = if rng.chance(50) {
+        "s".to_owned()
+    } else {
+        id(rng)
+    };
+    let product = if rng.chance(50) {
+        rng.pick(&["p1", "p2"]).to_string()
+    } else {
+        id(rng)
+    };
     let (mut p, method) = match rng.below(10) {
         0 => (
             format!("/v1/stores/{store}/cart"),
@@ -138,7 +147,26 @@ fn json_value(rng: &mut Rng, depth: u32) -> String {
     }
 }
 
+/// Quantities around the rules: 0 and past the per-line limit (422), past the stock (409),
+/// and ordinary ones.
+const QUANTITIES: &[&str] = &["0", "1", "2", "3", "60", "1000", "-1"];
+
 fn body(rng: &mut Rng) -> Vec<u8> {
+    // A well-formed change of a real product a third of the time, so that requests get past
+    // parsing into the rules, the stock and the preconditions (409, 412, 422), not only the
+    // early refusals.
+    if rng.chance(33) {
+        let quantity = rng.pick(QUANTITIES);
+        return if rng.chance(50) {
+            format!(
+                "{{\"productId\":\"{}\",\"quantity\":{quantity}}}",
+                rng.pick(&["p1", "p2"])
+            )
+        } else {
+            format!("{{\"quantity\":{quantity}}}")
+        }
+        .into_bytes();
+    }
     match rng.below(8) {
         0 => Vec::new(),
         1 => format!(
@@ -185,6 +213,92 @@ const INPUT_PROBLEMS: &[&str] = &[
     "method-not-allowed",
 ];
 
+/// A hostile request: random path, method, headers and body.
+fn random_request(rng: &mut Rng) -> (String, String, cart_tests::TestRequest) {
+    let (p, natural) = path(rng);
+    let method = if rng.chance(75) {
+        natural.to_string()
+    } else {
+        rng.pick(&["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"])
+            .to_string()
+    };
+    let mut req = request(http::Method::from_bytes(method.as_bytes()).unwrap(), &p);
+    if !rng.chance(10) {
+        let user = if rng.chance(80) {
+            "u".to_string()
+        } else {
+            id(rng)
+        };
+        if http::HeaderValue::from_str(&user).is_ok() {
+            req = req.header("x-user-id", &user);
+        }
+    }
+    if rng.chance(80) {
+        let ct = rng.pick(&[
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "",
+            "json",
+        ]);
+        req = req.header("content-type", ct);
+    }
+    if rng.chance(15) {
+        req = req.header(
+            "if-match",
+            rng.pick(&["\"1\"", "*", "1", "W/\"1\"", "\"x\"", ",", "\"999\""]),
+        );
+    }
+    if rng.chance(15) {
+        let key = rng.pick(&["k1", "\"k2\"", "\"open", "a b", "\"\"", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"]);
+        req = req.header("idempotency-key", key);
+    }
+    if rng.chance(10) {
+        req = req.header(
+            "authorization",
+            rng.pick(&[
+                "Bearer a.b.c",
+                "Bearer ",
+                "Basic dTpw",
+                "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.",
+                "bearer x",
+            ]),
+        );
+    }
+    if rng.chance(3) {
+        req = req.header("x-padding", &"h".repeat(8000));
+    }
+    let req = req.body(body(rng));
+    (p, method, req)
+}
+
+/// Every `TARGETED_EVERY`th case is a well-formed add with one thing wrong that only the
+/// cart's rules, the stock, the cart's version or the header limit can refuse (409, 412, 422,
+/// 431), cycling through the four: so every run, whatever its seed, checks "nothing changed"
+/// after refusals that came after real work, not only after refusals of malformed input.
+const TARGETED_EVERY: usize = 20;
+
+fn targeted_request(kind: usize) -> (String, String, cart_tests::TestRequest, u16) {
+    let add = |quantity: u32| {
+        request(http::Method::POST, &items_path("s"))
+            .header("x-user-id", "u")
+            .header("content-type", "application/json")
+            .body(format!("{{\"productId\":\"p2\",\"quantity\":{quantity}}}").into_bytes())
+    };
+    let (req, refused_with) = match kind {
+        // More than the stock (50).
+        0 => (add(51), 409),
+        // A version the cart is not at.
+        1 => (add(1).header("if-match", "\"999\""), 412),
+        // Zero units.
+        2 => (add(0), 422),
+        // Headers past max_header_bytes.
+        _ => (add(1).header("x-padding", &"h".repeat(8000)), 431),
+    };
+    (items_path("s"), "POST".to_owned(), req, refused_with)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_surface_survives_hostile_input() {
     let cases: usize = std::env::var("FUZZ_CASES")
@@ -195,7 +309,7 @@ async fn the_http_surface_survives_hostile_input() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_cafe);
-    let host = cart_host_with(&[("max_body_bytes", "4096")]);
+    let host = cart_host_with(&[("max_body_bytes", "4096"), ("max_header_bytes", "4096")]);
     put_product(&host, "s", "p1", 100, 50);
     put_product(&host, "s", "p2", 200, 50);
     assert_eq!(add(&host, "s", "u", "p1", 2).await.status(), 200);
@@ -204,61 +318,13 @@ async fn the_http_surface_survives_hostile_input() {
     let mut failures = Vec::new();
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     for case in 0..cases {
-        let (p, natural) = path(&mut rng);
-        let method = if rng.chance(75) {
-            natural.to_string()
+        let (p, method, req, expected) = if case % TARGETED_EVERY == TARGETED_EVERY - 1 {
+            let (p, method, req, status) = targeted_request((case / TARGETED_EVERY) % 4);
+            (p, method, req, Some(status))
         } else {
-            rng.pick(&["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"])
-                .to_string()
+            let (p, method, req) = random_request(&mut rng);
+            (p, method, req, None)
         };
-        let mut req = request(http::Method::from_bytes(method.as_bytes()).unwrap(), &p);
-        if !rng.chance(10) {
-            let user = if rng.chance(80) {
-                "u".to_string()
-            } else {
-                id(&mut rng)
-            };
-            if http::HeaderValue::from_str(&user).is_ok() {
-                req = req.header("x-user-id", &user);
-            }
-        }
-        if rng.chance(80) {
-            let ct = rng.pick(&[
-                "application/json",
-                "application/json; charset=utf-8",
-                "text/plain",
-                "application/x-www-form-urlencoded",
-                "",
-                "json",
-            ]);
-            req = req.header("content-type", ct);
-        }
-        if rng.chance(15) {
-            req = req.header(
-                "if-match",
-                rng.pick(&["\"1\"", "*", "1", "W/\"1\"", "\"x\"", ",", "\"999\""]),
-            );
-        }
-        if rng.chance(15) {
-            let key = rng.pick(&["k1", "\"k2\"", "\"open", "a b", "\"\"", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"]);
-            req = req.header("idempotency-key", key);
-        }
-        if rng.chance(10) {
-            req = req.header(
-                "authorization",
-                rng.pick(&[
-                    "Bearer a.b.c",
-                    "Bearer ",
-                    "Basic dTpw",
-                    "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.",
-                    "bearer x",
-                ]),
-            );
-        }
-        if rng.chance(3) {
-            req = req.header("x-padding", &"h".repeat(8000));
-        }
-        let req = req.body(body(&mut rng));
         host.wait_idle().await;
         let before_strict = cart_state(&host, true);
         let before = cart_state(&host, false);
@@ -271,6 +337,12 @@ async fn the_http_surface_survives_hostile_input() {
         };
         let status = response.status();
         *by_status.entry(status).or_default() += 1;
+        if expected.is_some_and(|e| e != status) {
+            failures.push(format!(
+                "case {case}: {method} {p}: expected {expected:?}, got {status} {}",
+                response.text()
+            ));
+        }
         if status >= 500 {
             failures.push(format!(
                 "case {case}: {method} {p}: {status} {}",
@@ -317,4 +389,15 @@ async fn the_http_surface_survives_hostile_input() {
         failures.len(),
         failures.join("\n")
     );
+    // The run reached the states where a rejection follows real work (stock, preconditions,
+    // quantity rules) and the header limit, so "changes nothing" was checked there too; a run
+    // of the default length that never got there proves little.
+    if cases >= 4 * TARGETED_EVERY {
+        for status in [409, 412, 422, 431] {
+            assert!(
+                by_status.get(&status).copied().unwrap_or(0) > 0,
+                "the fuzz never reached {status}: {by_status:?} (seed {seed:#x})"
+            );
+        }
+    }
 }

@@ -149,7 +149,12 @@ async fn a_checkout_whose_final_save_failed_is_finished_by_the_retry_once() {
     let again = checkout(&host, "s", "u").await;
     assert_problem(&again, 422, "cart-empty");
     host.wait_idle().await;
-    admin_post(&host, "/admin/outbox/relay?force=true").await;
+    assert_eq!(
+        admin_post(&host, "/admin/outbox/relay?force=true")
+            .await
+            .status(),
+        200
+    );
 
     let view = cart(&host, "s", "u").await.json();
     assert!(lines(&view).is_empty(), "{view}");

@@ -151,14 +151,17 @@ async fn a_hanging_inventory_times_out_and_trips_the_breaker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_expire_are_reconfirmed_on_read_and_orphans_are_swept() {
-    let host = cart_host_with(&[("reservation_ttl_seconds", "1")]);
+    // The default 15-minute hold, ended by moving the host's clock: a re-confirmed hold then
+    // outlives the rest of the test however slowly the machine runs it (a 1 s hold could
+    // lapse again in real time before the assertions below).
+    let host = cart_host();
     put_product(&host, "s", "p", 100, 10);
     put_product(&host, "s", "q", 100, 10);
     assert_eq!(add(&host, "s", "u", "p", 2).await.status(), 200);
     // The add releases its line lease after its response; a read re-confirms a line only
     // under that lease (taken without waiting), so let the add finish first.
     host.wait_idle().await;
-    host.advance_clock(Duration::from_millis(1300));
+    host.advance_clock(Duration::from_secs(901));
     // Expired holds no longer count against stock.
     assert!(reservations(&host, "s", "p").is_empty());
     assert_eq!(stock_and_available(&host, "s", "p"), (10, 10));
@@ -180,6 +183,11 @@ async fn holds_expire_are_reconfirmed_on_read_and_orphans_are_swept() {
     );
 }
 
+/// A stale product record and a stampede: the first request takes the refresh lease and its
+/// fetch is held at the host's door (a pause point), so every other request of the stampede
+/// certainly arrives while the refresh is out. Each serves the stale record without asking the
+/// inventory; when the refresh lands, one fetch was made in all. Without the refresh lease
+/// each request of the burst fetches (20 fetches); the order is decided here, not by timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stampede_on_a_stale_product_record_makes_one_fetch() {
     // A minute of freshness (±10% jitter): once refreshed, the record stays fresh for the
@@ -191,15 +199,34 @@ async fn a_stampede_on_a_stale_product_record_makes_one_fetch() {
     // The record goes stale.
     host.advance_clock(Duration::from_secs(70));
     host.reset_calls();
-    let tasks: Vec<_> = (1..=20)
+    let refresh = host.pause_next_call(Interface::Inventory, "get-product");
+    let refresher = tokio::spawn({
+        let host = host.clone();
+        async move { add(&host, "s", "u1", "p", 1).await }
+    });
+    refresh.arrived().await;
+    let tasks: Vec<_> = (2..=20)
         .map(|i| {
             let host = host.clone();
-            tokio::spawn(async move { add(&host, "s", &format!("u{i}"), "p", 1).await.status() })
+            tokio::spawn(async move { add(&host, "s", &format!("u{i}"), "p", 1).await })
         })
         .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+        let r = t.await.expect("add task");
+        assert_eq!(r.status(), 200, "{}", r.text());
     }
+    assert_eq!(
+        host.calls_of(Interface::Inventory, "get-product"),
+        0,
+        "while the refresh is out, the others serve the stale record"
+    );
+    refresh.resume();
+    let r = refresher.await.expect("refresher task");
+    assert_eq!(r.status(), 200, "{}", r.text());
+    host.wait_idle().await;
+    assert_eq!(host.calls_of(Interface::Inventory, "get-product"), 1);
+    // And the refreshed record serves the next request from the cache.
+    assert_eq!(add(&host, "s", "u21", "p", 1).await.status(), 200);
     assert_eq!(host.calls_of(Interface::Inventory, "get-product"), 1);
 }
 

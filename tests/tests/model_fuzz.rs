@@ -81,14 +81,35 @@ enum Op {
     Read(&'static str),
     /// A request the API must refuse (quantity 0 on add) and that must change nothing.
     Bad(&'static str, &'static str),
+    /// An add under an `If-Match` the cart is not at: 412 with the current version, and
+    /// nothing changed.
+    StaleIfMatch(&'static str, &'static str),
+    /// An add whose headers exceed `max_header_bytes`: 431, nothing changed.
+    Oversized(&'static str, &'static str),
     /// The same add sent twice at once under one `Idempotency-Key`.
     Duplicate(&'static str, &'static str, u32, u64),
 }
+
+/// `max_header_bytes` of the fuzzed cart; `Oversized` pads past it.
+const MAX_HEADER_BYTES: usize = 2048;
+
+/// Every `PROBE_EVERY` steps a refusal is forced, cycling through the four kinds, so every run
+/// of the default length reaches 409, 412, 422 and 431 whatever its seed (asserted at the end).
+const PROBE_EVERY: u64 = 25;
 
 fn random_op(rng: &mut Rng, step: u64) -> Op {
     let user = *rng.pick(&USERS);
     let product = rng.pick(&PRODUCTS).0;
     let qty = 1 + rng.below(4) as u32;
+    if step % PROBE_EVERY == PROBE_EVERY - 1 {
+        return match (step / PROBE_EVERY) % 4 {
+            0 => Op::Bad(user, product),
+            1 => Op::StaleIfMatch(user, product),
+            2 => Op::Oversized(user, product),
+            // More units of p2 (stock 3) than the whole stock: refused whatever the carts hold.
+            _ => Op::Add(user, "p2", 4),
+        };
+    }
     match rng.below(100) {
         0..=34 => Op::Add(user, product, qty),
         35..=49 => Op::Set(user, product, rng.below(5) as u32),
@@ -96,7 +117,9 @@ fn random_op(rng: &mut Rng, step: u64) -> Op {
         60..=64 => Op::Clear(user),
         65..=71 => Op::Checkout(user),
         72..=81 => Op::Read(user),
-        82..=89 => Op::Bad(user, product),
+        82..=85 => Op::Bad(user, product),
+        86..=87 => Op::StaleIfMatch(user, product),
+        88..=89 => Op::Oversized(user, product),
         _ => Op::Duplicate(user, product, qty, step),
     }
 }
@@ -105,15 +128,20 @@ async fn send(host: &CapabilityHost, req: cart_tests::TestRequest) -> TestRespon
     req.send(host).await.expect("the host answers")
 }
 
-/// Runs `op`, checks its answer against the model and updates the model.
-async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
+/// Runs `op`, checks its answer against the model and updates the model. Returns the
+/// statuses it was answered with.
+async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    let mut seen = |r: &TestResponse| statuses.push(r.status());
     match *op {
         Op::Add(user, product, qty) => {
             let r = add(host, STORE, user, product, i64::from(qty)).await;
+            seen(&r);
             expect_line_change(model, user, product, model.line(user, product) + qty, &r);
         }
         Op::Set(user, product, qty) => {
             let r = set_qty(host, STORE, user, product, i64::from(qty)).await;
+            seen(&r);
             if model.line(user, product) == 0 {
                 // PATCH changes an existing line only.
                 assert_problem(&r, 404, "line-not-found");
@@ -123,6 +151,7 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
         }
         Op::Remove(user, product) => {
             let r = remove(host, STORE, user, product).await;
+            seen(&r);
             if model.line(user, product) == 0 {
                 assert_problem(&r, 404, "line-not-found");
             } else {
@@ -132,12 +161,14 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
         }
         Op::Clear(user) => {
             let r = clear(host, STORE, user).await;
+            seen(&r);
             assert_eq!(r.status(), 200, "{}", r.text());
             model.lines.remove(user);
             *model.events.entry(user.to_owned()).or_default() += 1;
         }
         Op::Checkout(user) => {
             let r = checkout(host, STORE, user).await;
+            seen(&r);
             let lines = model.lines.get(user).cloned().unwrap_or_default();
             if lines.is_empty() {
                 assert_problem(&r, 422, "cart-empty");
@@ -152,12 +183,14 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
         }
         Op::Read(user) => {
             let r = cart(host, STORE, user).await;
+            seen(&r);
             assert_eq!(r.status(), 200, "{}", r.text());
         }
         Op::Bad(user, product) => {
             host.wait_idle().await;
             let before = state_snapshot(host);
             let r = add(host, STORE, user, product, 0).await;
+            seen(&r);
             assert_problem(&r, 422, "invalid-quantity");
             host.wait_idle().await;
             let after = state_snapshot(host);
@@ -166,6 +199,49 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
                 "a rejected request changed: {:?}",
                 changed_keys(&before, &after)
             );
+        }
+        Op::StaleIfMatch(user, product) => {
+            // The version the 412 must name, read first: a read may itself refresh holds
+            // (a long soak lets them near expiry) and move the version, so it is not read
+            // between the refusal and the comparison.
+            let current = cart(host, STORE, user).await;
+            host.wait_idle().await;
+            let before = state_snapshot(host);
+            let r = send(
+                host,
+                post_json(
+                    &items_path(STORE),
+                    &json!({"productId": product, "quantity": 1}),
+                )
+                .header("x-user-id", user)
+                .header("if-match", "\"999999\""),
+            )
+            .await;
+            seen(&r);
+            assert_problem(&r, 412, "precondition-failed");
+            assert_eq!(
+                r.json()["currentETag"].as_str(),
+                current.header("etag"),
+                "the 412 names the cart's version"
+            );
+            unchanged(host, &before).await;
+        }
+        Op::Oversized(user, product) => {
+            host.wait_idle().await;
+            let before = state_snapshot(host);
+            let r = send(
+                host,
+                post_json(
+                    &items_path(STORE),
+                    &json!({"productId": product, "quantity": 1}),
+                )
+                .header("x-user-id", user)
+                .header("x-padding", &"h".repeat(MAX_HEADER_BYTES)),
+            )
+            .await;
+            seen(&r);
+            assert_problem(&r, 431, "headers-too-large");
+            unchanged(host, &before).await;
         }
         Op::Duplicate(user, product, qty, step) => {
             let key = format!("fuzz-{step}");
@@ -187,6 +263,8 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
             };
             let (a, b) = (send_one(), send_one());
             let (a, b) = (a.await.expect("task"), b.await.expect("task"));
+            seen(&a);
+            seen(&b);
             let target = model.line(user, product) + qty;
             let applied = [&a, &b]
                 .iter()
@@ -222,6 +300,18 @@ async fn apply(host: &Arc<CapabilityHost>, model: &mut Model, op: &Op) {
             }
         }
     }
+    statuses
+}
+
+/// Nothing but metrics changed since `before` (after the request's after-response work).
+async fn unchanged(host: &CapabilityHost, before: &BTreeMap<String, Vec<u8>>) {
+    host.wait_idle().await;
+    let after = state_snapshot(host);
+    assert!(
+        *before == after,
+        "a rejected request changed: {:?}",
+        changed_keys(before, &after)
+    );
 }
 
 /// An add or set to `target` units: 200 when the stock allows, else 409 insufficient-stock.
@@ -309,12 +399,15 @@ async fn run(config: &[(&str, &str)], label: &str) {
     eprintln!("model fuzz ({label}): seed {seed}, {steps} steps (replay: CART_FUZZ_SEED={seed})");
     let mut config = config.to_vec();
     config.push(("lock_wait_ms", "60000"));
+    let max_header_bytes = MAX_HEADER_BYTES.to_string();
+    config.push(("max_header_bytes", &max_header_bytes));
     let host = cart_host_with(&config);
     for (product, stock) in PRODUCTS {
         put_product(&host, STORE, product, 100, stock);
     }
     let mut rng = Rng(seed);
     let mut model = Model::default();
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     for step in 0..steps {
         let op = random_op(&mut rng, step);
         let outcome = {
@@ -322,23 +415,38 @@ async fn run(config: &[(&str, &str)], label: &str) {
             let mut next = model.clone();
             let op2 = op.clone();
             tokio::spawn(async move {
-                apply(&host, &mut next, &op2).await;
+                let statuses = apply(&host, &mut next, &op2).await;
                 check(&host, &next).await;
-                next
+                (next, statuses)
             })
             .await
         };
         match outcome {
-            Ok(next) => model = next,
+            Ok((next, statuses)) => {
+                model = next;
+                for status in statuses {
+                    *by_status.entry(status).or_default() += 1;
+                }
+            }
             Err(e) => panic!(
                 "model fuzz ({label}) failed at step {step} ({op:?}); replay with CART_FUZZ_SEED={seed}: {e}"
             ),
         }
     }
     eprintln!(
-        "model fuzz ({label}): seed {seed}, {steps} steps, {} requests, every check passed",
+        "model fuzz ({label}): seed {seed}, {steps} steps, {} requests, statuses {by_status:?}, every check passed",
         host.requests_served()
     );
+    // The interesting states were reached, not only accepted writes and early refusals: the
+    // forced refusals (every PROBE_EVERY steps) guarantee each of these in 4 x 25 steps.
+    if steps >= 4 * PROBE_EVERY {
+        for status in [200, 409, 412, 422, 431] {
+            assert!(
+                by_status.get(&status).copied().unwrap_or(0) > 0,
+                "model fuzz ({label}) never answered {status}: {by_status:?} (seed {seed})"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

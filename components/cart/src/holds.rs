@@ -60,15 +60,9 @@ impl Maintained {
     }
 }
 
+/// The rule itself is `ReservationState::needs_attention` (cart-domain, unit-tested there).
 fn needs_attention(line: &Line, now_ms: u64, ttl_ms: u64) -> bool {
-    match line.reservation.status {
-        ReservationStatus::NotRequired => false,
-        ReservationStatus::Unconfirmed => true,
-        ReservationStatus::Confirmed | ReservationStatus::Expired => line
-            .reservation
-            .expires_at_ms
-            .is_none_or(|e| e < now_ms + ttl_ms / 2),
-    }
+    line.reservation.needs_attention(now_ms, ttl_ms)
 }
 
 /// Whether any line (other than `skip`) would be refreshed or re-confirmed.

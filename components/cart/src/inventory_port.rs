@@ -171,3 +171,27 @@ pub fn release(store: &str, reservation: &ReservationState) {
         );
     }
 }
+
+/// Releases a line's hold as of the cart version `fence` (the version the removal decided
+/// from, plus one), as an absolute reserve of 0 units: a hold a newer writer has set since
+/// (the same product added again: same cart epoch, so the same reservation id, with a higher
+/// fence) is left alone. An unfenced release landing late would take that new line's hold
+/// away; without line leases nothing else orders the two. Best effort like `release`.
+pub fn release_fenced(store: &str, product_id: &str, reservation: &ReservationState, fence: u64) {
+    if reservation.status == ReservationStatus::NotRequired {
+        return;
+    }
+    // ttl-ms must be at least 1 even for zero units (the reference inventory checks it).
+    match crate::breaker::call(|| {
+        inventory::reserve(store, product_id, &reservation.id, 0, 1, fence)
+    }) {
+        // Released, or a newer writer holds it now: theirs to keep.
+        Ok(_) | Err(InventoryError::StaleFence(_)) => {}
+        // The product is gone from the catalogue (nobody can add it again): release plainly.
+        Err(InventoryError::ProductNotFound) => release(store, reservation),
+        Err(e) => eprintln!(
+            "{{\"level\":\"warn\",\"msg\":\"reservation release failed\",\"reservationId\":\"{}\",\"error\":\"{e:?}\"}}",
+            reservation.id
+        ),
+    }
+}

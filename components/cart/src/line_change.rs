@@ -452,8 +452,9 @@ fn finish_after_commit(
         return;
     };
     match committed.cart.line(product_id) {
+        // Fenced: a re-add of the product after this commit holds under the same id.
         None => measure(Phase::Inventory, || {
-            inventory_port::release(store, &old.reservation)
+            inventory_port::release_fenced(store, product_id, &old.reservation, fence)
         }),
         // A shrink kept the old hold through the commit: bring it down after the response,
         // still under the line's lease (released after this job). If this never runs, the

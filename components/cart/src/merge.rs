@@ -15,9 +15,9 @@ use crate::inventory_port;
 use crate::line_lock;
 use crate::settings::{Settings, WriteSettings};
 use crate::timing::{measure, Phase};
-use cart_domain::cart::largest_allowed;
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
+use cart_domain::merge::{merge_target, merge_within_stock};
 use cart_domain::reservation::{reservation_id, ReservationState};
 use cart_domain::{Line, Problem, ProblemKind, ProductId, StoreId, UserId};
 
@@ -151,14 +151,15 @@ fn transfer(
             crate::metrics::inc("cart_merge_lines_dropped_total");
             continue;
         }
-        let combined = existing
-            .saturating_add(guest_line.quantity)
-            .min(settings.limits.max_quantity_per_line);
-        let target = largest_allowed(&snapshot, combined);
-        if target <= existing {
+        let Some(target) = merge_target(
+            &snapshot,
+            existing,
+            guest_line.quantity,
+            settings.limits.max_quantity_per_line,
+        ) else {
             // Nothing of the guest's line fits; the user's line stays as it is.
             continue;
-        }
+        };
         let rid = reservation_id(store, user, &product, loaded.cart.epoch);
         // Hold for the user first and only then release the guest's hold, so a failure in
         // between leaves both held (the guest's until it expires) rather than neither.
@@ -201,11 +202,11 @@ fn transfer(
                             .get("available")
                             .and_then(|v| v.as_u64())
                             .unwrap_or(0) as u32;
-                        let quantity =
-                            largest_allowed(&snapshot, available.min(target)).max(existing);
-                        if quantity <= existing {
+                        let Some(quantity) =
+                            merge_within_stock(&snapshot, existing, target, available)
+                        else {
                             continue;
-                        }
+                        };
                         (reserve(quantity)?, quantity)
                     }
                     Err(p) => return Err(p),

@@ -11,6 +11,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod limits;
+pub mod merge;
 pub mod money;
 pub mod outbox;
 pub mod precondition;

@@ -47,6 +47,19 @@ impl ReservationState {
             (status, _) => status,
         }
     }
+
+    /// Whether cart activity should re-reserve this hold now: an `unconfirmed` line always
+    /// (inventory was down), a confirmed or expired one whose hold lapses within half a
+    /// `ttl_ms` (or has no expiry on record); a line whose policy holds nothing never.
+    pub fn needs_attention(&self, now_ms: u64, ttl_ms: u64) -> bool {
+        match self.status {
+            ReservationStatus::NotRequired => false,
+            ReservationStatus::Unconfirmed => true,
+            ReservationStatus::Confirmed | ReservationStatus::Expired => self
+                .expires_at_ms
+                .is_none_or(|e| e < now_ms.saturating_add(ttl_ms / 2)),
+        }
+    }
 }
 
 /// The reservation id of one cart line: derived, not random, so a retried reservation names the
@@ -61,6 +74,43 @@ pub fn reservation_id(store: &StoreId, user: &UserId, product: &ProductId, epoch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(status: ReservationStatus, expires_at_ms: Option<u64>) -> ReservationState {
+        ReservationState {
+            id: "u~p~0".into(),
+            status,
+            expires_at_ms,
+        }
+    }
+
+    #[test]
+    fn an_unconfirmed_line_always_needs_attention_a_not_required_one_never() {
+        for expiry in [None, Some(0), Some(u64::MAX)] {
+            assert!(state(ReservationStatus::Unconfirmed, expiry).needs_attention(1_000, 900_000));
+            assert!(!state(ReservationStatus::NotRequired, expiry).needs_attention(1_000, 900_000));
+        }
+    }
+
+    #[test]
+    fn a_hold_is_refreshed_once_less_than_half_its_lifetime_is_left() {
+        let ttl = 900_000;
+        let now = 1_000_000;
+        for status in [ReservationStatus::Confirmed, ReservationStatus::Expired] {
+            // Exactly half left: not yet; one millisecond less: yes.
+            assert!(!state(status, Some(now + ttl / 2)).needs_attention(now, ttl));
+            assert!(state(status, Some(now + ttl / 2 - 1)).needs_attention(now, ttl));
+            assert!(!state(status, Some(now + ttl)).needs_attention(now, ttl));
+            assert!(state(status, Some(now - 1)).needs_attention(now, ttl));
+            // No expiry on record: re-reserve to learn one.
+            assert!(state(status, None).needs_attention(now, ttl));
+        }
+    }
+
+    #[test]
+    fn a_far_clock_does_not_overflow() {
+        let s = state(ReservationStatus::Confirmed, Some(u64::MAX));
+        assert!(!s.needs_attention(u64::MAX - 1, 900_000));
+    }
 
     #[test]
     fn ids_are_deterministic_and_epoch_scoped() {

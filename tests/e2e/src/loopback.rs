@@ -13,6 +13,40 @@ fn wake(port: u16) {
     let _ = TcpStream::connect(("127.0.0.1", port));
 }
 
+/// A loopback port that refuses every connection, reserved for as long as the value lives.
+/// A port found free and then let go could be taken by anything (another test's `spin up`,
+/// another process) before the app connects; this one stays bound, without listening, so a
+/// connection to it is refused (RST on Linux) until the value is dropped.
+pub struct ClosedPort {
+    port: u16,
+    _socket: socket2::Socket,
+}
+
+impl ClosedPort {
+    pub fn reserve() -> ClosedPort {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket =
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("a TCP socket");
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+        socket.bind(&any.into()).expect("a loopback port");
+        let port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("the bound port");
+        ClosedPort {
+            port,
+            _socket: socket,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 /// A service that accepts every TCP connection and never answers: the request is left unread
 /// and the connection open until the peer gives up (or the server is dropped). It counts the
 /// connections it accepted, so a test can tell how many calls reached it.

@@ -10,8 +10,7 @@ use cart_e2e::api::{
     add, cart_events, cart_path, metric, metrics, pending_events, put_product, records,
     relay_sweep, sequences, set_quantity, sink_fault,
 };
-use cart_e2e::loopback::{HungServer, RecordingProxy};
-use cart_e2e::spin::free_port;
+use cart_e2e::loopback::{ClosedPort, HungServer, RecordingProxy};
 use cart_e2e::{eventually, in_parallel, spin_cli, Client, SpinUp};
 use serde_json::{json, Value};
 
@@ -253,8 +252,14 @@ fn events_wait_while_the_sink_hangs_and_the_sweep_delivers_them_after_a_restart(
 /// A loopback port nobody listens on: every publish is refused at connect.
 #[test]
 fn events_wait_while_the_sink_refuses_connections_and_the_sweep_delivers_them_after_a_restart() {
-    let closed = format!("http://127.0.0.1:{}", free_port());
-    events_survive_an_unreachable_sink("sink-closed", &closed, || {});
+    // Bound and not listening for the whole test: refused, and nobody else can take it.
+    let closed = ClosedPort::reserve();
+    events_survive_an_unreachable_sink("sink-closed", &closed.url(), || {
+        assert!(
+            std::net::TcpStream::connect(closed.url().trim_start_matches("http://")).is_err(),
+            "the reserved port refuses connections"
+        );
+    });
 }
 
 // ---- Kafka REST v3 ----------------------------------------------------------------------------
@@ -323,4 +328,71 @@ fn v3_records_api_delivers_cloudevents_and_retries_a_retriable_record_error() {
     let late = first_arrivals(cart_events(&records(&c, "cart-events"), "v3", "late"));
     assert_eq!(sequences(&late), vec![1]);
     assert_eq!(late[0]["type"], "cart.item.added");
+}
+
+// ---- events_auth --------------------------------------------------------------------------------
+
+fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// `events_auth` puts the pipeline's own credentials on every produce request in place of the
+/// reference sink's token: `basic` (`events_username`, `events_password`) as an RFC 7617
+/// `Basic` header, then (after a restart) `bearer` (`events_token`). Read on the wire by a
+/// recording proxy standing in for the pipeline; it forwards nothing and answers 503, so the
+/// events wait in the outbox and the relay keeps trying, each try with the same credentials.
+#[test]
+fn events_auth_sends_the_pipelines_credentials_instead_of_the_reference_token() {
+    let Some(spin) = spin_cli() else { return };
+    let proxy = RecordingProxy::start();
+    let base = proxy.url();
+    let events_url = format!("{base}/events");
+    let with = |auth: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+        let mut vars = vec![
+            PATIENT_INVENTORY,
+            ("admin_token", ADMIN),
+            ("events_url", events_url.as_str()),
+            ("events_origin", base.as_str()),
+        ];
+        vars.extend_from_slice(auth);
+        vars.into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let basic = with(&[
+        ("events_auth", "basic"),
+        ("events_username", "Aladdin"),
+        ("events_password", "open sesame"),
+    ]);
+    let bearer = with(&[("events_auth", "bearer"), ("events_token", "pipeline-t0k")]);
+
+    let up = SpinUp::start(spin, "events-auth", &borrowed(&basic));
+    stock(up.client(), "ea");
+    add(up.client(), "ea", "ann", "a", 1).expect(200);
+    let sent = eventually(60, "the relay tried to publish", || {
+        let sent = proxy.header_of_each("authorization");
+        (!sent.is_empty()).then_some(sent)
+    });
+    for (request, authorization) in &sent {
+        assert_eq!(
+            authorization.as_deref(),
+            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            "{request}"
+        );
+    }
+
+    let up = up.restart(spin, &borrowed(&bearer));
+    let before = proxy.requests().len();
+    add(up.client(), "ea", "bob", "a", 1).expect(200);
+    let sent = eventually(60, "the relay tried to publish again", || {
+        let sent = proxy.header_of_each("authorization");
+        (sent.len() > before).then_some(sent)
+    });
+    for (request, authorization) in &sent[before..] {
+        assert_eq!(
+            authorization.as_deref(),
+            Some("Bearer pipeline-t0k"),
+            "{request}"
+        );
+    }
 }
