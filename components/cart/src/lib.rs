@@ -75,6 +75,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     for (dependency, spent_us) in timing::spent() {
         metrics::observe_dependency(dependency, spent_us);
     }
+    metrics::observe_store_writes(route);
     metrics::flush();
     oplog::operation(route, &method, status, total_us);
 }
