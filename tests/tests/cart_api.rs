@@ -719,6 +719,10 @@ async fn every_series_written_is_registered_and_shown() {
     ];
     let exposed = |stored: &str| -> String {
         let name = stored.split('{').next().unwrap_or(stored);
+        // Counters kept in milliseconds (`cart_lock_wait_ms_total`) are shown in seconds.
+        if let Some(base) = name.strip_suffix("_ms_total") {
+            return format!("{base}_seconds_total");
+        }
         for suffix in ["_raw", "_sum", "_count"] {
             if let Some(base) = name.strip_suffix(suffix) {
                 if let Some((_, family)) = histograms.iter().find(|(s, _)| *s == base) {

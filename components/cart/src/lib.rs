@@ -32,6 +32,7 @@ mod product_cache;
 mod relay;
 mod routes;
 mod settings;
+mod store_writes;
 mod timing;
 mod trace;
 

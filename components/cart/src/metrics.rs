@@ -147,21 +147,10 @@ pub fn observe_for_event(h: &registry::HistogramDef, event_id: &str, amount: u64
     add_for_event(&h.count(""), event_id, 1);
 }
 
-thread_local! {
-    /// Store writes this request made so far (see `count_store_write`).
-    static STORE_WRITES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
-}
-
-/// Counts one write to the key-value store (`bindings` calls it for every document
-/// compare-and-swap and key-value set, delete and increment). A thread-local add: no host call.
-pub fn count_store_write() {
-    STORE_WRITES.with(|w| w.set(w.get() + 1));
-}
-
 /// Moves this request's store writes into `cart_store_writes_total{operation}` (sampled with
 /// the request); called once, after the after-response work, before `flush`.
 pub fn observe_store_writes(operation: &str) {
-    let writes = STORE_WRITES.with(|w| w.replace(0));
+    let writes = crate::store_writes::take();
     add(&registry::store_writes(operation), writes);
 }
 
