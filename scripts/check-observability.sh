@@ -8,13 +8,21 @@
 #    a family of components/cart/src/metric_registry.rs (read as Rust source text; a
 #    histogram family also as its `_bucket`, `_sum` and `_count` series) or one of the live
 #    gauges that /metrics adds in components/cart/src/api.rs; names recorded by the rule files
-#    are allowed too. Values of the registry's own labels (operation, status, result, le) must
-#    be ones it lists, so a typo cannot make a query silently match nothing;
+#    are allowed too. Every label matcher is checked against what /metrics emits: on a
+#    selector of an exported family the label must be one that family has (job and instance
+#    are the scrape's) and its value one the registry lists for it (operation, status,
+#    dependency, result, source, currency, le as shown in seconds, ...); on a recorded series
+#    the value must be one some family emits. A typo, or `dependency="db"`, cannot make a
+#    query silently match nothing;
 # 4. every alert has a severity label, summary, description and a runbook_url whose anchor
 #    exists in docs/runbooks.md, and at least one test case where it fires and one where it
 #    stays quiet;
 # 5. every dashboard query parses as PromQL (through promtool) and uses the templated
 #    Prometheus datasource.
+#
+# 6. with OBSERVABILITY_SCRAPE=<file> (a live /metrics, as tests/e2e/tests/metrics.rs passes
+#    it): every family used above, and every family the registry lists, is in that scrape
+#    with its TYPE.
 #
 # Needs bash, python3 (standard library only) and promtool (Debian package `prometheus`).
 # Exit status 1 with one line per problem.
@@ -324,11 +332,29 @@ def split_args(text):
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
+SCRAPE_LABELS = {"job", "instance"}
+
+
+def shown_bound(n, unit):
+    """A stored bucket bound as /metrics shows it (metrics::shown): seconds for durations."""
+    digits = {"MillisAsSeconds": 3, "MicrosAsSeconds": 6}.get(unit)
+    if digits is None:
+        return str(n)
+    whole, frac = divmod(n, 10 ** digits)
+    return f"{whole}" if frac == 0 else f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
 def read_registry():
-    """(families {name: kind}, label values {label: set}) as /metrics shows them."""
+    """(families {name: kind}, labels {family: {label: set of values}}) as /metrics shows them."""
     src = REGISTRY.read_text()
     where = str(REGISTRY.relative_to(ROOT))
-    families, labels = {}, {"operation": set(), "status": set(), "result": set(), "le": set()}
+    families, labels = {}, {}
+
+    def const_array(name):
+        m = re.search(rf"(?:pub )?const {name}: \[[^\]]*\] = \[", src)
+        if not m:
+            raise SystemExit(f"{where}: no `const {name}` array found; update scripts/check-observability.sh")
+        return balanced(src, m.end() - 1, "[", "]")
 
     # Helpers `const fn helper(params) -> Counter { Counter { ..., family: <param or "literal">, ... } }`.
     helpers = {}
@@ -355,41 +381,53 @@ def read_registry():
         args = split_args(balanced(body, call.end() - 1, "(", ")"))
         kind, value = helpers[name]
         family = value if kind == "literal" else (rust_strings(args[value]) or [None])[0]
-        if family and METRIC_NAME.match(family):
-            families[family] = "counter"
+        if not (family and METRIC_NAME.match(family)):
+            continue
+        families[family] = "counter"
+        own = labels.setdefault(family, {})
         # A stored name carries its labels: `family{result=\"x\"}`.
         stored = (rust_strings(args[0]) or [""])[0] if args else ""
         for label, value in re.findall(r'(\w+)="([^"]*)"', stored):
-            labels.setdefault(label, set()).add(value)
+            own.setdefault(label, set()).add(value)
     if not families:
         raise SystemExit(f"{where}: no counter family found in COUNTERS; update scripts/check-observability.sh")
 
-    for name, value in re.findall(r'pub const (\w+): &str =\s*"([^"]*)";', src):
-        if not METRIC_NAME.match(value):
-            continue
-        words = value.split("_")
-        if name.endswith("_FAMILY"):
-            families[value] = "histogram"
-        elif "ms" in words or "raw" in words:
-            continue  # stored in milliseconds or per bucket: never shown under this name
-        else:
-            families[value] = "counter"
-    if "histogram" not in families.values():
-        raise SystemExit(f"{where}: no `pub const *_FAMILY` histogram found; update scripts/check-observability.sh")
+    operations = set(rust_strings(const_array("OPERATIONS")))
+    statuses = set(rust_strings(const_array("STATUSES"))) | {"other"}
 
-    def const_array(name):
-        m = re.search(rf"pub const {name}: \[[^\]]*\] = \[", src)
+    # Histograms: `pub const NAME: HistogramDef = HistogramDef { family: "...", label: "...",
+    # values: &ARRAY, buckets: &ARRAY, unit: Unit::X, ... };`, all listed in HISTOGRAMS.
+    m = re.search(r"pub const HISTOGRAMS: \[[^\]]*\] = \[", src)
+    if not m:
+        raise SystemExit(f"{where}: no `pub const HISTOGRAMS` found; update scripts/check-observability.sh")
+    listed = re.findall(r"&(\w+)", balanced(src, m.end() - 1, "[", "]"))
+    for const in listed:
+        d = re.search(rf"pub const {const}: HistogramDef = HistogramDef \{{", src)
+        if not d:
+            raise SystemExit(f"{where}: HISTOGRAMS lists {const}, not defined as `pub const {const}: HistogramDef = HistogramDef {{`")
+        body = balanced(src, d.end() - 1, "{", "}")
+        field = lambda f: re.search(rf"\b{f}:\s*([^,]+),", body)
+        family = rust_strings(field("family").group(1))[0]
+        label = rust_strings(field("label").group(1))[0]
+        values_ref = field("values").group(1).strip().lstrip("&")
+        buckets_ref = field("buckets").group(1).strip().lstrip("&")
+        unit = field("unit").group(1).strip().split("::")[-1]
+        bounds = [int(n) for n in re.findall(r"\d+", const_array(buckets_ref).replace("_", ""))]
+        families[family] = "histogram"
+        own = labels.setdefault(family, {})
+        own["le"] = {shown_bound(n, unit) for n in bounds} | {"+Inf"}
+        if label:
+            own[label] = set(rust_strings(const_array(values_ref)))
+
+    # Per-operation counters: `pub const RESPONSES: &str = "..."` (operation, status) and
+    # `pub const STORE_WRITES: &str = "..."` (operation).
+    for const, own in (("RESPONSES", {"operation": operations, "status": statuses}),
+                       ("STORE_WRITES", {"operation": operations})):
+        m = re.search(rf'pub const {const}: &str =\s*"([^"]*)";', src)
         if not m:
-            raise SystemExit(f"{where}: no `pub const {name}` array found; update scripts/check-observability.sh")
-        return balanced(src, m.end() - 1, "[", "]")
-
-    labels["operation"] |= set(rust_strings(const_array("OPERATIONS")))
-    labels["status"] |= set(rust_strings(const_array("STATUSES"))) | {"other"}
-    # Bucket bounds are counted in ms and shown in seconds, as metrics::seconds formats them.
-    for ms in re.findall(r"\d+", const_array("DURATION_BUCKETS_MS").replace("_", "")):
-        whole, frac = divmod(int(ms), 1000)
-        labels["le"].add(f"{whole}" if frac == 0 else f"{whole}.{frac:03d}".rstrip("0"))
-    labels["le"].add("+Inf")
+            raise SystemExit(f"{where}: no `pub const {const}: &str` found; update scripts/check-observability.sh")
+        families[m.group(1)] = "counter"
+        labels[m.group(1)] = own
     return families, labels
 
 
@@ -412,6 +450,7 @@ KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "boo
             "unless", "offset", "inf", "nan", "atan2", "start", "end"}
 MATCHER = re.compile(r"""([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`""")
+STRING_FREE_BACKTICKS = re.compile(r"`[^`]*`")
 
 
 def grafana_query(expr):
@@ -445,12 +484,21 @@ def label_matchers(expr):
         yield m.group(1), m.group(2), value
 
 
+SELECTOR = re.compile(r"""(?<![\w:])([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{((?:[^{}"']|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')*)\}""")
+
+
 class Checker:
     def __init__(self, families, gauges, labels, records):
         self.families = dict(families)
+        self.labels = {f: dict(l) for f, l in labels.items()}
         for g in gauges:
             self.families[g] = "gauge"
-        self.labels = labels
+            self.labels.setdefault(g, {})
+        # Every value any family has for a label: what a recorded series can carry.
+        self.any_labels = {}
+        for own in self.labels.values():
+            for label, values in own.items():
+                self.any_labels.setdefault(label, set()).update(values)
         self.records = records
         self.used = set()
 
@@ -478,25 +526,52 @@ class Checker:
         self.check_labels(where, expr)
 
     def check_labels(self, where, expr):
-        for label, op, value in label_matchers(expr):
-            known = self.labels.get(label)
-            if not known or "$" in value or op in ("!=", "!~"):
-                continue
-            if op == "=":
-                if value not in known:
-                    problem(where, f'{label}="{value}": not a value the registry lists for {label}')
-                continue
-            try:
-                pattern = re.compile(value)
-            except re.error as e:
-                problem(where, f'{label}=~"{value}": not a valid regular expression ({e})')
-                continue
-            if not any(pattern.fullmatch(k) for k in known):
-                problem(where, f'{label}=~"{value}" matches none of the registry\'s {label} values')
-            if re.fullmatch(r"[\w.+]+(\|[\w.+]+)+", value):
-                for alt in value.split("|"):
-                    if alt not in known:
-                        problem(where, f'{label}=~"...{alt}...": {alt!r} is not a value the registry lists for {label}')
+        """Every label matcher against the labels /metrics emits: on a selector of an exported
+        family, the label must be one that family has (or a scrape label) and the value one it
+        emits; on a recorded series or a bare matcher, the value one some family emits."""
+        for m in SELECTOR.finditer(STRING_FREE_BACKTICKS.sub('""', expr)):
+            name = m.group(1) or ""
+            family = self.family_of(name) if name else None
+            if name and family is None and name not in self.records:
+                continue  # reported by check_expr
+            for label, op, value in label_matchers(m.group(2)):
+                if label == "__name__" or label in SCRAPE_LABELS:
+                    continue
+                if family is not None:
+                    own = self.labels.get(family, {})
+                    if label == "le" and self.families[family] == "histogram" and not name.endswith("_bucket"):
+                        problem(where, f"{name}: le only exists on {family}_bucket")
+                        continue
+                    if label not in own:
+                        problem(where, f"{name}: no label {label!r} (its labels: "
+                                       f"{', '.join(sorted(own)) or 'none'})")
+                        continue
+                    known = own[label]
+                else:
+                    known = self.any_labels.get(label)
+                    if known is None:
+                        continue  # a label of a recorded series only (e.g. none /metrics has)
+                self.check_value(where, f"{name}{{{label}", known, op, value)
+
+    def check_value(self, where, what, known, op, value):
+        if "$" in value or op in ("!=", "!~"):
+            return
+        if op == "=":
+            if value not in known:
+                problem(where, f'{what}="{value}"}}: not a value /metrics emits (it emits: '
+                               f'{", ".join(sorted(known))})')
+            return
+        try:
+            pattern = re.compile(value)
+        except re.error as e:
+            problem(where, f'{what}=~"{value}"}}: not a valid regular expression ({e})')
+            return
+        if not any(pattern.fullmatch(k) for k in known):
+            problem(where, f'{what}=~"{value}"}} matches none of the values /metrics emits')
+        if re.fullmatch(r"[\w.+]+(\|[\w.+]+)+", value):
+            for alt in value.split("|"):
+                if alt not in known:
+                    problem(where, f'{what}=~"...{alt}..."}}: {alt!r} is not a value /metrics emits')
 
     def check_series(self, where, series):
         m = re.match(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", series)
@@ -687,6 +762,25 @@ def main():
         lines.append(f"      - record: dashboard_query_{n}")
         lines.append(f"        expr: {json.dumps(text)}")
     pathlib.Path(os.environ["SCRATCH_RULES"]).write_text("\n".join(lines) + "\n")
+
+    # Against a live scrape (OBSERVABILITY_SCRAPE=<file>, the e2e suite's): every family the
+    # rules, their tests and the dashboard use is in it, and so is every family the registry
+    # lists (the e2e session exercises them all), with the TYPE the registry says.
+    scrape_path = os.environ.get("OBSERVABILITY_SCRAPE")
+    if scrape_path:
+        live = {}
+        for line in pathlib.Path(scrape_path).read_text().splitlines():
+            m = re.match(r"# TYPE (\S+) (\S+)$", line)
+            if m:
+                live[m.group(1)] = m.group(2)
+        for family in sorted(checker.used):
+            if family not in live:
+                problem(scrape_path, f"{family} is used by the rules or the dashboard but not in the live scrape")
+        for family, kind in sorted(checker.families.items()):
+            if family not in live:
+                problem(scrape_path, f"{family} ({kind}) is in the registry but not in the live scrape")
+            elif live[family] != kind:
+                problem(scrape_path, f"{family}: TYPE {live[family]} in the scrape, {kind} in the registry")
 
     if problems:
         return

@@ -716,16 +716,47 @@ async fn every_series_written_is_registered_and_shown() {
 
     let log = host.guest_output();
     assert!(!log.contains("unregistered metric series"), "{log}");
+    // Stored histogram series are `{stored}_raw|_sum|_count`, shown under their family.
+    let histograms = [
+        (
+            "cart_operation_duration_ms",
+            "cart_operation_duration_seconds",
+        ),
+        (
+            "cart_dependency_duration_ms",
+            "cart_dependency_duration_seconds",
+        ),
+        (
+            "cart_inventory_reservation_us",
+            "cart_inventory_reservation_duration_seconds",
+        ),
+        ("cart_lock_acquire_us", "cart_lock_acquire_duration_seconds"),
+        ("cart_lock_hold_us", "cart_lock_hold_duration_seconds"),
+        (
+            "cart_events_publish_us",
+            "cart_events_publish_duration_seconds",
+        ),
+        (
+            "cart_events_publish_batch",
+            "cart_events_publish_batch_size",
+        ),
+        ("cart_outbox_lag_us", "cart_outbox_lag_seconds"),
+        ("cart_cache_read_us", "cart_cache_read_duration_seconds"),
+        ("cart_cache_write_us", "cart_cache_write_duration_seconds"),
+        ("cart_checkout_items", "cart_checkout_items"),
+        ("cart_checkout_value", "cart_checkout_value_minor_units"),
+    ];
     let exposed = |stored: &str| -> String {
         let name = stored.split('{').next().unwrap_or(stored);
-        for (from, to) in [
-            ("_ms_raw", "_seconds"),
-            ("_ms_sum", "_seconds"),
-            ("_ms_count", "_seconds"),
-            ("_ms_total", "_seconds_total"),
-        ] {
-            if let Some(base) = name.strip_suffix(from) {
-                return format!("{base}{to}");
+        // Counters kept in milliseconds (`cart_lock_wait_ms_total`) are shown in seconds.
+        if let Some(base) = name.strip_suffix("_ms_total") {
+            return format!("{base}_seconds_total");
+        }
+        for suffix in ["_raw", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                if let Some((_, family)) = histograms.iter().find(|(s, _)| *s == base) {
+                    return (*family).to_owned();
+                }
             }
         }
         name.to_owned()
@@ -755,6 +786,14 @@ async fn every_series_written_is_registered_and_shown() {
         );
     }
     assert!(text.contains("cart_http_responses_total{operation=\"unrouted\",status=\"404\"}"));
+    // Every histogram family this workload exercises (checkout, relay, cache, leases).
+    for (_, family) in histograms {
+        assert!(
+            text.contains(&format!("# TYPE {family} histogram")),
+            "{family}:\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE cart_store_writes_total counter"));
     // What each request waited on, per dependency (the seed's reservation and lock latencies).
     assert!(text.contains("# TYPE cart_dependency_duration_seconds histogram"));
     for dependency in ["lock", "inventory", "store"] {

@@ -156,7 +156,7 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
     let config = breaker_config();
     match phase(read_state(), now_ms(), &config) {
         Phase::Closed => {
-            let result = f();
+            let result = counted_timeout(f());
             record(&config, is_failure(&result));
             result
         }
@@ -166,7 +166,7 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
                 Ok(Some(lease)) => lease,
                 _ => return short_circuit(),
             };
-            let result = f();
+            let result = counted_timeout(f());
             if is_failure(&result) {
                 write_state(Some(OpenState {
                     opened_at_ms: now_ms(),
@@ -178,6 +178,18 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
             result
         }
     }
+}
+
+/// Counts an inventory call that timed out. The contract has no timeout variant: the Spin
+/// adapter reports a timeout as `unavailable` with a detail saying "timed out"
+/// (`http_util::HttpError::Timeout`), which is what this looks for.
+fn counted_timeout<T>(result: Result<T, InventoryError>) -> Result<T, InventoryError> {
+    if let Err(InventoryError::Unavailable(detail)) = &result {
+        if detail.contains("timed out") {
+            crate::metrics::inc("cart_inventory_timeouts_total");
+        }
+    }
+    result
 }
 
 fn short_circuit<T>() -> Result<T, InventoryError> {

@@ -94,7 +94,7 @@ fn checkout_locked(
     if let Some(intent) = loaded.cart.checkout_intent.clone() {
         // An earlier attempt recorded this checkout and may have committed it: finish it.
         crate::metrics::inc("cart_checkouts_resumed_total");
-        return commit_and_finish(store, user, key, loaded, intent, mark);
+        return commit_and_finish(store, user, key, loaded, intent, mark, Attempt::Resumed);
     }
     if loaded.cart.lines.is_empty() {
         return Err(Problem::new(
@@ -112,7 +112,7 @@ fn checkout_locked(
             return Err(problem);
         }
     };
-    commit_and_finish(store, user, key, loaded, intent, mark)
+    commit_and_finish(store, user, key, loaded, intent, mark, Attempt::JustHeld)
 }
 
 /// The record of checking out `lines` (all confirmed once committed).
@@ -197,6 +197,14 @@ fn save_intent(
     .with("retryAfterSeconds", 1))
 }
 
+/// Whether the intent's holds were confirmed by this very request (so the inventory must still
+/// have them) or by an earlier one (they may have lapsed since).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    JustHeld,
+    Resumed,
+}
+
 /// Commits the intent's reservations and records the checkout. An unreachable inventory
 /// leaves the intent for the retry; a refusal (holds lapsed, stock gone) drops it so the
 /// shopper can fix the cart.
@@ -207,6 +215,7 @@ fn commit_and_finish(
     loaded: cart_repo::Loaded,
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
+    attempt: Attempt,
 ) -> Result<Committed, Problem> {
     let ids: Vec<String> = intent
         .lines
@@ -222,6 +231,22 @@ fn commit_and_finish(
                 .with("checkoutId", intent.checkout_id.clone()));
         }
         Err(other) => {
+            if attempt == Attempt::JustHeld {
+                // An overselling incident: this request confirmed every hold moments ago, under
+                // the line leases, for the checkout hold TTL, and the inventory will not sell
+                // them (holds lost, or stock lowered below what it had confirmed). Had it
+                // committed regardless, more would be sold than is in stock. A resumed
+                // checkout's holds may have lapsed legitimately, so its refusal is not one.
+                crate::metrics::add_exact(
+                    "cart_overselling_incidents_total{source=\"checkout\"}",
+                    1,
+                );
+                eprintln!(
+                    "{{\"level\":\"error\",\"msg\":\"overselling incident: inventory refused to commit holds it had just confirmed\",\"checkoutId\":{},\"error\":{}}}",
+                    serde_json::Value::String(intent.checkout_id.clone()),
+                    serde_json::Value::String(format!("{other:?}"))
+                );
+            }
             drop_intent(key, loaded)?;
             return Err(Problem::new(
                 ProblemKind::InsufficientStock,
@@ -230,6 +255,7 @@ fn commit_and_finish(
         }
     }
     crate::metrics::inc("cart_checkouts_total");
+    observe_sold_cart(&intent);
     save_checked_out(store, user, key, loaded, intent, mark)
 }
 
@@ -263,16 +289,14 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     for line in lines {
         let was_held = line.reservation.status == ReservationStatus::Confirmed;
         match measure(Phase::Inventory, || {
-            crate::breaker::call(|| {
-                inventory::reserve(
-                    store,
-                    &line.product_id,
-                    &line.reservation.id,
-                    line.quantity,
-                    ttl,
-                    fence,
-                )
-            })
+            crate::inventory_port::reserve(
+                store,
+                &line.product_id,
+                &line.reservation.id,
+                line.quantity,
+                ttl,
+                fence,
+            )
         }) {
             Ok(_) => newly_held.push(!was_held),
             Err(InventoryError::InsufficientStock(available)) => {
@@ -407,4 +431,17 @@ fn save_checked_out(
     )
     .with("checkoutId", record.checkout_id)
     .with("retryAfterSeconds", 1))
+}
+
+/// Items and value per cart, observed once per completed checkout (the cart that was sold).
+fn observe_sold_cart(intent: &CheckoutRecord) {
+    use crate::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
+    crate::metrics::observe(&CART_ITEMS, "", intent.item_count);
+    if let Some(subtotal) = &intent.subtotal {
+        crate::metrics::observe(
+            &CART_VALUE,
+            currency_label(subtotal.currency.as_str()),
+            subtotal.amount.max(0).unsigned_abs(),
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -28,17 +28,4 @@ pub fn random_u64() -> u64 {
 
 pub fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
-}
-
-/// Monotonic stopwatch for waits and Server-Timing.
-pub struct Stopwatch(Instant);
-
-impl Stopwatch {
-    pub fn start() -> Self {
-        Stopwatch(Instant::now())
-    }
-
-    pub fn elapsed_ms(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
-    }
 }

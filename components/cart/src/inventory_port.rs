@@ -99,16 +99,14 @@ pub fn reserve_line(
             expires_at_ms: None,
         });
     }
-    match crate::breaker::call(|| {
-        inventory::reserve(
-            store,
-            &product.product_id,
-            reservation_id,
-            quantity,
-            ttl_ms,
-            fence,
-        )
-    }) {
+    match reserve(
+        store,
+        &product.product_id,
+        reservation_id,
+        quantity,
+        ttl_ms,
+        fence,
+    ) {
         Ok(r) => Ok(ReservationState {
             id: reservation_id.to_owned(),
             status: counted(ReservationStatus::Confirmed),
@@ -144,6 +142,28 @@ pub fn reserve_line(
             })
         }
     }
+}
+
+/// One reservation call through the breaker, timed for
+/// `cart_inventory_reservation_duration_seconds` (two clock reads).
+pub fn reserve(
+    store: &str,
+    product: &str,
+    reservation_id: &str,
+    quantity: u32,
+    ttl_ms: u64,
+    fence: u64,
+) -> Result<inventory::Reservation, InventoryError> {
+    let started = std::time::Instant::now();
+    let result = crate::breaker::call(|| {
+        inventory::reserve(store, product, reservation_id, quantity, ttl_ms, fence)
+    });
+    crate::metrics::observe(
+        &crate::metric_registry::RESERVATION_DURATION,
+        "",
+        started.elapsed().as_micros() as u64,
+    );
+    result
 }
 
 fn counted(status: ReservationStatus) -> ReservationStatus {

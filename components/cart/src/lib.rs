@@ -33,6 +33,7 @@ mod record_reads;
 mod relay;
 mod routes;
 mod settings;
+mod store_writes;
 mod timing;
 mod trace;
 
@@ -76,6 +77,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     for (dependency, spent_us) in timing::spent() {
         metrics::observe_dependency(dependency, spent_us);
     }
+    metrics::observe_store_writes(route);
     metrics::flush();
     oplog::operation(route, &method, status, total_us);
 }

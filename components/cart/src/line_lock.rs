@@ -2,10 +2,13 @@
 //! reservation is adjusted by one request at a time. Waiting is bounded with jittered backoff.
 
 use crate::bindings::locks::{self, Lease, LockError};
-use crate::clock::{random_unit, sleep_ms, Stopwatch};
+use crate::clock::{random_unit, sleep_ms};
+use crate::metric_registry as registry;
 use crate::metrics;
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::{Problem, ProblemKind, StoreId, UserId};
+use std::cell::RefCell;
+use std::time::Instant;
 
 /// What acquiring cost, for metrics and Server-Timing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,14 +22,27 @@ pub fn line_key(store: &StoreId, user: &UserId, product: &str) -> String {
     crate::lock_keys::line(store, user, product)
 }
 
+thread_local! {
+    /// When each line lease this instance holds was taken (by key), for the hold histogram.
+    static TAKEN_AT: RefCell<Vec<(String, Instant)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), Problem> {
-    let clock = Stopwatch::start();
+    let started = Instant::now();
     let mut stats = LockStats::default();
+    let took = |now: Instant| {
+        let us = now.duration_since(started).as_micros() as u64;
+        metrics::observe(&registry::LOCK_ACQUIRE_DURATION, "", us);
+        us
+    };
     loop {
         stats.attempts += 1;
         match locks::try_acquire(key, ttl_ms) {
             Ok(Some(lease)) => {
-                stats.waited_ms = clock.elapsed_ms();
+                // One clock read serves the wait, the acquisition histogram and the hold's start.
+                let now = Instant::now();
+                stats.waited_ms = took(now) / 1000;
+                TAKEN_AT.with(|t| t.borrow_mut().push((key.to_owned(), now)));
                 metrics::inc("cart_lock_acquisitions_total");
                 if stats.attempts > 1 {
                     metrics::inc("cart_lock_contended_total");
@@ -37,6 +53,7 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
             }
             Ok(None) => {}
             Err(LockError::Unavailable(d)) | Err(LockError::Invalid(d)) => {
+                took(Instant::now());
                 metrics::inc("cart_lock_errors_total");
                 return Err(Problem::new(
                     ProblemKind::LockUnavailable,
@@ -45,8 +62,10 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
                 .with("retryAfterSeconds", 1));
             }
         }
-        let elapsed = clock.elapsed_ms();
+        let now = Instant::now();
+        let elapsed = now.duration_since(started).as_millis() as u64;
         if elapsed >= max_wait_ms {
+            took(now);
             metrics::inc("cart_lock_timeouts_total");
             metrics::add("cart_lock_wait_ms_total", elapsed as i64);
             return Err(Problem::new(
@@ -91,6 +110,7 @@ pub fn release_all(leases: &[Lease]) {
 
 /// Releases the lease. A failure only delays the next holder until the TTL, so it is logged.
 pub fn release(lease: &Lease) {
+    observe_hold(&lease.key);
     log_outcome(lease, locks::release(lease));
 }
 
@@ -98,6 +118,7 @@ pub fn release(lease: &Lease) {
 /// key (`locks.retire`): line leases then exist for lines in carts, not for every line a cart
 /// ever had.
 pub fn retire(lease: &Lease) {
+    observe_hold(&lease.key);
     log_outcome(lease, locks::retire(lease));
 }
 
@@ -119,4 +140,21 @@ fn log_outcome(lease: &Lease, outcome: Result<bool, LockError>) {
     };
     // One write to stderr: each piece of a formatted eprintln! is a host call of its own.
     eprintln!("{line}");
+}
+
+/// Counts how long the lease of `key` was held, when this instance took it (a lease taken by
+/// another path, like the orphan sweep's, is not timed). One clock read.
+fn observe_hold(key: &str) {
+    let taken = TAKEN_AT.with(|t| {
+        let mut t = t.borrow_mut();
+        let i = t.iter().position(|(k, _)| k == key)?;
+        Some(t.swap_remove(i).1)
+    });
+    if let Some(taken) = taken {
+        metrics::observe(
+            &registry::LOCK_HOLD_DURATION,
+            "",
+            taken.elapsed().as_micros() as u64,
+        );
+    }
 }

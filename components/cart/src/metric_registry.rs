@@ -4,9 +4,9 @@
 //! records or reference-service records the store holds; and `metrics::flush` writes nothing
 //! else, so the `metrics:` keys stay bounded too.
 //!
-//! A series is stored as a key-value counter `metrics:{stored name}`. Stored names keep the
-//! units they are counted in (milliseconds); the exposition shows Prometheus' base unit
-//! (seconds) under its own family name.
+//! A series is stored under its stored name in the `metrics:shard:{i}` documents (see
+//! `metrics`). Stored names keep the units they are counted in (`_ms`, `_us`); the exposition
+//! shows Prometheus' base unit (seconds) under the family name.
 
 /// How a stored counter is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Unit {
     Count,
     /// Counted in milliseconds, shown in seconds.
     MillisAsSeconds,
+    /// Counted in microseconds, shown in seconds.
+    MicrosAsSeconds,
 }
 
 /// One counter series as callers name it (`metrics::inc(stored)`), and how it is shown.
@@ -59,6 +61,18 @@ const fn reservations(stored: &'static str, labels: &'static str) -> Counter {
         family: "cart_inventory_reservations_total",
         labels,
         help: RESERVATIONS_HELP,
+        unit: Unit::Count,
+    }
+}
+
+const INCIDENTS_HELP: &str = "Overselling incidents (never sampled): source=checkout, the inventory refused to commit holds a checkout had just confirmed; source=sweep, a cart line shown confirmed and unexpired for more units than the inventory holds for it.";
+
+const fn incidents(stored: &'static str, labels: &'static str) -> Counter {
+    Counter {
+        stored,
+        family: "cart_overselling_incidents_total",
+        labels,
+        help: INCIDENTS_HELP,
         unit: Unit::Count,
     }
 }
@@ -117,6 +131,10 @@ pub const COUNTERS: &[Counter] = &[
         "{result=\"stale_fence\"}",
     ),
     counter(
+        "cart_inventory_timeouts_total",
+        "Inventory calls that timed out (also counted in their result: a reservation that timed out is unconfirmed).",
+    ),
+    counter(
         "cart_inventory_short_circuits_total",
         "Inventory calls refused by the open circuit breaker.",
     ),
@@ -145,6 +163,10 @@ pub const COUNTERS: &[Counter] = &[
         "Product records fetched from the inventory.",
     ),
     counter(
+        "cart_cache_writes_total",
+        "Product cache records written or deleted (divide by cart_product_fetches_total for the cache write amplification).",
+    ),
+    counter(
         "cart_outbox_events_committed_total",
         "Domain events committed to cart outboxes (exact, never sampled).",
     ),
@@ -152,10 +174,9 @@ pub const COUNTERS: &[Counter] = &[
         "cart_outbox_events_acked_total",
         "Domain events acknowledged by the event pipeline (exact, never sampled).",
     ),
-    millis(
-        "cart_outbox_lag_ms_total",
-        "cart_outbox_lag_seconds_total",
-        "Sum of commit-to-acknowledgement times of acknowledged events (divide by cart_outbox_events_acked_total for the mean lag).",
+    counter(
+        "cart_outbox_events_failed_total",
+        "Domain events a publish attempt did not get acknowledged (they stay pending and are retried).",
     ),
     counter(
         "cart_outbox_publish_failures_total",
@@ -189,6 +210,14 @@ pub const COUNTERS: &[Counter] = &[
     counter(
         "cart_orphan_reservations_released_total",
         "Holds without a cart line released by the admin sweep.",
+    ),
+    incidents(
+        "cart_overselling_incidents_total{source=\"checkout\"}",
+        "{source=\"checkout\"}",
+    ),
+    incidents(
+        "cart_overselling_incidents_total{source=\"sweep\"}",
+        "{source=\"sweep\"}",
     ),
 ];
 
@@ -229,122 +258,310 @@ pub fn status_label(status: u16) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Upper bounds (ms) of the operation duration buckets (stored per bucket, shown cumulative).
+/// Upper bounds (ms) of the request-level duration buckets: operations and per-request
+/// dependency waits (stored per bucket, shown cumulative).
 pub const DURATION_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
-/// The `le` label of each stored bucket, `+Inf` last.
-pub const BUCKET_LABELS: [&str; 11] = [
-    "1", "2", "5", "10", "25", "50", "100", "250", "1000", "5000", "+Inf",
+/// Upper bounds (µs) of the per-call duration buckets. Finer than the request buckets because
+/// a cache read or an uncontended lease takes well under a millisecond, and they include the
+/// seed's targets and alert lines as exact bounds (5 ms lock acquisition, 50 ms producer lag,
+/// 100 ms reservation and lock hold, 200 ms reservation and lag alerts), so those quantiles
+/// are not interpolated across a wide bucket.
+pub const CALL_BUCKETS_US: [u64; 14] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
+    5_000_000, 30_000_000,
 ];
 
-/// Stored per-operation series (`{operation="…"}` and more labels appended).
-pub const RAW_BUCKET: &str = "cart_operation_duration_ms_raw";
-pub const DURATION_SUM: &str = "cart_operation_duration_ms_sum";
-pub const DURATION_COUNT: &str = "cart_operation_duration_ms_count";
-pub const RESPONSES: &str = "cart_http_responses_total";
+/// Upper bounds of the events-per-publish buckets.
+pub const BATCH_BUCKETS: [u64; 8] = [1, 2, 5, 10, 25, 50, 100, 250];
 
-pub const DURATION_FAMILY: &str = "cart_operation_duration_seconds";
-pub const DURATION_HELP: &str =
-    "Time from reading a request to sending its response, per operation.";
-pub const RESPONSES_HELP: &str = "Responses per operation and HTTP status.";
+/// Upper bounds of the items-per-cart buckets (units, all lines together).
+pub const ITEM_BUCKETS: [u64; 9] = [1, 2, 3, 5, 10, 20, 50, 100, 500];
 
-pub fn raw_bucket(operation: &str, le: &str) -> String {
-    format!("{RAW_BUCKET}{{operation=\"{operation}\",le=\"{le}\"}}")
+/// Upper bounds of the value-per-cart buckets, in minor units of the cart's currency.
+pub const VALUE_BUCKETS: [u64; 10] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 10_000_000,
+];
+
+/// Currencies the value-per-cart histogram has its own series for; any other is `other`
+/// (minor units of different currencies cannot be added up, and the label set stays fixed).
+pub const CURRENCIES: [&str; 9] = [
+    "EUR", "USD", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "other",
+];
+
+/// The currency label of an ISO 4217 code.
+pub fn currency_label(code: &str) -> &'static str {
+    CURRENCIES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("other")
 }
 
-pub fn duration_sum(operation: &str) -> String {
-    format!("{DURATION_SUM}{{operation=\"{operation}\"}}")
+/// `le` bound as stored (the number in the histogram's own unit) for bucket `i`, `+Inf` last.
+pub fn stored_le(buckets: &[u64], i: usize) -> String {
+    buckets
+        .get(i)
+        .map_or_else(|| "+Inf".to_owned(), u64::to_string)
 }
 
-pub fn duration_count(operation: &str) -> String {
-    format!("{DURATION_COUNT}{{operation=\"{operation}\"}}")
+/// One histogram family: how it is stored (`{stored}_raw{label,le}`, `{stored}_sum{label}`,
+/// `{stored}_count{label}`, counted in `unit`) and shown (`family` in base units).
+#[derive(Debug)]
+pub struct HistogramDef {
+    pub family: &'static str,
+    pub stored: &'static str,
+    pub help: &'static str,
+    /// The one label, or "" for none.
+    pub label: &'static str,
+    /// Its values (`[""]` when there is no label).
+    pub values: &'static [&'static str],
+    pub buckets: &'static [u64],
+    pub unit: Unit,
 }
 
-pub fn responses(operation: &str, status: &str) -> String {
-    format!("{RESPONSES}{{operation=\"{operation}\",status=\"{status}\"}}")
-}
+const NO_LABEL: [&str; 1] = [""];
 
 /// What a request waited on, as `timing::Phase` names them (lock service, inventory, cart
 /// store, event pipeline).
 pub const DEPENDENCIES: [&str; 4] = ["lock", "inventory", "store", "events"];
 
-/// Stored per-dependency series (`{dependency="…"}` and more labels appended).
-pub const DEP_RAW_BUCKET: &str = "cart_dependency_duration_ms_raw";
-pub const DEP_SUM: &str = "cart_dependency_duration_ms_sum";
-pub const DEP_COUNT: &str = "cart_dependency_duration_ms_count";
-pub const DEP_FAMILY: &str = "cart_dependency_duration_seconds";
-pub const DEP_HELP: &str =
-    "Time one request spent waiting on a dependency (lock service, inventory, cart store, event pipeline), for each request that used it.";
+pub const OPERATION_DURATION: HistogramDef = HistogramDef {
+    family: "cart_operation_duration_seconds",
+    stored: "cart_operation_duration_ms",
+    help: "Time from reading a request to sending its response, per operation.",
+    label: "operation",
+    values: &OPERATIONS,
+    buckets: &DURATION_BUCKETS_MS,
+    unit: Unit::MillisAsSeconds,
+};
+pub const DEPENDENCY_DURATION: HistogramDef = HistogramDef {
+    family: "cart_dependency_duration_seconds",
+    stored: "cart_dependency_duration_ms",
+    help: "Time one request spent waiting on a dependency (lock service, inventory, cart store, event pipeline), for each request that used it.",
+    label: "dependency",
+    values: &DEPENDENCIES,
+    buckets: &DURATION_BUCKETS_MS,
+    unit: Unit::MillisAsSeconds,
+};
+pub const RESERVATION_DURATION: HistogramDef = HistogramDef {
+    family: "cart_inventory_reservation_duration_seconds",
+    stored: "cart_inventory_reservation_us",
+    help: "Duration of one reservation call to the inventory (a reserve of one line, whatever its answer; breaker short-circuits included).",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const LOCK_ACQUIRE_DURATION: HistogramDef = HistogramDef {
+    family: "cart_lock_acquire_duration_seconds",
+    stored: "cart_lock_acquire_us",
+    help: "Time to take one line lease, waiting included (taken, timed out or failed).",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const LOCK_HOLD_DURATION: HistogramDef = HistogramDef {
+    family: "cart_lock_hold_duration_seconds",
+    stored: "cart_lock_hold_us",
+    help: "Time a line lease was held, from taking it to releasing it.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const PUBLISH_DURATION: HistogramDef = HistogramDef {
+    family: "cart_events_publish_duration_seconds",
+    stored: "cart_events_publish_us",
+    help: "Duration of one produce request to the event pipeline (one batch of a cart's outbox), acknowledged or not.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const PUBLISH_BATCH: HistogramDef = HistogramDef {
+    family: "cart_events_publish_batch_size",
+    stored: "cart_events_publish_batch",
+    help: "Events per produce request to the event pipeline.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &BATCH_BUCKETS,
+    unit: Unit::Count,
+};
+pub const OUTBOX_LAG: HistogramDef = HistogramDef {
+    family: "cart_outbox_lag_seconds",
+    stored: "cart_outbox_lag_us",
+    help: "Per event, time from its commit to the cart outbox to the event pipeline's acknowledgement (sampled per event).",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const CACHE_READ_DURATION: HistogramDef = HistogramDef {
+    family: "cart_cache_read_duration_seconds",
+    stored: "cart_cache_read_us",
+    help: "Duration of one product cache read from the key-value store.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const CACHE_WRITE_DURATION: HistogramDef = HistogramDef {
+    family: "cart_cache_write_duration_seconds",
+    stored: "cart_cache_write_us",
+    help:
+        "Duration of one product cache write (a record stored or deleted) to the key-value store.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &CALL_BUCKETS_US,
+    unit: Unit::MicrosAsSeconds,
+};
+pub const CART_ITEMS: HistogramDef = HistogramDef {
+    family: "cart_checkout_items",
+    stored: "cart_checkout_items",
+    help:
+        "Units per checked-out cart (all lines together), one observation per completed checkout.",
+    label: "",
+    values: &NO_LABEL,
+    buckets: &ITEM_BUCKETS,
+    unit: Unit::Count,
+};
+pub const CART_VALUE: HistogramDef = HistogramDef {
+    family: "cart_checkout_value_minor_units",
+    stored: "cart_checkout_value",
+    help: "Subtotal per checked-out cart in minor units of its currency (other = any currency not listed), one observation per completed checkout.",
+    label: "currency",
+    values: &CURRENCIES,
+    buckets: &VALUE_BUCKETS,
+    unit: Unit::Count,
+};
 
-pub fn dep_raw_bucket(dependency: &str, le: &str) -> String {
-    format!("{DEP_RAW_BUCKET}{{dependency=\"{dependency}\",le=\"{le}\"}}")
-}
+/// Every histogram family, in exposition order.
+pub const HISTOGRAMS: [&HistogramDef; 12] = [
+    &OPERATION_DURATION,
+    &DEPENDENCY_DURATION,
+    &RESERVATION_DURATION,
+    &LOCK_ACQUIRE_DURATION,
+    &LOCK_HOLD_DURATION,
+    &PUBLISH_DURATION,
+    &PUBLISH_BATCH,
+    &OUTBOX_LAG,
+    &CACHE_READ_DURATION,
+    &CACHE_WRITE_DURATION,
+    &CART_ITEMS,
+    &CART_VALUE,
+];
 
-pub fn dep_sum(dependency: &str) -> String {
-    format!("{DEP_SUM}{{dependency=\"{dependency}\"}}")
-}
-
-pub fn dep_count(dependency: &str) -> String {
-    format!("{DEP_COUNT}{{dependency=\"{dependency}\"}}")
-}
-
-/// Whether `series` is a registered per-dependency series.
-fn is_dependency_series(series: &str) -> bool {
-    let Some((name, labels)) = series.split_once("{dependency=\"") else {
-        return false;
-    };
-    let Some((dependency, rest)) = labels.split_once('"') else {
-        return false;
-    };
-    if !DEPENDENCIES.contains(&dependency) {
-        return false;
+impl HistogramDef {
+    fn labels(&self, value: &str) -> String {
+        if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}=\"{value}\"", self.label)
+        }
     }
-    match name {
-        DEP_SUM | DEP_COUNT => rest == "}",
-        DEP_RAW_BUCKET => rest
-            .strip_prefix(",le=\"")
-            .and_then(|r| r.strip_suffix("\"}"))
-            .is_some_and(|le| BUCKET_LABELS.contains(&le)),
-        _ => false,
+
+    fn braced(inner: &str) -> String {
+        if inner.is_empty() {
+            String::new()
+        } else {
+            format!("{{{inner}}}")
+        }
     }
+
+    /// Stored series of bucket `le` (a stored bound, or `+Inf`).
+    pub fn raw_bucket(&self, value: &str, le: &str) -> String {
+        let labels = self.labels(value);
+        let sep = if labels.is_empty() { "" } else { "," };
+        format!("{}_raw{{{labels}{sep}le=\"{le}\"}}", self.stored)
+    }
+
+    pub fn sum(&self, value: &str) -> String {
+        format!("{}_sum{}", self.stored, Self::braced(&self.labels(value)))
+    }
+
+    pub fn count(&self, value: &str) -> String {
+        format!("{}_count{}", self.stored, Self::braced(&self.labels(value)))
+    }
+
+    /// The stored `le` of the bucket `amount` falls in.
+    pub fn bucket_of(&self, amount: u64) -> String {
+        let i = self
+            .buckets
+            .iter()
+            .position(|le| amount <= *le)
+            .unwrap_or(self.buckets.len());
+        stored_le(self.buckets, i)
+    }
+
+    /// Whether `series` is one of this family's stored series.
+    fn owns(&self, series: &str) -> bool {
+        self.values.iter().any(|v| {
+            series == self.sum(v)
+                || series == self.count(v)
+                || (0..=self.buckets.len())
+                    .any(|i| series == self.raw_bucket(v, &stored_le(self.buckets, i)))
+        })
+    }
+}
+
+/// Stored per-operation counters (`{operation="…"}` and more labels appended).
+pub const RESPONSES: &str = "cart_http_responses_total";
+pub const RESPONSES_HELP: &str = "Responses per operation and HTTP status.";
+/// Writes to the key-value store (documents compare-and-swap, key-value set, delete and
+/// increment) a request made, its after-response work included, per operation. Lease writes
+/// (counted by the lock metrics, and not store writes with a Redis lock backend) and the
+/// sampled metrics flush itself are not included.
+pub const STORE_WRITES: &str = "cart_store_writes_total";
+pub const STORE_WRITES_HELP: &str = "Writes to the key-value store (document compare-and-swap, set, delete, increment) made by requests, after-response work included, per operation; lease writes and the metrics flush excluded.";
+
+pub fn responses(operation: &str, status: &str) -> String {
+    format!("{RESPONSES}{{operation=\"{operation}\",status=\"{status}\"}}")
+}
+
+pub fn store_writes(operation: &str) -> String {
+    format!("{STORE_WRITES}{{operation=\"{operation}\"}}")
 }
 
 /// Whether `series` is one the registry lists (only those are written and read).
 pub fn is_registered(series: &str) -> bool {
-    if COUNTERS.iter().any(|c| c.stored == series) || is_dependency_series(series) {
+    if COUNTERS.iter().any(|c| c.stored == series) {
         return true;
     }
-    let Some((name, labels)) = series.split_once("{operation=\"") else {
-        return false;
-    };
-    let Some((operation, rest)) = labels.split_once('"') else {
-        return false;
-    };
-    if !OPERATIONS.contains(&operation) {
-        return false;
-    }
-    let label = |prefix: &str| {
-        rest.strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix("\"}"))
-            .map(str::to_owned)
-    };
-    match name {
-        DURATION_SUM | DURATION_COUNT => rest == "}",
-        RAW_BUCKET => label(",le=\"").is_some_and(|le| BUCKET_LABELS.contains(&le.as_str())),
-        RESPONSES => {
-            label(",status=\"").is_some_and(|s| s == "other" || STATUSES.contains(&s.as_str()))
+    if let Some((name, labels)) = series.split_once("{operation=\"") {
+        let Some((operation, rest)) = labels.split_once('"') else {
+            return false;
+        };
+        if OPERATIONS.contains(&operation) {
+            match name {
+                STORE_WRITES if rest == "}" => return true,
+                RESPONSES => {
+                    let status = rest
+                        .strip_prefix(",status=\"")
+                        .and_then(|r| r.strip_suffix("\"}"));
+                    if status.is_some_and(|s| s == "other" || STATUSES.contains(&s)) {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
         }
-        _ => false,
     }
+    HISTOGRAMS
+        .iter()
+        .any(|h| series.starts_with(h.stored) && h.owns(series))
 }
-
-/// How many keys a scrape reads at most: every counter, and per operation its count, sum,
-/// buckets and statuses.
+/// How many series the shards can hold at most (a shard document never grows beyond them):
+/// every counter, per operation its statuses and store writes, and every histogram series.
 #[cfg(test)]
-pub const fn max_scrape_reads() -> usize {
+pub fn max_series() -> usize {
     COUNTERS.len()
-        + OPERATIONS.len() * (2 + BUCKET_LABELS.len() + STATUSES.len() + 1)
-        + DEPENDENCIES.len() * (2 + BUCKET_LABELS.len())
+        + OPERATIONS.len() * (STATUSES.len() + 2)
+        + HISTOGRAMS
+            .iter()
+            .map(|h| h.values.len() * (h.buckets.len() + 3))
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -438,13 +655,19 @@ mod tests {
     #[test]
     fn operation_series_are_registered_and_nothing_else() {
         for op in OPERATIONS {
-            assert!(is_registered(&duration_sum(op)));
-            assert!(is_registered(&duration_count(op)));
-            for le in BUCKET_LABELS {
-                assert!(is_registered(&raw_bucket(op, le)));
-            }
             for status in STATUSES.iter().copied().chain(["other"]) {
                 assert!(is_registered(&responses(op, status)));
+            }
+            assert!(is_registered(&store_writes(op)));
+        }
+        for h in HISTOGRAMS {
+            for v in h.values {
+                assert!(is_registered(&h.sum(v)), "{}", h.sum(v));
+                assert!(is_registered(&h.count(v)));
+                for i in 0..=h.buckets.len() {
+                    let raw = h.raw_bucket(v, &stored_le(h.buckets, i));
+                    assert!(is_registered(&raw), "{raw}");
+                }
             }
         }
         for c in COUNTERS {
@@ -452,8 +675,12 @@ mod tests {
         }
         for unknown in [
             "cart_made_up_total",
-            &duration_sum("no_such_op"),
-            &raw_bucket("add_item", "3"),
+            &OPERATION_DURATION.sum("no_such_op"),
+            &OPERATION_DURATION.raw_bucket("add_item", "3"),
+            &RESERVATION_DURATION.raw_bucket("", "3"),
+            "cart_inventory_reservation_us_raw{result=\"x\",le=\"250\"}",
+            &CART_VALUE.sum("XYZ"),
+            &store_writes("nope"),
             &responses("add_item", "299"),
             "cart_operation_duration_ms_sum{operation=\"add_item\",x=\"1\"}",
             "cart_inventory_reservations_total{result=\"other\"}",
@@ -477,10 +704,19 @@ mod tests {
                 c.family
             );
         }
-        assert_eq!(BUCKET_LABELS.len(), DURATION_BUCKETS_MS.len() + 1);
-        for (label, ms) in BUCKET_LABELS.iter().zip(DURATION_BUCKETS_MS) {
-            assert_eq!(*label, ms.to_string());
+        for h in HISTOGRAMS {
+            assert!(h.buckets.windows(2).all(|w| w[0] < w[1]), "{}", h.family);
+            assert!(!h.family.ends_with("_total"), "{}", h.family);
+            assert!(!h.family.split('_').any(|w| w == "ms" || w == "us"));
+            assert_eq!(
+                h.family.ends_with("_seconds"),
+                h.unit != Unit::Count,
+                "{}: durations in seconds",
+                h.family
+            );
+            assert_eq!(h.label.is_empty(), h.values == [""], "{}", h.family);
+            assert!(!seen.contains(&h.family), "{} is also a counter", h.family);
         }
-        assert!(max_scrape_reads() < 700, "{}", max_scrape_reads());
+        assert!(max_series() < 1_000, "{}", max_series());
     }
 }

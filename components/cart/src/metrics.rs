@@ -19,8 +19,8 @@
 //! `/metrics` reads exactly the shard documents, so a scrape never scans the store and costs
 //! the same whatever the store holds.
 
-use crate::bindings::documents::{self, SwapError};
-use crate::metric_registry::{self as registry, Counter, Unit};
+use crate::bindings::uncounted_documents::{self as documents, SwapError};
+use crate::metric_registry::{self as registry, Unit};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -97,10 +97,21 @@ pub fn inc(series: &str) {
     add(series, 1);
 }
 
+/// Adds `delta` to a series that is never sampled away (written by this request's flush
+/// whatever the sample decides): for events so rare and so important that an estimate is not
+/// good enough (overselling incidents). They cost a write only in the request they happen in.
+pub fn add_exact(series: &str, delta: i64) {
+    buffer(&EXACT, series, delta);
+}
+
 /// Records one operation's duration and its response status. Only the one bucket the duration
 /// falls in is counted (plus sum and count): 4 counter updates per request.
 pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
-    observe(&OPERATION_HISTOGRAM, operation, duration_us);
+    observe(
+        &registry::OPERATION_DURATION,
+        operation,
+        duration_us.div_ceil(1000),
+    );
     inc(&registry::responses(
         operation,
         registry::status_label(status),
@@ -109,7 +120,38 @@ pub fn observe_operation(operation: &str, status: u16, duration_us: u64) {
 
 /// Records one request's wait on a dependency in its histogram.
 pub fn observe_dependency(dependency: &str, duration_us: u64) {
-    observe(&DEPENDENCY_HISTOGRAM, dependency, duration_us);
+    observe(
+        &registry::DEPENDENCY_DURATION,
+        dependency,
+        duration_us.div_ceil(1000),
+    );
+}
+
+/// Counts one observation of `amount` (in the histogram's stored unit) for the label `value`
+/// (`""` for a family without a label): its one bucket, the sum and the count (`render` makes
+/// the buckets cumulative). Sampled with the request.
+pub fn observe(h: &registry::HistogramDef, value: &str, amount: u64) {
+    inc(&h.raw_bucket(value, &h.bucket_of(amount)));
+    add(&h.sum(value), i64::try_from(amount).unwrap_or(i64::MAX));
+    inc(&h.count(value));
+}
+
+/// `observe` for one event, sampled per event like the outbox counters (see `add_for_event`).
+pub fn observe_for_event(h: &registry::HistogramDef, event_id: &str, amount: u64) {
+    add_for_event(&h.raw_bucket("", &h.bucket_of(amount)), event_id, 1);
+    add_for_event(
+        &h.sum(""),
+        event_id,
+        i64::try_from(amount).unwrap_or(i64::MAX),
+    );
+    add_for_event(&h.count(""), event_id, 1);
+}
+
+/// Moves this request's store writes into `cart_store_writes_total{operation}` (sampled with
+/// the request); called once, after the after-response work, before `flush`.
+pub fn observe_store_writes(operation: &str) {
+    let writes = crate::store_writes::take();
+    add(&registry::store_writes(operation), writes);
 }
 
 /// How much one request's sampled counts stand for: `Some(n)` when they were sampled in with
@@ -233,14 +275,15 @@ impl Scrape {
     }
 
     /// The Prometheus text exposition (version 0.0.4): every family with `# HELP` and `# TYPE`,
-    /// its series adjacent, then the live gauges (`(name, help, value)`).
+    /// its series adjacent, then the live gauges (`(name, help, value)`). Every counter of the
+    /// fixed list is shown, 0 until counted, so a rate over it exists from the first scrape
+    /// (an absent series would hide the first increments from `rate`); histograms and the
+    /// per-operation counters are shown once they have counts.
     pub fn render(&self, gauges: &[(&str, &str, i64)]) -> String {
         let mut out = String::new();
         let mut family = "";
         for counter in registry::COUNTERS {
-            let Some(value) = self.values.get(counter.stored) else {
-                continue;
-            };
+            let value = self.value(counter.stored);
             if counter.family != family {
                 family = counter.family;
                 header(&mut out, family, counter.help, "counter");
@@ -250,11 +293,13 @@ impl Scrape {
                 "{}{} {}",
                 counter.family,
                 counter.labels,
-                shown(counter, *value)
+                shown(counter.unit, value)
             );
         }
-        self.render_operations(&mut out);
-        self.render_dependencies(&mut out);
+        for h in registry::HISTOGRAMS {
+            self.render_histogram(&mut out, h);
+        }
+        self.render_per_operation(&mut out);
         for (name, help, value) in gauges {
             header(&mut out, name, help, "gauge");
             let _ = writeln!(out, "{name} {value}");
@@ -262,108 +307,91 @@ impl Scrape {
         out
     }
 
-    fn render_operations(&self, out: &mut String) {
-        let counted = self.render_histogram(out, &OPERATION_HISTOGRAM);
-        if counted.is_empty() {
-            return;
+    fn render_per_operation(&self, out: &mut String) {
+        let statuses: Vec<String> = registry::OPERATIONS
+            .iter()
+            .flat_map(|op| {
+                registry::STATUSES
+                    .iter()
+                    .copied()
+                    .chain(["other"])
+                    .map(move |status| registry::responses(op, status))
+            })
+            .filter(|series| self.values.contains_key(series))
+            .collect();
+        if !statuses.is_empty() {
+            header(
+                out,
+                registry::RESPONSES,
+                registry::RESPONSES_HELP,
+                "counter",
+            );
+            for series in &statuses {
+                let _ = writeln!(out, "{series} {}", self.value(series));
+            }
         }
-        header(
-            out,
-            registry::RESPONSES,
-            registry::RESPONSES_HELP,
-            "counter",
-        );
-        for op in &counted {
-            for status in registry::STATUSES.iter().copied().chain(["other"]) {
-                let series = registry::responses(op, status);
-                if let Some(value) = self.values.get(&series) {
-                    let _ = writeln!(out, "{series} {value}");
-                }
+        let writes: Vec<String> = registry::OPERATIONS
+            .iter()
+            .map(|op| registry::store_writes(op))
+            .filter(|series| self.values.contains_key(series))
+            .collect();
+        if !writes.is_empty() {
+            header(
+                out,
+                registry::STORE_WRITES,
+                registry::STORE_WRITES_HELP,
+                "counter",
+            );
+            for series in &writes {
+                let _ = writeln!(out, "{series} {}", self.value(series));
             }
         }
     }
 
-    fn render_dependencies(&self, out: &mut String) {
-        self.render_histogram(out, &DEPENDENCY_HISTOGRAM);
-    }
-
     /// Renders one histogram family (buckets made cumulative, the count equal to the `+Inf`
-    /// bucket); returns the label values it had counts for.
-    fn render_histogram(&self, out: &mut String, h: &Histogram) -> Vec<&'static str> {
+    /// bucket, bounds and sum in the family's base unit) for the label values it has counts
+    /// for.
+    fn render_histogram(&self, out: &mut String, h: &registry::HistogramDef) {
         let counted: Vec<&'static str> = h
             .values
             .iter()
             .copied()
-            .filter(|v| self.values.contains_key(&(h.count)(v)))
+            .filter(|v| self.values.contains_key(&h.count(v)))
             .collect();
         if counted.is_empty() {
-            return counted;
+            return;
         }
-        let (family, label) = (h.family, h.label);
+        let family = h.family;
         header(out, family, h.help, "histogram");
         for value in &counted {
+            let label = if h.label.is_empty() {
+                String::new()
+            } else {
+                format!("{}=\"{value}\"", h.label)
+            };
+            let sep = if label.is_empty() { "" } else { "," };
             let mut running = 0;
-            for (i, le) in registry::BUCKET_LABELS.iter().enumerate() {
-                running += self.value(&(h.raw_bucket)(value, le));
-                let bound = registry::DURATION_BUCKETS_MS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_owned(), |ms| seconds(*ms as i64));
+            for i in 0..=h.buckets.len() {
+                running += self.value(&h.raw_bucket(value, &registry::stored_le(h.buckets, i)));
+                let bound = h.buckets.get(i).map_or_else(
+                    || "+Inf".to_owned(),
+                    |b| shown(h.unit, i64::try_from(*b).unwrap_or(i64::MAX)),
+                );
                 let _ = writeln!(
                     out,
-                    "{family}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {running}"
+                    "{family}_bucket{{{label}{sep}le=\"{bound}\"}} {running}"
                 );
             }
-            let sum = seconds(self.value(&(h.sum)(value)));
-            let _ = writeln!(out, "{family}_sum{{{label}=\"{value}\"}} {sum}");
-            let _ = writeln!(out, "{family}_count{{{label}=\"{value}\"}} {running}");
+            let braced = if label.is_empty() {
+                String::new()
+            } else {
+                format!("{{{label}}}")
+            };
+            let sum = shown(h.unit, self.value(&h.sum(value)));
+            let _ = writeln!(out, "{family}_sum{braced} {sum}");
+            let _ = writeln!(out, "{family}_count{braced} {running}");
         }
-        counted
     }
-}
-
-/// A duration histogram family of the registry: its label and values, and how its stored
-/// series are named.
-struct Histogram {
-    family: &'static str,
-    help: &'static str,
-    label: &'static str,
-    values: &'static [&'static str],
-    raw_bucket: fn(&str, &str) -> String,
-    sum: fn(&str) -> String,
-    count: fn(&str) -> String,
-}
-
-const OPERATION_HISTOGRAM: Histogram = Histogram {
-    family: registry::DURATION_FAMILY,
-    help: registry::DURATION_HELP,
-    label: "operation",
-    values: &registry::OPERATIONS,
-    raw_bucket: registry::raw_bucket,
-    sum: registry::duration_sum,
-    count: registry::duration_count,
-};
-
-const DEPENDENCY_HISTOGRAM: Histogram = Histogram {
-    family: registry::DEP_FAMILY,
-    help: registry::DEP_HELP,
-    label: "dependency",
-    values: &registry::DEPENDENCIES,
-    raw_bucket: registry::dep_raw_bucket,
-    sum: registry::dep_sum,
-    count: registry::dep_count,
-};
-
-/// Counts one duration in `h` for `value`: its one bucket, the sum and the count (`render`
-/// makes the buckets cumulative).
-fn observe(h: &Histogram, value: &str, duration_us: u64) {
-    let ms = duration_us.div_ceil(1000);
-    let bucket = registry::DURATION_BUCKETS_MS
-        .iter()
-        .position(|le| ms <= *le)
-        .unwrap_or(registry::DURATION_BUCKETS_MS.len());
-    inc(&(h.raw_bucket)(value, registry::BUCKET_LABELS[bucket]));
-    add(&(h.sum)(value), ms as i64);
-    inc(&(h.count)(value));
 }
 
 fn header(out: &mut String, family: &str, help: &str, kind: &str) {
@@ -371,23 +399,31 @@ fn header(out: &mut String, family: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {family} {kind}");
 }
 
-/// Milliseconds as seconds, without float noise for whole milliseconds (`1500` → `1.5`).
-fn seconds(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "" };
-    let ms = ms.unsigned_abs();
-    let (whole, frac) = (ms / 1000, ms % 1000);
+/// An integer count of 10^-`digits` seconds as seconds, without float noise (`1500` ms →
+/// `1.5`, `250` µs → `0.00025`).
+fn scaled_seconds(value: i64, digits: u32) -> String {
+    let sign = if value < 0 { "-" } else { "" };
+    let value = value.unsigned_abs();
+    let scale = 10u64.pow(digits);
+    let (whole, frac) = (value / scale, value % scale);
     if frac == 0 {
         format!("{sign}{whole}")
     } else {
-        let digits = format!("{frac:03}");
+        let digits = format!("{frac:0width$}", width = digits as usize);
         format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
     }
 }
 
-fn shown(counter: &Counter, value: i64) -> String {
-    match counter.unit {
+/// Milliseconds as seconds (`1500` → `1.5`).
+fn seconds(ms: i64) -> String {
+    scaled_seconds(ms, 3)
+}
+
+fn shown(unit: Unit, value: i64) -> String {
+    match unit {
         Unit::Count => value.to_string(),
         Unit::MillisAsSeconds => seconds(value),
+        Unit::MicrosAsSeconds => scaled_seconds(value, 6),
     }
 }
 
@@ -415,6 +451,9 @@ mod tests {
         assert_eq!(seconds(1500), "1.5");
         assert_eq!(seconds(5000), "5");
         assert_eq!(seconds(-20), "-0.02");
+        assert_eq!(super::scaled_seconds(250, 6), "0.00025");
+        assert_eq!(super::scaled_seconds(5_000_000, 6), "5");
+        assert_eq!(super::scaled_seconds(200_000, 6), "0.2");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::bindings::inventory;
 use crate::cart_repo;
 use crate::line_lock;
 use cart_domain::reservation::ReservationState;
-use cart_domain::{Problem, ProblemKind, ReservationStatus, StoreId, UserId};
+use cart_domain::{Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
 use serde::Serialize;
 
 #[derive(Debug, Default, Serialize)]
@@ -18,6 +18,7 @@ pub struct OrphanReport {
     pub examined: usize,
     pub released: usize,
     pub skipped_busy: usize,
+    pub overselling_incidents: usize,
 }
 
 pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
@@ -45,17 +46,25 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             continue;
         };
         let key = cart_repo::cart_key(store, &user);
-        let line = cart_repo::load(&key).map(|loaded| {
-            loaded
-                .cart
-                .line(&hold.product_id)
-                .map(|l| l.reservation.id == hold.reservation_id)
-        });
-        // Ok(None): the cart has no such line (its lease key can be forgotten); Ok(Some(held)):
-        // the line exists and `held` says whether this hold is the line's.
+        let line = cart_repo::load(&key).map(|loaded| loaded.cart.line(&hold.product_id).cloned());
+        // Ok(None): the cart has no line for the product (its lease key can be forgotten).
         let line_exists = !matches!(line, Ok(None));
-        let still_held = line.map(|l| l.unwrap_or(false));
-        if let Ok(false) = still_held {
+        // The line this hold belongs to, if the cart's line for the product is still its owner.
+        let owner = line
+            .as_ref()
+            .map(|l| l.as_ref().filter(|l| l.reservation.id == hold.reservation_id));
+        if let Ok(Some(line)) = owner {
+            if promises_more_than_held(line, hold.quantity, crate::clock::now_ms()) {
+                report.overselling_incidents += 1;
+                eprintln!(
+                    "{{\"level\":\"error\",\"msg\":\"overselling incident: cart line confirmed for more than the inventory holds\",\"reservationId\":{},\"lineQuantity\":{},\"heldQuantity\":{}}}",
+                    serde_json::Value::String(hold.reservation_id.clone()),
+                    line.quantity,
+                    hold.quantity
+                );
+            }
+        }
+        if let Ok(None) = owner {
             crate::inventory_port::release(
                 store.as_str(),
                 &ReservationState {
@@ -76,5 +85,20 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
         "cart_orphan_reservations_released_total",
         report.released as i64,
     );
+    crate::metrics::add_exact(
+        "cart_overselling_incidents_total{source=\"sweep\"}",
+        report.overselling_incidents as i64,
+    );
     Ok(report)
+}
+
+/// An overselling incident the sweep can see: the line (decided under its lease, so no change
+/// of it is in flight) shows the shopper `confirmed` and unexpired for more units than the
+/// inventory holds under its reservation id. The difference is stock the inventory may sell
+/// to someone else while this cart promises it. (A hold larger than its line is normal for a
+/// moment: a lowered quantity shrinks its hold after the response.)
+fn promises_more_than_held(line: &Line, held: u32, now_ms: u64) -> bool {
+    line.reservation.status == ReservationStatus::Confirmed
+        && line.reservation.expires_at_ms.is_some_and(|t| t > now_ms)
+        && line.quantity > held
 }

@@ -9,8 +9,6 @@ pub const CLAIM_TTL_MS: u64 = 15_000;
 pub mod metric_keys {
     pub const COMMITTED: &str = "cart_outbox_events_committed_total";
     pub const ACKED: &str = "cart_outbox_events_acked_total";
-    /// Sum of commit-to-acknowledgement times; with ACKED gives the mean outbox lag.
-    pub const LAG_MS_SUM: &str = "cart_outbox_lag_ms_total";
     pub const FAILURES: &str = "cart_outbox_publish_failures_total";
 }
 

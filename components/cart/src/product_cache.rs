@@ -11,9 +11,11 @@
 use crate::bindings::{kv, locks};
 use crate::clock::{now_ms, random_unit};
 use crate::inventory_port::{self, LookupError};
+use crate::metric_registry as registry;
 use crate::metrics;
 use cart_domain::ProductSnapshot;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 
 const REFRESH_LEASE_TTL_MS: u32 = 5_000;
 
@@ -43,13 +45,35 @@ fn store(key: &str, product: &ProductSnapshot) {
         fresh_until_ms: now_ms() + ttl - ttl / 10 + jitter,
     };
     if let Ok(bytes) = serde_json::to_vec(&cached) {
-        let _ = kv::set(key, &bytes);
+        let _ = timed_write(|| kv::set(key, &bytes));
     }
 }
 
+/// A cache write (a record stored or deleted): counted and timed (two clock reads).
+fn timed_write<T>(write: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = write();
+    metrics::inc("cart_cache_writes_total");
+    metrics::observe(
+        &registry::CACHE_WRITE_DURATION,
+        "",
+        started.elapsed().as_micros() as u64,
+    );
+    out
+}
+
+/// A cache read, timed (two clock reads).
 fn read(key: &str) -> Option<Cached> {
-    crate::record_reads::get(key)
-        .ok()
+    // A record prefetched with the change's other records (`record_reads`) costs no crossing
+    // here; its share of that batch read is not attributed to the cache.
+    let started = Instant::now();
+    let raw = crate::record_reads::get(key);
+    metrics::observe(
+        &registry::CACHE_READ_DURATION,
+        "",
+        started.elapsed().as_micros() as u64,
+    );
+    raw.ok()
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
@@ -66,7 +90,7 @@ fn fetch_and_store(
             Ok(p)
         }
         Err(LookupError::NotFound) => {
-            let _ = kv::delete(key);
+            let _ = timed_write(|| kv::delete(key));
             Err(LookupError::NotFound)
         }
         Err(e) => Err(e),
@@ -116,5 +140,5 @@ pub fn lookup(store_id: &str, product: &str) -> Result<ProductSnapshot, LookupEr
 
 /// Drops a cached record (the inventory changed it).
 pub fn invalidate(store_id: &str, product: &str) -> Result<(), String> {
-    kv::delete(&cache_key(store_id, product)).map_err(|e| format!("{e:?}"))
+    timed_write(|| kv::delete(&cache_key(store_id, product))).map_err(|e| format!("{e:?}"))
 }

@@ -18,8 +18,9 @@
 use crate::bindings::{events, kv};
 use crate::cart_repo::{self, Loaded, SaveError};
 use crate::clock::{now_ms, random_unit};
+use crate::metric_registry as registry;
 use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
-use crate::timing::{measure, Phase};
+use crate::timing::{measure_timed, Phase};
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::events::OutboxEntry;
@@ -215,8 +216,12 @@ fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntr
                 })
         })
         .collect();
-    // Timed for the per-dependency histogram (after the response, so not in Server-Timing).
-    match measure(Phase::Events, || events::publish(topic, &records)) {
+    // Timed for the per-dependency histogram (after the response, so not in Server-Timing)
+    // and, with the same two clock reads, for the per-publish histogram.
+    let (published, took_us) = measure_timed(Phase::Events, || events::publish(topic, &records));
+    crate::metrics::observe(&registry::PUBLISH_DURATION, "", took_us);
+    crate::metrics::observe(&registry::PUBLISH_BATCH, "", records.len() as u64);
+    let acked = match published {
         Ok(n) => (n as usize).min(records.len()),
         Err(e) => {
             eprintln!(
@@ -225,7 +230,12 @@ fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntr
             );
             0
         }
-    }
+    };
+    crate::metrics::add(
+        "cart_outbox_events_failed_total",
+        (records.len() - acked) as i64,
+    );
+    acked
 }
 
 fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
@@ -233,8 +243,8 @@ fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
     for entry in acked {
         let id = &entry.event.id;
         crate::metrics::add_for_event(metric_keys::ACKED, id, 1);
-        let lag = now.saturating_sub(entry.committed_at_ms);
-        crate::metrics::add_for_event(metric_keys::LAG_MS_SUM, id, lag as i64);
+        let lag_ms = now.saturating_sub(entry.committed_at_ms);
+        crate::metrics::observe_for_event(&registry::OUTBOX_LAG, id, lag_ms.saturating_mul(1000));
     }
 }
 

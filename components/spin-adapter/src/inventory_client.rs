@@ -153,6 +153,8 @@ impl Client {
             body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
             timeout_ms: self.timeout_ms,
         })
+        // A timeout reads "inventory: timed out": the cart counts details containing
+        // "timed out" in cart_inventory_timeouts_total (the contract has no timeout variant).
         .map_err(|e| InventoryError::Unavailable(format!("inventory: {e}")))
     }
 }

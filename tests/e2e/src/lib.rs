@@ -7,6 +7,7 @@ pub mod api;
 pub mod http;
 pub mod kv_file;
 pub mod loopback;
+pub mod prom;
 pub mod redis;
 pub mod spin;
 pub mod upstash;

@@ -8,10 +8,8 @@
 //!   (lines `unconfirmed`, events pending) instead of calling anything unauthenticated;
 //! * `/metrics` is valid Prometheus text (`promtool check metrics`) behind `metrics_token`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use cart_e2e::api::{add, cart_events, cart_path, line_statuses, metric, put_product, records};
+use cart_e2e::prom::promtool_check;
 use cart_e2e::{eventually, spin_cli, Client, Response, SpinUp};
 use serde_json::{json, Value};
 
@@ -308,40 +306,4 @@ fn an_empty_reference_token_fails_closed() {
         "nothing was delivered unauthenticated"
     );
     c.get(&cart_path("demo")).user("eve").send().expect(200);
-}
-
-/// `promtool check metrics` on an exposition. `scripts/test.sh` installs promtool (Debian
-/// `prometheus`); without it the check is skipped with a notice, and fails under CI.
-fn promtool_check(text: &str) {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            let line = format!("promtool not found ({e}); `bash scripts/test.sh` installs it");
-            if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
-                panic!("{line} (required under CI)");
-            }
-            eprintln!("{line} (promtool check skipped)");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .expect("promtool stdin")
-        .write_all(text.as_bytes())
-        .expect("write the exposition to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed ({}):\n{}{}\n---- exposition\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
