@@ -7,4 +7,4 @@ spin_sdk::wit_bindgen::generate!({
     runtime_path: "::spin_sdk::wit_bindgen::rt",
 });
 
-pub use storefront::cart::{config, documents, events, inventory, kv, locks, trace};
+pub use storefront::cart::{config, documents, events, identity_keys, inventory, kv, locks, trace};

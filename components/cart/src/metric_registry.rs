@@ -382,6 +382,7 @@ mod tests {
             InventoryUnavailable,
             StoreUnavailable,
             LockUnavailable,
+            IdentityKeysUnavailable,
             IdempotencyKeyRequired,
             IdempotencyKeyInUse,
             IdempotencyKeyReused,
@@ -415,6 +416,7 @@ mod tests {
                 | InventoryUnavailable
                 | StoreUnavailable
                 | LockUnavailable
+                | IdentityKeysUnavailable
                 | IdempotencyKeyRequired
                 | IdempotencyKeyInUse
                 | IdempotencyKeyReused
