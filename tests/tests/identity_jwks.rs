@@ -178,7 +178,10 @@ async fn jwks_policy_still_holds_key_confusion_issuer_and_guest_subjects() {
 async fn guest_tokens_never_wait_for_the_key_set() {
     let host = jwks_host(&[]);
     // The provider is down and nothing is cached.
-    host.fail_always(Interface::IdentityKeys, Fault::Unavailable("identity provider down".into()));
+    host.fail_always(
+        Interface::IdentityKeys,
+        Fault::Unavailable("identity provider down".into()),
+    );
     let issued = request(http::Method::POST, "/v1/guest-tokens")
         .send(&host)
         .await
@@ -254,7 +257,10 @@ async fn the_cached_set_expires_after_its_ttl() {
 async fn a_down_provider_with_nothing_cached_is_a_503_and_stores_nothing() {
     let host = jwks_host(&[]);
     let r1 = IdpKey::rsa("r1");
-    host.fail_always(Interface::IdentityKeys, Fault::Unavailable("identity provider down".into()));
+    host.fail_always(
+        Interface::IdentityKeys,
+        Fault::Unavailable("identity provider down".into()),
+    );
     let r = cart_as(&host, &r1.token(&host, "u")).await;
     assert_problem(&r, 503, "identity-keys-unavailable");
     assert_eq!(r.header("retry-after"), Some("60"));
@@ -291,7 +297,10 @@ async fn a_down_provider_keeps_the_stale_set_verifying() {
     assert_eq!(cart_as(&host, &r1.token(&host, "u")).await.status(), 200);
     let cached = host.kv_get(CACHE_KEY).unwrap();
 
-    host.fail_always(Interface::IdentityKeys, Fault::Unavailable("identity provider down".into()));
+    host.fail_always(
+        Interface::IdentityKeys,
+        Fault::Unavailable("identity provider down".into()),
+    );
     host.advance_clock(Duration::from_secs(301));
     let r = cart_as(&host, &r1.token(&host, "u")).await;
     assert_eq!(r.status(), 200, "{}", r.text());

@@ -333,6 +333,36 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Result<Option<PublicKey>, ConfigError>
 mod tests {
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// RFC 4231 vectors through the HS256 this crate signs and verifies with: standard HMAC for
+    /// short and longer-than-block keys (the secret's UTF-8 bytes are the key, as given).
+    #[test]
+    fn hs256_matches_rfc_4231() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let cases = [
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?".to_vec(),
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                vec![0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+        ];
+        for (key, data, expected) in cases {
+            let key = HmacKey::unchecked(&key);
+            let signature =
+                jsonwebtoken::crypto::sign(&data, &key.encoding(), Algorithm::Hs256.jwt()).unwrap();
+            assert_eq!(hex(&URL_SAFE_NO_PAD.decode(signature).unwrap()), expected);
+        }
+    }
+
     #[test]
     fn short_secrets_are_refused() {
         assert!(HmacKey::new(&[1u8; 31]).is_err());
