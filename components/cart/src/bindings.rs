@@ -13,7 +13,7 @@ spin_sdk::wit_bindgen::generate!({
 });
 
 pub use storefront::cart::documents as uncounted_documents;
-pub use storefront::cart::{config, events, inventory, locks, trace};
+pub use storefront::cart::{config, events, identity_keys, inventory, locks, trace};
 
 /// `storefront:cart/documents`, compare-and-swap counted as a store write.
 pub mod documents {

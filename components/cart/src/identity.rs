@@ -1,8 +1,10 @@
 //! Who is calling.
 //!
 //! * `Authorization: Bearer <JWT>`: verified in the cart logic (cart-auth): a user token signed
-//!   with `jwt_hs256_secret` or the `jwt_public_key` (RS256/ES256), or a guest token this
-//!   service issued with `guest_token_secret`. `sub` is the user id; guest ids start with
+//!   with `jwt_hs256_secret`, the `jwt_public_key` (RS256/ES256) or a key of the identity
+//!   provider's key set at `jwt_jwks_url` (see [`crate::jwks`]: fetched only for RS256/ES256
+//!   tokens, so guest tokens never wait for it), or a guest token this service issued with
+//!   `guest_token_secret`. `sub` is the user id; guest ids start with
 //!   `guest-`, which user tokens may never use.
 //! * The local demo mode (`allow_insecure_user_header = "true"`) also trusts `X-User-Id` when
 //!   no bearer token is sent, and logs a warning on every request while it is on. A deployment
@@ -17,7 +19,7 @@
 
 use crate::http_io::HttpRequest;
 use crate::settings::Settings;
-use cart_auth::{bearer_token, AuthError, GuestTokens, Verifier, VerifierConfig};
+use cart_auth::{bearer_token, Algorithm, AuthError, GuestTokens, Verifier, VerifierConfig};
 use cart_domain::{Problem, ProblemKind, UserId};
 
 fn var(name: &str) -> Option<String> {
@@ -95,13 +97,17 @@ pub fn guest_tokens() -> Result<GuestTokens, Problem> {
 
 /// Whether a JWT key or secret is configured: then identities are verified, never asserted.
 fn verification_configured() -> bool {
-    var("jwt_hs256_secret").is_some() || var("jwt_public_key").is_some()
+    var("jwt_hs256_secret").is_some()
+        || var("jwt_public_key").is_some()
+        || var("jwt_jwks_url").is_some()
 }
 
-fn user_verifier() -> Result<Verifier, Problem> {
+/// `key_set`: the `jwt_jwks_url` key set, when the token needs it.
+fn user_verifier(key_set: Option<String>) -> Result<Verifier, Problem> {
     Verifier::new(&VerifierConfig {
         hs256_secret: var("jwt_hs256_secret"),
         public_key: var("jwt_public_key"),
+        key_set,
         issuer: var("jwt_issuer"),
         audience: var("jwt_audience"),
         leeway_seconds: var("jwt_leeway_seconds")
@@ -118,12 +124,32 @@ fn auth_problem(e: &AuthError) -> Problem {
 /// Verifies a bearer token: a user token first, then a guest token.
 fn verify_bearer(token: &str) -> Result<(UserId, bool), Problem> {
     let now = now_unix();
-    let verifier = user_verifier()?;
-    let user_result = if verifier.is_configured() {
+    let jwks_url = var("jwt_jwks_url");
+    // Only deployments with a key set URL look at the header first, to load the set for the
+    // tokens that can use it.
+    let algorithm = jwks_url.as_ref().map(|_| cart_auth::token_algorithm(token));
+    let key_set = match (&jwks_url, &algorithm) {
+        (Some(url), Some(Ok(alg))) if *alg != Algorithm::Hs256 => Some(crate::jwks::current(url)?),
+        _ => None,
+    };
+    let verifier = user_verifier(key_set.as_ref().map(|set| set.keys.clone()))?;
+    let mut user_result = if verifier.is_configured() {
         verifier.verify(token, now)
+    } else if let Some(algorithm) = algorithm {
+        // Only an HS256 (or unreadable) token gets here: the key set was not loaded for it,
+        // and it holds public keys only, so this is what verifying with it would say.
+        Err(algorithm.err().unwrap_or(AuthError::KeyTypeMismatch))
     } else {
         Err(AuthError::NoKeyConfigured)
     };
+    if let (Err(AuthError::UnknownKeyId), Some(url), Some(set)) =
+        (&user_result, &jwks_url, &key_set)
+    {
+        // The provider may have rotated its keys since the set was cached.
+        if let Some(keys) = crate::jwks::refresh_for_unknown_kid(url, set) {
+            user_result = user_verifier(Some(keys))?.verify(token, now);
+        }
+    }
     let claims = match user_result {
         Ok(claims) => claims,
         Err(user_error) => {
@@ -181,7 +207,7 @@ pub fn caller_kind(request: &HttpRequest, settings: &Settings) -> Result<(UserId
         return Err(match raw {
             Some(_) => unauthenticated(
                 "X-User-Id is refused: this deployment verifies bearer tokens \
-                 (jwt_hs256_secret or jwt_public_key is set), which turns the demo identity \
+                 (jwt_hs256_secret, jwt_public_key or jwt_jwks_url is set), which turns the demo identity \
                  header off even with allow_insecure_user_header=true; send \
                  Authorization: Bearer <token>",
                 "user-header-refused",

@@ -18,6 +18,7 @@ mod http_io;
 mod idempotency;
 mod identity;
 mod inventory_port;
+mod jwks;
 mod lifecycle;
 mod line_change;
 mod line_lock;

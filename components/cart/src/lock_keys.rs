@@ -22,15 +22,18 @@ pub enum LockFamily {
     BreakerProbe,
     /// One product record's cache refresh: `product-refresh:{store}:{product}`.
     ProductRefresh,
+    /// The `jwt_jwks_url` key set's refresh, held for its whole minute: `jwks-refresh:keyset`.
+    JwksRefresh,
 }
 
 impl LockFamily {
     #[cfg(test)]
-    pub const ALL: [LockFamily; 4] = [
+    pub const ALL: [LockFamily; 5] = [
         LockFamily::Line,
         LockFamily::Idempotency,
         LockFamily::BreakerProbe,
         LockFamily::ProductRefresh,
+        LockFamily::JwksRefresh,
     ];
 
     /// The first segment of every key of this family.
@@ -40,6 +43,7 @@ impl LockFamily {
             LockFamily::Idempotency => "idem",
             LockFamily::BreakerProbe => "breaker-probe",
             LockFamily::ProductRefresh => "product-refresh",
+            LockFamily::JwksRefresh => "jwks-refresh",
         }
     }
 
@@ -73,6 +77,11 @@ pub fn product_refresh(store: &str, product: &str) -> String {
     LockFamily::ProductRefresh.key(&[store, product])
 }
 
+/// The rate-limit lease of the `jwt_jwks_url` key set's refresh (one per store).
+pub fn jwks_refresh() -> String {
+    LockFamily::JwksRefresh.key(&["keyset"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +112,8 @@ mod tests {
             id("inventory"),
             id("probe"),
             id("product-refresh"),
+            id("jwks-refresh"),
+            id("keyset"),
             id("relay"),
             id("cart"),
             id("idem"),
@@ -119,6 +130,7 @@ mod tests {
             }
         };
         record(LockFamily::BreakerProbe, breaker_probe());
+        record(LockFamily::JwksRefresh, jwks_refresh());
         for a in &words {
             for b in &words {
                 let (store, user) = (StoreId::parse(a).unwrap(), UserId::parse(b).unwrap());
@@ -138,5 +150,6 @@ mod tests {
         assert_eq!(idempotency(&u, "ab12"), "idem:u:ab12");
         assert_eq!(breaker_probe(), "breaker-probe:inventory");
         assert_eq!(product_refresh("s", "p"), "product-refresh:s:p");
+        assert_eq!(jwks_refresh(), "jwks-refresh:keyset");
     }
 }

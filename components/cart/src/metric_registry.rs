@@ -599,6 +599,7 @@ mod tests {
             InventoryUnavailable,
             StoreUnavailable,
             LockUnavailable,
+            IdentityKeysUnavailable,
             IdempotencyKeyRequired,
             IdempotencyKeyInUse,
             IdempotencyKeyReused,
@@ -632,6 +633,7 @@ mod tests {
                 | InventoryUnavailable
                 | StoreUnavailable
                 | LockUnavailable
+                | IdentityKeysUnavailable
                 | IdempotencyKeyRequired
                 | IdempotencyKeyInUse
                 | IdempotencyKeyReused

@@ -35,12 +35,13 @@ const GROUPS: &[&[&str]] = &[
     &["guest_abandon_after_days", "guest_reservation_ttl_seconds"],
     // Whether identities are verified: read by every request that authenticates, since a
     // configured key turns the demo `X-User-Id` header off.
-    &["jwt_hs256_secret", "jwt_public_key"],
+    &["jwt_hs256_secret", "jwt_public_key", "jwt_jwks_url"],
     // Bearer tokens and guest tokens.
     &[
         "jwt_issuer",
         "jwt_audience",
         "jwt_leeway_seconds",
+        "jwt_jwks_ttl_seconds",
         "guest_token_secret",
         "guest_token_ttl_seconds",
     ],

@@ -10,6 +10,7 @@
 //! `documents` and `kv` are served by the store `store_url` names (Spin key-value by default,
 //! or a Redis shared by many instances; see [`store`]); `locks` by the backend `lock_url`
 //! names, which follows the store when unset.
+//! `identity-keys` fetches the identity provider's key set (`jwt_jwks_url`) over outbound HTTP.
 
 mod backend_url;
 mod base64;
@@ -17,6 +18,7 @@ mod config;
 mod documents;
 mod events_client;
 mod http_util;
+mod identity_keys;
 mod inventory_client;
 mod kv;
 mod kv_store;

@@ -35,7 +35,7 @@ pub enum AuthError {
     InvalidSubject,
     /// The token names a `kid` that no configured key has.
     UnknownKeyId,
-    /// Neither `jwt_hs256_secret` nor `jwt_public_key` is configured.
+    /// None of `jwt_hs256_secret`, `jwt_public_key` and `jwt_jwks_url` is configured.
     NoKeyConfigured,
     /// A guest token was presented where a user token is required.
     GuestTokenRefused,
@@ -100,7 +100,7 @@ impl fmt::Display for AuthError {
             AuthError::UnknownKeyId => write!(f, "the token key id (kid) is not known"),
             AuthError::NoKeyConfigured => write!(
                 f,
-                "token verification is not configured (set jwt_hs256_secret or jwt_public_key)"
+                "token verification is not configured (set jwt_hs256_secret, jwt_public_key or jwt_jwks_url)"
             ),
             AuthError::GuestTokenRefused => {
                 write!(f, "a guest token cannot be used where a user token is required")

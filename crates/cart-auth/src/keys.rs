@@ -1,21 +1,21 @@
-//! Verification keys: the HMAC secret and the public keys parsed from `jwt_public_key`
-//! (PEM, a single JWK or a JWKS).
+//! Verification keys: the HS256 secret, and the public keys of `jwt_public_key` (a PEM, a JWK or
+//! a JWKS) or of a key set fetched from `jwt_jwks_url`.
+//!
+//! Decoding is `jsonwebtoken`'s (PEM and JWK). This module holds the policy it does not: which
+//! keys are accepted (RSA of at least [`MIN_RSA_BITS`] bits for RS256, EC P-256 for ES256,
+//! signing keys only, never private or symmetric ones), checked when the configuration is
+//! loaded rather than on the first token, and which key type each one is.
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine as _;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac as _};
-use p256::pkcs8::spki::SubjectPublicKeyInfoRef;
-use p256::pkcs8::{DecodePublicKey as _, ObjectIdentifier};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{DecodingKey, DecodingKeyKind, EncodingKey};
 use rsa::pkcs1::DecodeRsaPublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
-use crate::error::ConfigError;
+use crate::error::{AuthError, ConfigError};
+use crate::token::{Algorithm, Token};
 
 /// Shortest accepted HMAC secret, in bytes: RFC 7518 §3.2 requires a key at least as long as the
 /// hash output (256 bits) for HS256.
@@ -24,121 +24,102 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Smallest accepted RSA modulus, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// SHA-256 block size: HMAC keys are padded (or hashed, when longer) to this length.
-const HMAC_BLOCK: usize = 64;
+/// An HS256 secret (the UTF-8 bytes of the variable).
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    secret: Vec<u8>,
+    decoding: DecodingKey,
+}
 
-/// Lenient base64url for configuration data (padding optional); tokens use the strict engine.
-const CONFIG_B64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// Standard base64 for PEM bodies, padding optional.
-const PEM_B64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// rsaEncryption (RFC 8017).
-const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-/// id-ecPublicKey (RFC 5480).
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-/// secp256r1 / P-256 (RFC 5480).
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-
-/// An HS256 key, normalised once to the HMAC block size as RFC 2104 does it: a key longer than
-/// the block is hashed, a shorter one is zero-padded. HMAC over the normalised key equals HMAC
-/// over the original, and building the MAC from a fixed-size key cannot fail.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct HmacKey([u8; HMAC_BLOCK]);
+impl PartialEq for HmacKey {
+    fn eq(&self, other: &HmacKey) -> bool {
+        self.secret == other.secret
+    }
+}
 
 impl HmacKey {
-    /// Takes the secret's bytes as given (UTF-8 of the variable), refusing short ones.
+    /// Refuses secrets shorter than [`MIN_SECRET_BYTES`].
     pub(crate) fn new(secret: &[u8]) -> Result<HmacKey, ConfigError> {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(ConfigError::WeakSecret {
                 min_bytes: MIN_SECRET_BYTES,
             });
         }
-        Ok(HmacKey::normalise(secret))
-    }
-
-    pub(crate) fn normalise(secret: &[u8]) -> HmacKey {
-        let mut block = [0u8; HMAC_BLOCK];
-        if secret.len() > HMAC_BLOCK {
-            let digest = Sha256::digest(secret);
-            block[..digest.len()].copy_from_slice(&digest);
-        } else {
-            block[..secret.len()].copy_from_slice(secret);
-        }
-        HmacKey(block)
-    }
-
-    fn mac(&self, data: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new(&self.0.into());
-        mac.update(data);
-        mac
-    }
-
-    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
-        self.mac(data).finalize().into_bytes().into()
-    }
-
-    /// Constant-time comparison.
-    pub(crate) fn verify(&self, data: &[u8], signature: &[u8]) -> bool {
-        self.mac(data).verify_slice(signature).is_ok()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) enum KeyMaterial {
-    Rsa(rsa::pkcs1v15::VerifyingKey<Sha256>),
-    P256(p256::ecdsa::VerifyingKey),
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct PublicKey {
-    pub(crate) kid: Option<String>,
-    pub(crate) material: KeyMaterial,
-}
-
-impl PublicKey {
-    fn rsa(kid: Option<String>, key: RsaPublicKey) -> Result<PublicKey, ConfigError> {
-        let bits = key.n().bits();
-        if bits < MIN_RSA_BITS {
-            return Err(ConfigError::UnsupportedKey(format!(
-                "RSA key of {bits} bits; at least {MIN_RSA_BITS} bits are required"
-            )));
-        }
-        Ok(PublicKey {
-            kid,
-            material: KeyMaterial::Rsa(rsa::pkcs1v15::VerifyingKey::new(key)),
+        Ok(HmacKey {
+            secret: secret.to_vec(),
+            decoding: DecodingKey::from_secret(secret),
         })
     }
 
-    fn p256(kid: Option<String>, key: p256::ecdsa::VerifyingKey) -> PublicKey {
-        PublicKey {
-            kid,
-            material: KeyMaterial::P256(key),
+    /// Any length, for [`crate::encode_hs256`] (a minting helper for tests and tools).
+    pub(crate) fn unchecked(secret: &[u8]) -> HmacKey {
+        HmacKey {
+            secret: secret.to_vec(),
+            decoding: DecodingKey::from_secret(secret),
         }
     }
 
-    pub(crate) fn is_rsa(&self) -> bool {
-        matches!(self.material, KeyMaterial::Rsa(_))
+    pub(crate) fn encoding(&self) -> EncodingKey {
+        EncodingKey::from_secret(&self.secret)
     }
 
-    pub(crate) fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
-        use p256::ecdsa::signature::Verifier as _;
-        match &self.material {
-            KeyMaterial::Rsa(key) => rsa::pkcs1v15::Signature::try_from(signature)
-                .map(|sig| key.verify(signing_input, &sig).is_ok())
-                .unwrap_or(false),
-            // JWS ES256 signatures are the raw 64-byte r || s (RFC 7518 §3.4), never DER.
-            KeyMaterial::P256(key) => p256::ecdsa::Signature::from_slice(signature)
-                .map(|sig| key.verify(signing_input, &sig).is_ok())
-                .unwrap_or(false),
+    pub(crate) fn verify(&self, token: &Token<'_>) -> Result<bool, AuthError> {
+        check_signature(token, &self.decoding, Algorithm::Hs256)
+    }
+}
+
+/// The type of a public key, which fixes the one algorithm it may verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    /// RS256 only.
+    Rsa,
+    /// ES256 only.
+    P256,
+}
+
+impl KeyType {
+    pub(crate) fn algorithm(self) -> Algorithm {
+        match self {
+            KeyType::Rsa => Algorithm::Rs256,
+            KeyType::P256 => Algorithm::Es256,
         }
     }
+}
+
+#[derive(Clone)]
+pub(crate) struct PublicKey {
+    pub(crate) kid: Option<String>,
+    pub(crate) key_type: KeyType,
+    decoding: DecodingKey,
+}
+
+impl PublicKey {
+    /// Checks the token's signature with this key, under this key's own algorithm.
+    pub(crate) fn verify(&self, token: &Token<'_>) -> Result<bool, AuthError> {
+        check_signature(token, &self.decoding, self.key_type.algorithm())
+    }
+}
+
+/// `Ok(false)` for a signature that does not verify (including a DER-encoded ES256 one: JWS
+/// wants the raw `r || s`), `Malformed` when the signature part is not base64url.
+fn check_signature(
+    token: &Token<'_>,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<bool, AuthError> {
+    match jsonwebtoken::crypto::verify(token.signature, token.message.as_bytes(), key, alg.jwt()) {
+        Ok(valid) => Ok(valid),
+        Err(e) if matches!(e.kind(), ErrorKind::Base64(_)) => Err(AuthError::Malformed),
+        Err(_) => Ok(false),
+    }
+}
+
+fn invalid(why: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidPublicKey(why.into())
+}
+
+fn unsupported(why: impl Into<String>) -> ConfigError {
+    ConfigError::UnsupportedKey(why.into())
 }
 
 /// Parses the `jwt_public_key` variable: a PEM public key, a JWK object or a JWKS.
@@ -146,114 +127,145 @@ impl PublicKey {
 pub(crate) fn parse_public_keys(raw: &str) -> Result<Vec<PublicKey>, ConfigError> {
     let text = raw.trim();
     if text.starts_with('{') {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|_| ConfigError::InvalidPublicKey("not valid JSON (JWK or JWKS)".into()))?;
-        let Value::Object(object) = value else {
-            return Err(ConfigError::InvalidPublicKey(
-                "a JWK or JWKS must be a JSON object".into(),
-            ));
-        };
+        let object = json_object(text)?;
         if object.contains_key("keys") {
             parse_jwks(&object)
         } else {
-            parse_jwk(&object)?.map(|key| vec![key]).ok_or_else(|| {
-                ConfigError::UnsupportedKey("the JWK is not an RS256 or ES256 signing key".into())
-            })
+            parse_jwk(&object)?
+                .map(|key| vec![key])
+                .ok_or_else(|| unsupported("the JWK is not an RS256 or ES256 signing key"))
         }
     } else if text.contains("-----BEGIN") {
         parse_pem(text).map(|key| vec![key])
     } else {
-        Err(ConfigError::InvalidPublicKey(
-            "expected a PEM public key, a JWK or a JWKS".into(),
-        ))
+        Err(invalid("expected a PEM public key, a JWK or a JWKS"))
+    }
+}
+
+/// Parses a key set fetched from `jwt_jwks_url`: a JWKS (`{"keys":[...]}`) and nothing else.
+pub(crate) fn parse_key_set(raw: &str) -> Result<Vec<PublicKey>, ConfigError> {
+    let object = json_object(raw.trim())?;
+    if !object.contains_key("keys") {
+        return Err(invalid("a key set must be a JWKS object with 'keys'"));
+    }
+    parse_jwks(&object)
+}
+
+fn json_object(text: &str) -> Result<Map<String, Value>, ConfigError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(invalid("a JWK or JWKS must be a JSON object")),
+        Err(_) => Err(invalid("not valid JSON (JWK or JWKS)")),
     }
 }
 
 fn parse_pem(text: &str) -> Result<PublicKey, ConfigError> {
     if text.contains("PRIVATE KEY-----") {
-        return Err(ConfigError::UnsupportedKey(
-            "a private key was given; configure the public key only".into(),
+        return Err(unsupported(
+            "a private key was given; configure the public key only",
         ));
     }
-    let (label, der) = pem_block(text)?;
-    match label {
-        "PUBLIC KEY" => {
-            let spki = SubjectPublicKeyInfoRef::try_from(der.as_slice()).map_err(|_| {
-                ConfigError::InvalidPublicKey("the PEM 'PUBLIC KEY' could not be parsed".into())
-            })?;
-            let (algorithm, parameters) = spki.algorithm.oids().map_err(|_| {
-                ConfigError::InvalidPublicKey("the PEM 'PUBLIC KEY' could not be parsed".into())
-            })?;
-            if algorithm == OID_RSA_ENCRYPTION {
-                let key = RsaPublicKey::from_public_key_der(&der).map_err(|_| {
-                    ConfigError::InvalidPublicKey("the RSA 'PUBLIC KEY' could not be parsed".into())
-                })?;
-                PublicKey::rsa(None, key)
-            } else if algorithm == OID_EC_PUBLIC_KEY {
-                if parameters != Some(OID_P256) {
-                    return Err(ConfigError::UnsupportedKey(
-                        "only the EC curve P-256 (ES256) is supported".into(),
-                    ));
-                }
-                let key = p256::ecdsa::VerifyingKey::from_public_key_der(&der).map_err(|_| {
-                    ConfigError::InvalidPublicKey(
-                        "the P-256 'PUBLIC KEY' could not be parsed".into(),
-                    )
-                })?;
-                Ok(PublicKey::p256(None, key))
-            } else {
-                Err(ConfigError::UnsupportedKey(
-                    "the PEM 'PUBLIC KEY' is neither an RSA key nor an EC P-256 key".into(),
-                ))
-            }
-        }
-        "RSA PUBLIC KEY" => {
-            let key = RsaPublicKey::from_pkcs1_der(&der).map_err(|_| {
-                ConfigError::InvalidPublicKey("the PEM 'RSA PUBLIC KEY' could not be parsed".into())
-            })?;
-            PublicKey::rsa(None, key)
-        }
-        "CERTIFICATE" => Err(ConfigError::UnsupportedKey(
-            "certificates are not supported; configure the PEM public key or a JWK".into(),
-        )),
-        _ => Err(ConfigError::UnsupportedKey(
-            "expected a PEM block labelled 'PUBLIC KEY' or 'RSA PUBLIC KEY'".into(),
-        )),
+    if text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(unsupported(
+            "certificates are not supported; configure the PEM public key or a JWK",
+        ));
     }
+    if text.matches("-----BEGIN ").count() != 1 {
+        return Err(invalid("expected exactly one PEM block"));
+    }
+    if !text.contains("-----BEGIN PUBLIC KEY-----")
+        && !text.contains("-----BEGIN RSA PUBLIC KEY-----")
+    {
+        return Err(unsupported(
+            "expected a PEM block labelled 'PUBLIC KEY' or 'RSA PUBLIC KEY'",
+        ));
+    }
+    // Values passed through environment variables or one-line TOML often carry literal `\n`.
+    let pem = text.replace("\\r", "").replace("\\n", "\n");
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
+        return rsa_key(None, key);
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
+        return p256_key(None, key, Curve::FromPoint);
+    }
+    if DecodingKey::from_ed_pem(pem.as_bytes()).is_ok() {
+        return Err(unsupported(
+            "the PEM 'PUBLIC KEY' is neither an RSA key nor an EC P-256 key",
+        ));
+    }
+    Err(invalid("the PEM public key could not be parsed"))
 }
 
-/// The label and DER body of the single PEM block in `text`. Lenient about what RFC 7468's
-/// strict form fixes (line width, CRLF, surrounding text) and about literal `\n` escapes, as
-/// values passed through environment variables or one-line TOML often carry them.
-fn pem_block(text: &str) -> Result<(&str, Vec<u8>), ConfigError> {
-    let invalid = || ConfigError::InvalidPublicKey("not a well-formed PEM block".into());
-    let after_begin = text.split_once("-----BEGIN ").ok_or_else(invalid)?.1;
-    let (label, rest) = after_begin.split_once("-----").ok_or_else(invalid)?;
-    let end_marker = format!("-----END {label}-----");
-    let (body, after_end) = rest.split_once(&end_marker).ok_or_else(invalid)?;
-    if after_end.contains("-----BEGIN ") {
-        return Err(ConfigError::InvalidPublicKey(
-            "expected exactly one PEM block".into(),
-        ));
+/// Checks what jsonwebtoken only finds out when verifying: the RSA key decodes and is large
+/// enough.
+fn rsa_key(kid: Option<String>, decoding: DecodingKey) -> Result<PublicKey, ConfigError> {
+    let key = match decoding.kind() {
+        DecodingKeyKind::SecretOrDer(pkcs1) => RsaPublicKey::from_pkcs1_der(pkcs1)
+            .map_err(|_| invalid("the RSA public key could not be parsed"))?,
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e))
+                .map_err(|_| invalid("the RSA JWK has an invalid 'n' or 'e'"))?
+        }
+    };
+    let bits = key.n().bits();
+    if bits < MIN_RSA_BITS {
+        return Err(unsupported(format!(
+            "RSA key of {bits} bits; at least {MIN_RSA_BITS} bits are required"
+        )));
     }
-    let body = body.replace("\\r", "").replace("\\n", "");
-    let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = PEM_B64.decode(base64).map_err(|_| invalid())?;
-    Ok((label, der))
+    Ok(PublicKey {
+        kid,
+        key_type: KeyType::Rsa,
+        decoding,
+    })
+}
+
+/// How the curve of an EC key is known.
+enum Curve {
+    /// A JWK that says `crv: P-256`: any other point is a broken key.
+    DeclaredP256,
+    /// A PEM: the point's length tells the curve.
+    FromPoint,
+}
+
+/// Checks that the EC key is a point on P-256 (jsonwebtoken would accept any bytes here and
+/// fail every verification later).
+fn p256_key(
+    kid: Option<String>,
+    decoding: DecodingKey,
+    curve: Curve,
+) -> Result<PublicKey, ConfigError> {
+    let DecodingKeyKind::SecretOrDer(point) = decoding.kind() else {
+        return Err(invalid("the EC public key could not be parsed"));
+    };
+    if p256::PublicKey::from_sec1_bytes(point).is_err() {
+        // 65 bytes is an uncompressed P-256 point, 33 a compressed one; in a PEM any other
+        // length is another curve (P-384 is 97).
+        return Err(match curve {
+            Curve::DeclaredP256 if point.len() != 65 => {
+                invalid("the P-256 JWK 'x' and 'y' must be 32 bytes each")
+            }
+            Curve::FromPoint if !matches!(point.len(), 33 | 65) => {
+                unsupported("only the EC curve P-256 (ES256) is supported")
+            }
+            _ => invalid("the P-256 public key is not a point on the curve"),
+        });
+    }
+    Ok(PublicKey {
+        kid,
+        key_type: KeyType::P256,
+        decoding,
+    })
 }
 
 fn parse_jwks(object: &Map<String, Value>) -> Result<Vec<PublicKey>, ConfigError> {
     let Some(Value::Array(entries)) = object.get("keys") else {
-        return Err(ConfigError::InvalidPublicKey(
-            "JWKS 'keys' must be an array".into(),
-        ));
+        return Err(invalid("JWKS 'keys' must be an array"));
     };
     let mut keys = Vec::new();
     for entry in entries {
         let Value::Object(jwk) = entry else {
-            return Err(ConfigError::InvalidPublicKey(
-                "every JWKS entry must be a JSON object".into(),
-            ));
+            return Err(invalid("every JWKS entry must be a JSON object"));
         };
         // Keys of other types, curves or uses are skipped: an identity provider's JWKS may
         // well carry them next to the signing key we use.
@@ -262,69 +274,9 @@ fn parse_jwks(object: &Map<String, Value>) -> Result<Vec<PublicKey>, ConfigError
         }
     }
     if keys.is_empty() {
-        return Err(ConfigError::UnsupportedKey(
-            "the JWKS has no RS256 or ES256 signing key".into(),
-        ));
+        return Err(unsupported("the JWKS has no RS256 or ES256 signing key"));
     }
     Ok(keys)
-}
-
-/// `Ok(None)`: a well-formed key this crate does not use (other type, curve, `use` or `alg`).
-fn parse_jwk(jwk: &Map<String, Value>) -> Result<Option<PublicKey>, ConfigError> {
-    let kty = string_member(jwk, "kty")?
-        .ok_or_else(|| ConfigError::InvalidPublicKey("a JWK has no 'kty'".into()))?;
-    if kty == "oct" {
-        return Err(ConfigError::UnsupportedKey(
-            "symmetric (kty 'oct') keys belong in jwt_hs256_secret, not jwt_public_key".into(),
-        ));
-    }
-    if jwk.contains_key("d") {
-        return Err(ConfigError::UnsupportedKey(
-            "a private JWK was given (it has 'd'); configure the public key only".into(),
-        ));
-    }
-    if let Some(usage) = string_member(jwk, "use")? {
-        if usage != "sig" {
-            return Ok(None);
-        }
-    }
-    let kid = string_member(jwk, "kid")?.map(str::to_owned);
-    let alg = string_member(jwk, "alg")?;
-    match kty {
-        "RSA" => {
-            if alg.is_some_and(|a| a != "RS256") {
-                return Ok(None);
-            }
-            let n = b64_member(jwk, "n")?;
-            let e = b64_member(jwk, "e")?;
-            let key = RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e))
-                .map_err(|_| {
-                    ConfigError::InvalidPublicKey("the RSA JWK has an invalid 'n' or 'e'".into())
-                })?;
-            PublicKey::rsa(kid, key).map(Some)
-        }
-        "EC" => {
-            if alg.is_some_and(|a| a != "ES256") || string_member(jwk, "crv")? != Some("P-256") {
-                return Ok(None);
-            }
-            let x = b64_member(jwk, "x")?;
-            let y = b64_member(jwk, "y")?;
-            if x.len() != 32 || y.len() != 32 {
-                return Err(ConfigError::InvalidPublicKey(
-                    "the P-256 JWK 'x' and 'y' must be 32 bytes each".into(),
-                ));
-            }
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|_| {
-                ConfigError::InvalidPublicKey("the P-256 JWK point is not on the curve".into())
-            })?;
-            Ok(Some(PublicKey::p256(kid, key)))
-        }
-        _ => Ok(None),
-    }
 }
 
 fn string_member<'a>(
@@ -334,18 +286,47 @@ fn string_member<'a>(
     match jwk.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(ConfigError::InvalidPublicKey(format!(
-            "JWK member '{name}' must be a string"
-        ))),
+        Some(_) => Err(invalid(format!("JWK member '{name}' must be a string"))),
     }
 }
 
-fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, ConfigError> {
-    let text = string_member(jwk, name)?
-        .ok_or_else(|| ConfigError::InvalidPublicKey(format!("the JWK has no '{name}'")))?;
-    CONFIG_B64
-        .decode(text)
-        .map_err(|_| ConfigError::InvalidPublicKey(format!("JWK member '{name}' is not base64url")))
+/// `Ok(None)`: a well-formed key this crate does not use (other type, curve, `use` or `alg`).
+/// The members that decide that are looked at first, so that a key we skip never fails on
+/// what jsonwebtoken's JWK type does not know (a new `alg`, an unusual curve).
+fn parse_jwk(jwk: &Map<String, Value>) -> Result<Option<PublicKey>, ConfigError> {
+    let kty = string_member(jwk, "kty")?.ok_or_else(|| invalid("a JWK has no 'kty'"))?;
+    if kty == "oct" {
+        return Err(unsupported(
+            "symmetric (kty 'oct') keys belong in jwt_hs256_secret, not jwt_public_key",
+        ));
+    }
+    if jwk.contains_key("d") {
+        return Err(unsupported(
+            "a private JWK was given (it has 'd'); configure the public key only",
+        ));
+    }
+    if string_member(jwk, "use")?.is_some_and(|usage| usage != "sig") {
+        return Ok(None);
+    }
+    let alg = string_member(jwk, "alg")?;
+    let usable = match kty {
+        "RSA" => alg.is_none_or(|a| a == "RS256"),
+        "EC" => alg.is_none_or(|a| a == "ES256") && string_member(jwk, "crv")? == Some("P-256"),
+        _ => false,
+    };
+    if !usable {
+        return Ok(None);
+    }
+    let parsed: Jwk = serde_json::from_value(Value::Object(jwk.clone()))
+        .map_err(|_| invalid(format!("the {kty} JWK could not be parsed")))?;
+    let kid = parsed.common.key_id.clone();
+    let decoding = DecodingKey::from_jwk(&parsed)
+        .map_err(|_| invalid(format!("the {kty} JWK members are not base64url")))?;
+    if kty == "RSA" {
+        rsa_key(kid, decoding).map(Some)
+    } else {
+        p256_key(kid, decoding, Curve::DeclaredP256).map(Some)
+    }
 }
 
 #[cfg(test)]
@@ -356,36 +337,48 @@ mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// RFC 4231 vectors: the block-normalised key gives the standard HMAC for short, exact
-    /// and longer-than-block keys.
+    /// RFC 4231 vectors through the HS256 this crate signs and verifies with: standard HMAC for
+    /// short and longer-than-block keys (the secret's UTF-8 bytes are the key, as given).
     #[test]
-    fn hmac_matches_rfc_4231() {
-        let short = HmacKey::normalise(b"Jefe");
-        assert_eq!(
-            hex(&short.sign(b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        let long = HmacKey::normalise(&[0xaa; 131]);
-        let data = b"Test Using Larger Than Block-Size Key - Hash Key First";
-        let expected = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54";
-        assert_eq!(hex(&long.sign(data)), expected);
-        assert!(long.verify(data, &long.sign(data)));
-        assert!(!long.verify(data, &[0u8; 32]));
-        assert!(!long.verify(data, &long.sign(data)[..31]));
-    }
-
-    #[test]
-    fn exact_block_key_matches_the_hmac_crate() {
-        let key = [7u8; 64];
-        let mut reference = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
-        reference.update(b"data");
-        let expected = reference.finalize().into_bytes();
-        assert_eq!(HmacKey::normalise(&key).sign(b"data")[..], expected[..]);
+    fn hs256_matches_rfc_4231() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let cases = [
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?".to_vec(),
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                vec![0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+        ];
+        for (key, data, expected) in cases {
+            let key = HmacKey::unchecked(&key);
+            let signature =
+                jsonwebtoken::crypto::sign(&data, &key.encoding(), Algorithm::Hs256.jwt()).unwrap();
+            assert_eq!(hex(&URL_SAFE_NO_PAD.decode(signature).unwrap()), expected);
+        }
     }
 
     #[test]
     fn short_secrets_are_refused() {
         assert!(HmacKey::new(&[1u8; 31]).is_err());
         assert!(HmacKey::new(&[1u8; 32]).is_ok());
+    }
+
+    #[test]
+    fn a_key_set_must_be_a_jwks() {
+        let one_jwk = r#"{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}"#;
+        assert!(matches!(
+            parse_key_set(one_jwk),
+            Err(ConfigError::InvalidPublicKey(_))
+        ));
+        assert!(matches!(
+            parse_key_set("-----BEGIN PUBLIC KEY-----"),
+            Err(ConfigError::InvalidPublicKey(_))
+        ));
     }
 }

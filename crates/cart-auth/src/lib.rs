@@ -2,8 +2,13 @@
 //! verified bearer token (JWT, HS256 secret or RS256/ES256 public key from Spin variables; `sub`
 //! is the user id)") and signed guest-cart tokens.
 //!
-//! Pure Rust, no I/O, no clock, no randomness: the caller reads the Spin variables, passes
-//! `now` in unix seconds, and supplies the random guest id. Builds for `wasm32-wasip2`.
+//! Pure Rust, no I/O, no clock, no randomness: the caller reads the Spin variables (and fetches
+//! the `jwt_jwks_url` key set), passes `now` in unix seconds, and supplies the random guest id.
+//! Builds for `wasm32-wasip2`.
+//!
+//! Token decoding, key decoding (PEM, JWK) and signatures are the `jsonwebtoken` crate's, on its
+//! pure-Rust RustCrypto backend. What this crate adds is the policy below, which jsonwebtoken
+//! either does not have or would apply with its own clock.
 //!
 //! # Rules
 //!
@@ -66,18 +71,18 @@
 //! ```
 
 mod error;
-mod jwt;
 mod keys;
+mod token;
 
 use std::fmt;
 
 use serde_json::json;
 
 pub use error::{AuthError, ConfigError};
-pub use jwt::{Algorithm, MAX_TOKEN_BYTES};
 pub use keys::{MIN_RSA_BITS, MIN_SECRET_BYTES};
+pub use token::{Algorithm, MAX_TOKEN_BYTES};
 
-use keys::{HmacKey, PublicKey};
+use keys::{HmacKey, KeyType, PublicKey};
 
 /// Default clock-skew allowance applied to `exp` and `nbf`.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
@@ -101,6 +106,9 @@ pub struct VerifierConfig {
     /// at least [`MIN_RSA_BITS`] bits. JWKS entries of other types, curves, `use` or `alg` are
     /// skipped.
     pub public_key: Option<String>,
+    /// A key set fetched from `jwt_jwks_url`: a JWKS `{"keys":[...]}` only, with the same key
+    /// rules as a JWKS in `public_key`. Its keys are used next to those of `public_key`.
+    pub key_set: Option<String>,
     /// `iss` must equal this when set.
     pub issuer: Option<String>,
     /// `aud` (a string or an array) must contain this when set.
@@ -114,6 +122,7 @@ impl Default for VerifierConfig {
         VerifierConfig {
             hs256_secret: None,
             public_key: None,
+            key_set: None,
             issuer: None,
             audience: None,
             leeway_seconds: DEFAULT_LEEWAY_SECONDS,
@@ -129,6 +138,7 @@ impl fmt::Debug for VerifierConfig {
                 &self.hs256_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("public_key", &self.public_key.as_ref().map(|_| "[set]"))
+            .field("key_set", &self.key_set.as_ref().map(|_| "[set]"))
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_seconds", &self.leeway_seconds)
@@ -198,6 +208,13 @@ fn non_blank(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.trim().is_empty())
 }
 
+/// The allow-listed algorithm a token's header names, without verifying anything: lets a caller
+/// skip loading public keys (say, fetching a JWKS) for an HS256 token. Errors as
+/// [`Verifier::verify`] would report them for the header.
+pub fn token_algorithm(bearer_token: &str) -> Result<Algorithm, AuthError> {
+    token::header_algorithm(bearer_token)
+}
+
 /// Verifies user bearer tokens. Build once per configuration with [`Verifier::new`] (keys are
 /// parsed then), verify per request.
 #[derive(Clone)]
@@ -228,10 +245,13 @@ impl Verifier {
         let secret = non_blank(&config.hs256_secret)
             .map(|s| HmacKey::new(s.as_bytes()))
             .transpose()?;
-        let public_keys = match non_blank(&config.public_key) {
+        let mut public_keys = match non_blank(&config.public_key) {
             Some(text) => keys::parse_public_keys(text)?,
             None => Vec::new(),
         };
+        if let Some(text) = non_blank(&config.key_set) {
+            public_keys.extend(keys::parse_key_set(text)?);
+        }
         Ok(Verifier {
             secret,
             public_keys,
@@ -254,17 +274,17 @@ impl Verifier {
 
     /// Verifies a user token (the bare token; see [`bearer_token`]) at `now_unix` seconds.
     pub fn verify(&self, bearer_token: &str, now_unix: u64) -> Result<Claims, AuthError> {
-        let parsed = jwt::parse(bearer_token)?;
+        let parsed = token::parse(bearer_token)?;
         if !self.is_configured() {
             return Err(AuthError::NoKeyConfigured);
         }
         self.check_signature(&parsed)?;
-        let policy = jwt::Policy {
+        let policy = token::Policy {
             issuer: self.issuer.as_deref(),
             audience: self.audience.as_deref(),
             leeway: self.leeway,
         };
-        let claims = jwt::claims(&parsed, &policy, now_unix)?;
+        let claims = token::claims(parsed, &policy, now_unix)?;
         if claims.guest
             || claims.issuer.as_deref() == Some(GUEST_ISSUER)
             || is_guest_subject(&claims.subject)
@@ -274,23 +294,25 @@ impl Verifier {
         Ok(claims)
     }
 
-    fn check_signature(&self, parsed: &jwt::Parsed<'_>) -> Result<(), AuthError> {
-        let want_rsa = match parsed.alg {
+    fn check_signature(&self, parsed: &token::Token<'_>) -> Result<(), AuthError> {
+        // The header's algorithm picks a key *of its own type*: an HS256 token is only ever
+        // checked with the HS256 secret, never with public-key bytes used as an HMAC secret.
+        let want = match parsed.alg {
             Algorithm::Hs256 => {
                 let key = self.secret.as_ref().ok_or(AuthError::KeyTypeMismatch)?;
-                return if key.verify(parsed.signing_input, &parsed.signature) {
+                return if key.verify(parsed)? {
                     Ok(())
                 } else {
                     Err(AuthError::BadSignature)
                 };
             }
-            Algorithm::Rs256 => true,
-            Algorithm::Es256 => false,
+            Algorithm::Rs256 => KeyType::Rsa,
+            Algorithm::Es256 => KeyType::P256,
         };
         let of_type: Vec<&PublicKey> = self
             .public_keys
             .iter()
-            .filter(|k| k.is_rsa() == want_rsa)
+            .filter(|k| k.key_type == want)
             .collect();
         // A `kid` the configuration knows picks that key (and must be of the right type); a
         // `kid` it does not know may still be checked against keys that have no `kid` (a
@@ -326,14 +348,12 @@ impl Verifier {
         if candidates.is_empty() {
             return Err(AuthError::KeyTypeMismatch);
         }
-        if candidates
-            .iter()
-            .any(|k| k.verify(parsed.signing_input, &parsed.signature))
-        {
-            Ok(())
-        } else {
-            Err(AuthError::BadSignature)
+        for key in candidates {
+            if key.verify(parsed)? {
+                return Ok(());
+            }
         }
+        Err(AuthError::BadSignature)
     }
 }
 
@@ -390,24 +410,24 @@ impl GuestTokens {
             "iat": now_unix,
             "exp": now_unix.saturating_add(ttl_seconds),
         });
-        Ok(jwt::encode_hs256(&self.key, &claims))
+        Ok(token::encode_hs256(&self.key, &claims))
     }
 
     /// Verifies a token issued by [`GuestTokens::issue`] with this secret.
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, AuthError> {
-        let parsed = jwt::parse(token)?;
+        let parsed = token::parse(token)?;
         if parsed.alg != Algorithm::Hs256 {
             return Err(AuthError::KeyTypeMismatch);
         }
-        if !self.key.verify(parsed.signing_input, &parsed.signature) {
+        if !self.key.verify(&parsed)? {
             return Err(AuthError::BadSignature);
         }
-        let policy = jwt::Policy {
+        let policy = token::Policy {
             issuer: None,
             audience: None,
             leeway: self.leeway,
         };
-        let claims = jwt::claims(&parsed, &policy, now_unix)?;
+        let claims = token::claims(parsed, &policy, now_unix)?;
         if claims.issuer.as_deref() != Some(GUEST_ISSUER) || !claims.guest {
             return Err(AuthError::NotGuestToken);
         }
@@ -422,5 +442,5 @@ impl GuestTokens {
 /// tokens for a verifier configured with the same `jwt_hs256_secret`; the service itself only
 /// issues guest tokens.
 pub fn encode_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    jwt::encode_hs256(&HmacKey::normalise(secret), claims)
+    token::encode_hs256(&HmacKey::unchecked(secret), claims)
 }

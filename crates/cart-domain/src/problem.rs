@@ -34,6 +34,8 @@ pub enum ProblemKind {
     InventoryUnavailable,
     StoreUnavailable,
     LockUnavailable,
+    /// `jwt_jwks_url` is set but its key set could not be fetched and none is cached.
+    IdentityKeysUnavailable,
     IdempotencyKeyRequired,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -64,7 +66,9 @@ impl ProblemKind {
             | InvalidGuestToken => 422,
             PreconditionRequired => 428,
             Internal => 500,
-            InventoryUnavailable | StoreUnavailable | LockUnavailable => 503,
+            InventoryUnavailable | StoreUnavailable | LockUnavailable | IdentityKeysUnavailable => {
+                503
+            }
         }
     }
 
@@ -97,6 +101,7 @@ impl ProblemKind {
             InventoryUnavailable => "inventory-unavailable",
             StoreUnavailable => "store-unavailable",
             LockUnavailable => "lock-unavailable",
+            IdentityKeysUnavailable => "identity-keys-unavailable",
             IdempotencyKeyRequired => "idempotency-key-required",
             IdempotencyKeyInUse => "idempotency-key-in-use",
             IdempotencyKeyReused => "idempotency-key-reused",
@@ -133,6 +138,7 @@ impl ProblemKind {
             InventoryUnavailable => "The inventory service is unavailable",
             StoreUnavailable => "The cart store is unavailable",
             LockUnavailable => "The lock service is unavailable",
+            IdentityKeysUnavailable => "The identity provider's signing keys are unavailable",
             IdempotencyKeyRequired => "This request needs an Idempotency-Key header",
             IdempotencyKeyInUse => "A request with this Idempotency-Key is still being processed",
             IdempotencyKeyReused => "This Idempotency-Key was used for a different request",

@@ -288,3 +288,67 @@ fn forward(
     relayed.extend_from_slice(&answer[end + 4..]);
     Some(relayed)
 }
+
+/// A static file server: answers every request with `200` and a fixed JSON body (an identity
+/// provider's JWKS), one request per connection, and counts the requests it answered.
+pub struct StaticJsonServer {
+    port: u16,
+    stopped: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+}
+
+impl StaticJsonServer {
+    pub fn start(body: String) -> StaticJsonServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stopped.clone(), served.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                let Ok(mut writer) = conn.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(conn);
+                if read_request(&mut reader).is_none() {
+                    continue;
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if writer.write_all(answer.as_bytes()).is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = writer.flush();
+            }
+        });
+        StaticJsonServer {
+            port,
+            stopped,
+            served,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (an origin for `allowed_outbound_hosts`).
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StaticJsonServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        wake(self.port);
+    }
+}

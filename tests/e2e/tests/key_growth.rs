@@ -47,6 +47,7 @@ fn family(key: &str) -> Option<&'static str> {
         k if k.starts_with("breaker:") => "breaker",
         k if k.starts_with("metrics:") => "metrics",
         k if k.starts_with("outbox") => "outbox",
+        k if k.starts_with("jwks:") => "identity keys",
         k if k.starts_with("inv:") || k.starts_with("evt:") => return None,
         other => panic!("key {other} belongs to no family in docs/keys.md"),
     })

@@ -1,5 +1,5 @@
 //! `CapabilityHost`: hosts the cart logic component (world `cart-logic`) over in-memory
-//! implementations of the project's six capability interfaces, with fault and latency
+//! implementations of the project's capability interfaces, with fault and latency
 //! injection and call counters, and state shared across requests.
 //!
 //! The component gets WASI and `wasi:http` like a Spin component, but every outbound HTTP
@@ -42,7 +42,9 @@ mod bindings {
     });
 }
 
-use bindings::storefront::cart::{config, documents, events, inventory, kv, locks, trace};
+use bindings::storefront::cart::{
+    config, documents, events, identity_keys, inventory, kv, locks, trace,
+};
 
 /// Options for [`CapabilityHost::with_options`].
 #[derive(Debug, Clone)]
@@ -524,6 +526,23 @@ impl trace::Host for CapView<'_> {
     ) -> wasmtime::Result<()> {
         *self.trace = Some(traceparent);
         Ok(())
+    }
+}
+
+impl identity_keys::Host for CapView<'_> {
+    async fn fetch_key_set(
+        &mut self,
+        url: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, identity_keys::FetchError>> {
+        match self.enter(Interface::IdentityKeys, "fetch-key-set").await? {
+            None => {}
+            Some(Fault::Rejected(m)) => return Ok(Err(identity_keys::FetchError::Rejected(m))),
+            Some(other) => return Ok(Err(identity_keys::FetchError::Unavailable(other.message()))),
+        }
+        Ok(self
+            .state
+            .key_set(&url)
+            .ok_or_else(|| identity_keys::FetchError::Rejected(format!("{url} answered 404"))))
     }
 }
 

@@ -30,16 +30,18 @@ pub enum Interface {
     Inventory,
     Events,
     Config,
+    IdentityKeys,
 }
 
 impl Interface {
-    pub const ALL: [Interface; 6] = [
+    pub const ALL: [Interface; 7] = [
         Interface::Documents,
         Interface::Kv,
         Interface::Locks,
         Interface::Inventory,
         Interface::Events,
         Interface::Config,
+        Interface::IdentityKeys,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,18 +52,19 @@ impl Interface {
             Interface::Inventory => "inventory",
             Interface::Events => "events",
             Interface::Config => "config",
+            Interface::IdentityKeys => "identity-keys",
         }
     }
 }
 
 /// An injected failure. Each interface turns it into its own error type:
 ///
-/// | fault | documents, kv | locks | inventory | events | config |
-/// |---|---|---|---|---|---|
-/// | `Unavailable` | `store-error.unavailable` | `unavailable` | `unavailable` | `retriable` | none |
-/// | `Rejected` | `store-error.invalid` | `invalid` | `rejected` | `rejected` | none |
-/// | `PartialAck(n)` | as `Unavailable` | as `Unavailable` | as `Unavailable` | first n records acknowledged | none |
-/// | `Trap` | the call traps (the component fails) | | | | |
+/// | fault | documents, kv | locks | inventory | events | config | identity-keys |
+/// |---|---|---|---|---|---|---|
+/// | `Unavailable` | `store-error.unavailable` | `unavailable` | `unavailable` | `retriable` | none | `unavailable` |
+/// | `Rejected` | `store-error.invalid` | `invalid` | `rejected` | `rejected` | none | `rejected` |
+/// | `PartialAck(n)` | as `Unavailable` | as `Unavailable` | as `Unavailable` | first n records acknowledged | none | as `Unavailable` |
+/// | `Trap` | the call traps (the component fails) | | | | | |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     Unavailable(String),
@@ -236,6 +239,8 @@ struct Data {
     reservations: BTreeMap<(String, String), Reservation>,
     events: BTreeMap<String, Vec<StoredEvent>>,
     config: BTreeMap<String, String>,
+    /// URL -> body served by `identity-keys.fetch-key-set` (a JWKS the test controls).
+    key_sets: BTreeMap<String, Vec<u8>>,
 }
 
 /// Longest key the documents, kv and locks interfaces accept.
@@ -942,6 +947,22 @@ impl CapabilityState {
             }
         }
         out
+    }
+
+    // ---- identity keys ---------------------------------------------------------------------------
+
+    /// Serves `body` at `url` for `identity-keys.fetch-key-set` (replacing what was there, as an
+    /// identity provider rotating its keys would). Count fetches with
+    /// `calls_of(Interface::IdentityKeys, "fetch-key-set")`.
+    pub fn publish_key_set(&self, url: &str, body: impl Into<Vec<u8>>) {
+        lock(&self.data)
+            .key_sets
+            .insert(url.to_string(), body.into());
+    }
+
+    /// What `url` serves, or none (the fetch then fails as a 404 would: `rejected`).
+    pub fn key_set(&self, url: &str) -> Option<Vec<u8>> {
+        lock(&self.data).key_sets.get(url).cloned()
     }
 
     // ---- config --------------------------------------------------------------------------------
