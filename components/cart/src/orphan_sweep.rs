@@ -50,9 +50,10 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
         // Ok(None): the cart has no line for the product (its lease key can be forgotten).
         let line_exists = !matches!(line, Ok(None));
         // The line this hold belongs to, if the cart's line for the product is still its owner.
-        let owner = line
-            .as_ref()
-            .map(|l| l.as_ref().filter(|l| l.reservation.id == hold.reservation_id));
+        let owner = line.as_ref().map(|l| {
+            l.as_ref()
+                .filter(|l| l.reservation.id == hold.reservation_id)
+        });
         if let Ok(Some(line)) = owner {
             if promises_more_than_held(line, hold.quantity, crate::clock::now_ms()) {
                 report.overselling_incidents += 1;
