@@ -124,6 +124,18 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A client for the app on `port`, carrying the reference token the app runs with: the test's,
+/// else the manifest's demo default.
+fn client_for(port: u16, variables: &[(String, String)]) -> Client {
+    let reference_token = variables
+        .iter()
+        .find(|(name, _)| name == "reference_token")
+        .map(|(_, value)| value.clone())
+        .or_else(|| manifest_default("reference_token"))
+        .unwrap_or_default();
+    Client::new(format!("http://127.0.0.1:{port}")).with_reference_token(&reference_token)
+}
+
 /// A fresh directory under `target/e2e-state/` (kept after a failure for inspection).
 pub fn fresh_dir(label: &str) -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -252,13 +264,7 @@ impl SpinUp {
         variables: Vec<(String, String)>,
     ) -> SpinUp {
         let port = free_port();
-        // The reference token the app runs with: the test's, else the manifest's demo default.
-        let reference_token = variables
-            .iter()
-            .find(|(name, _)| name == "reference_token")
-            .map(|(_, value)| value.clone())
-            .or_else(|| manifest_default("reference_token"))
-            .unwrap_or_default();
+        let client = client_for(port, &variables);
         SpinUp {
             child: None,
             manifest,
@@ -267,14 +273,28 @@ impl SpinUp {
             port,
             state_dir,
             variables,
-            client: Client::new(format!("http://127.0.0.1:{port}"))
-                .with_reference_token(&reference_token),
+            client,
         }
     }
 
+    /// Launches Spin; when it does not become ready (most often because the free port it was
+    /// given was taken by another process before Spin could bind it), stops it and tries again
+    /// on another port, three times in all.
     fn launch_or_panic(&mut self, spin: &Path) {
-        if let Err(e) = self.launch(spin) {
-            self.print_logs();
+        let mut last = None;
+        for _ in 0..3 {
+            match self.launch(spin) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.stop();
+                    self.port = free_port();
+                    self.client = client_for(self.port, &self.variables);
+                    last = Some(e);
+                }
+            }
+        }
+        self.print_logs();
+        if let Some(e) = last {
             panic!("spin up did not become ready: {e:#}");
         }
     }
@@ -327,9 +347,14 @@ impl SpinUp {
                     bail!("spin up exited with {status} before serving");
                 }
             }
-            if let Ok(r) = self.client.get(self.ready_path).try_send() {
-                if r.status == 200 {
-                    return Ok(());
+            // Only this Spin's answer counts: a free port can be taken by another process
+            // between `free_port` and Spin's bind (other suites start servers too), and that
+            // process may well answer 200. Spin logs the address once it has bound it.
+            if self.serving() {
+                if let Ok(r) = self.client.get(self.ready_path).try_send() {
+                    if r.status == 200 {
+                        return Ok(());
+                    }
                 }
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -337,6 +362,16 @@ impl SpinUp {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Whether this launch of Spin logged that it serves on its port (the log holds every
+    /// launch; only the part after the last launch header counts).
+    fn serving(&self) -> bool {
+        let Ok(log) = std::fs::read_to_string(self.log_path()) else {
+            return false;
+        };
+        let this_launch = log.rsplit("==== spin up on port").next().unwrap_or("");
+        this_launch.contains(&format!("Serving http://127.0.0.1:{}", self.port))
     }
 
     /// Stops Spin and starts it again on the same state directory, with these variables
