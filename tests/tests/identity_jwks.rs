@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cart_tests::{get, request, CapabilityHost, Fault, Interface, TestResponse};
+use cart_tests::{get, CapabilityHost, Fault, Interface, TestResponse};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -182,12 +182,7 @@ async fn guest_tokens_never_wait_for_the_key_set() {
         Interface::IdentityKeys,
         Fault::Unavailable("identity provider down".into()),
     );
-    let issued = request(http::Method::POST, "/v1/guest-tokens")
-        .send(&host)
-        .await
-        .unwrap();
-    assert_eq!(issued.status(), 201, "{}", issued.text());
-    let guest = issued.json()["token"].as_str().unwrap().to_owned();
+    let guest = guest_token(&host).await;
     let r = cart_as(&host, &guest).await;
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(fetches(&host), 0);

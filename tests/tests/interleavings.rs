@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use cart_tests::{post_json, request, Fault, Interface, ProductSeed};
-use serde_json::{json, Value};
+use cart_tests::{Fault, Interface, ProductSeed};
+use serde_json::Value;
 use support::*;
 
 /// Waits (bounded) until `done` holds; fails the test with `what` otherwise. A wait on a
@@ -165,39 +165,6 @@ async fn a_checkout_whose_final_save_failed_is_finished_by_the_retry_once() {
         .filter(|e| e["type"] == "cart.checked_out")
         .count();
     assert_eq!(checked_out, 1);
-}
-
-async fn guest_token(host: &cart_tests::CapabilityHost) -> String {
-    let issued = request(http::Method::POST, "/v1/guest-tokens")
-        .send(host)
-        .await
-        .expect("guest token");
-    assert_eq!(issued.status(), 201, "{}", issued.text());
-    issued.json()["token"].as_str().expect("a token").to_owned()
-}
-
-async fn guest_add(host: &cart_tests::CapabilityHost, token: &str, product: &str, qty: u32) {
-    let r = post_json(
-        &items_path("s"),
-        &json!({"productId": product, "quantity": qty}),
-    )
-    .header("authorization", &format!("Bearer {token}"))
-    .send(host)
-    .await
-    .expect("guest add");
-    assert_eq!(r.status(), 200, "{}", r.text());
-}
-
-async fn merge(
-    host: &cart_tests::CapabilityHost,
-    token: &str,
-    user: &str,
-) -> cart_tests::TestResponse {
-    post_json("/v1/stores/s/cart/merge", &json!({"guestToken": token}))
-        .header("x-user-id", user)
-        .send(host)
-        .await
-        .expect("merge")
 }
 
 /// Guest 6 + user 6 of a product sold at most 10, in steps of 2. Before: the merge added them

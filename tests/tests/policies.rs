@@ -206,37 +206,6 @@ async fn guest_holds_are_shorter_than_a_shoppers() {
     );
 }
 
-async fn guest_token(host: &cart_tests::CapabilityHost) -> String {
-    let issued = request(http::Method::POST, "/v1/guest-tokens")
-        .send(host)
-        .await
-        .expect("guest token");
-    issued.json()["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn guest_add(host: &cart_tests::CapabilityHost, token: &str, product: &str, qty: u32) {
-    let r = post_json(
-        &items_path("s"),
-        &json!({"productId": product, "quantity": qty}),
-    )
-    .header("authorization", &format!("Bearer {token}"))
-    .send(host)
-    .await
-    .expect("guest add");
-    assert_eq!(r.status(), 200, "{}", r.text());
-}
-
-async fn merge(host: &cart_tests::CapabilityHost, token: &str) -> cart_tests::TestResponse {
-    post_json("/v1/stores/s/cart/merge", &json!({"guestToken": token}))
-        .header("x-user-id", "u")
-        .send(host)
-        .await
-        .expect("merge")
-}
-
 /// The guest's own hold counts against the user's while both exist: a merge that fits the
 /// stock once the guest's hold is given back takes the whole combined quantity; one that does
 /// not takes what the stock allows. Either way no hold is left behind.
@@ -251,7 +220,7 @@ async fn a_merge_short_of_stock_keeps_what_is_available_and_no_more() {
         let token = guest_token(&host).await;
         guest_add(&host, &token, "p", 5).await;
         host.set_stock("s", "p", stock_now);
-        let r = merge(&host, &token).await;
+        let r = merge(&host, &token, "u").await;
         assert_eq!(r.status(), 200, "{}", r.text());
         host.wait_idle().await;
         assert_eq!(

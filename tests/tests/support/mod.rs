@@ -270,6 +270,41 @@ pub fn assert_problem(r: &TestResponse, status: u16, slug: &str) {
     );
 }
 
+/// A guest token from `POST /v1/guest-tokens` (fails the test unless 201).
+pub async fn guest_token(host: &CapabilityHost) -> String {
+    let issued = request(http::Method::POST, "/v1/guest-tokens")
+        .send(host)
+        .await
+        .expect("guest token");
+    assert_eq!(issued.status(), 201, "{}", issued.text());
+    issued.json()["token"].as_str().expect("a token").to_owned()
+}
+
+/// Adds `qty` of `product` to the guest's cart in store `s` (fails the test unless 200).
+pub async fn guest_add(host: &CapabilityHost, token: &str, product: &str, qty: u32) {
+    let r = post_json(
+        &items_path("s"),
+        &serde_json::json!({"productId": product, "quantity": qty}),
+    )
+    .header("authorization", &format!("Bearer {token}"))
+    .send(host)
+    .await
+    .expect("guest add");
+    assert_eq!(r.status(), 200, "{}", r.text());
+}
+
+/// Merges the guest cart of `token` into `user`'s cart in store `s`.
+pub async fn merge(host: &CapabilityHost, token: &str, user: &str) -> TestResponse {
+    post_json(
+        "/v1/stores/s/cart/merge",
+        &serde_json::json!({"guestToken": token}),
+    )
+    .header("x-user-id", user)
+    .send(host)
+    .await
+    .expect("merge")
+}
+
 /// xorshift64*: a small, seedable generator for the fuzz suites (deterministic per seed).
 pub struct Rng(pub u64);
 
