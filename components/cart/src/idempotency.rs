@@ -85,9 +85,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
         }
     };
     if let Some(stored) = stored_response(&record_key, &hash, now) {
-        crate::deferred::defer(move || {
-            let _ = locks::retire(&lease);
-        });
+        retire_after_response(lease);
         return replay_if_same(stored, &fp);
     }
     Ok(Begin::Run(Some(Guard {
@@ -166,7 +164,12 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
             }
         }
     }
-    let lease = guard.lease;
+    retire_after_response(guard.lease);
+}
+
+/// Gives the in-flight lease back after the response, forgetting its key (a key is rarely
+/// used again): the shopper does not wait for that write.
+fn retire_after_response(lease: locks::Lease) {
     crate::deferred::defer(move || {
         let _ = locks::retire(&lease);
     });
