@@ -401,3 +401,57 @@ async fn the_http_surface_survives_hostile_input() {
         }
     }
 }
+
+/// Bodies nested as deep as the body limit allows (16 KiB of brackets, ~8,000 levels) are
+/// refused with a 400 problem and change nothing: the JSON parser stops at its nesting limit,
+/// so the components' small shadow stack (256 KiB, see components/cart/build.rs) is never
+/// exhausted by input, whichever field or route the nesting is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_bodies_are_refused_without_exhausting_the_stack() {
+    let host = cart_host();
+    put_product(&host, "s", "p1", 100, 50);
+    assert_eq!(add(&host, "s", "u", "p1", 1).await.status(), 200);
+    host.wait_idle().await;
+    let before = cart_state(&host, true);
+    let depth = 8_000;
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let bodies = [
+        (items_path("s"), "POST", nested.clone()),
+        (
+            items_path("s"),
+            "POST",
+            format!("{{\"productId\":\"p1\",\"quantity\":1,\"x\":{nested}}}"),
+        ),
+        (
+            format!("{}/p1", items_path("s")),
+            "PATCH",
+            format!("{{\"quantity\":{nested}}}"),
+        ),
+        (
+            "/v1/stores/s/cart/merge".to_owned(),
+            "POST",
+            format!("{{\"guestToken\":{nested}}}"),
+        ),
+    ];
+    for (path, method, body) in bodies {
+        let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let r = request(method.clone(), &path)
+            .header("x-user-id", "u")
+            .header("content-type", "application/json")
+            .body(body.into_bytes())
+            .send(&host)
+            .await
+            .expect("the component answers");
+        assert_eq!(r.status(), 400, "{method} {path}: {}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{method} {path}"
+        );
+    }
+    host.wait_idle().await;
+    assert!(
+        changed_keys(&before, &cart_state(&host, true)).is_empty(),
+        "a refused body changed nothing"
+    );
+}

@@ -230,3 +230,53 @@ async fn outbox_lag_is_measured_per_event_from_commit_to_acknowledgement() {
     );
     assert!(metric(&text, "cart_outbox_events_failed_total") >= Some(1.0));
 }
+
+/// Incident counters (here the breaker opening and the inventory failures behind it) are
+/// written by the request they happen in even when its other counts are sampled out (1 in a
+/// million here): a 0 on those series must mean nothing happened, whatever the sample rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_are_counted_exactly_under_sampling() {
+    let host = cart_host_with(&[
+        ("breaker_min_volume", "2"),
+        ("metrics_sample_every", "1000000"),
+    ]);
+    for p in ["a", "b"] {
+        put_product(&host, "s", p, 100, 100);
+        assert_eq!(add(&host, "s", "u", p, 1).await.status(), 200);
+    }
+    host.wait_idle().await;
+    let text = metrics(&host).await;
+    assert_eq!(
+        metric(&text, "cart_inventory_breaker_opened_total"),
+        Some(0.0),
+        "shown at 0 before any incident:\n{text}"
+    );
+    host.fail_always(
+        Interface::Inventory,
+        Fault::Unavailable("inventory request timed out after 1500 ms".into()),
+    );
+    for i in 0..8 {
+        let r = set_qty(&host, "s", "u", ["a", "b"][i % 2], 2 + (i as i64 % 2)).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        host.wait_idle().await;
+    }
+    let text = metrics(&host).await;
+    assert_eq!(
+        metric(&text, "cart_inventory_breaker_opened_total"),
+        Some(1.0),
+        "{text}"
+    );
+    let timeouts = metric(&text, "cart_inventory_timeouts_total").unwrap_or(0.0);
+    assert!(
+        (2.0..=8.0).contains(&timeouts),
+        "every timed-out call before the breaker opened is counted, none weighted: {timeouts}\n{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "cart_http_responses_total{operation=\"set_quantity\",status=\"200\"}"
+        ),
+        None,
+        "the request counts themselves stay sampled (out, at 1 in a million)"
+    );
+}

@@ -52,9 +52,29 @@ fn buffer(
     }
 }
 
-/// Adds `delta` to a series (buffered until `flush`, sampled).
+/// Series of incidents: rare when all is well, and the first thing an operator looks for when
+/// it is not. They are never sampled away (a count of 0 must mean none happened), which costs a
+/// write only in a request where one happens, and each of those requests already waited on a
+/// failing dependency or a busy line.
+const INCIDENTS: &[&str] = &[
+    "cart_inventory_breaker_opened_total",
+    "cart_inventory_timeouts_total",
+    "cart_lock_timeouts_total",
+    "cart_lock_errors_total",
+    "cart_abandoned_carts_expired_total",
+    "cart_merge_lines_dropped_total",
+    "cart_checkouts_resumed_total",
+    "cart_outbox_publish_failures_total",
+    "cart_outbox_events_failed_total",
+];
+
+/// Adds `delta` to a series (buffered until `flush`; sampled, unless it counts an incident).
 pub fn add(series: &str, delta: i64) {
-    buffer(&PENDING, series, delta);
+    if INCIDENTS.contains(&series) {
+        buffer(&EXACT, series, delta);
+    } else {
+        buffer(&PENDING, series, delta);
+    }
 }
 
 /// Adds `amount` to an outbox series on behalf of one event. The outbox series are subtracted

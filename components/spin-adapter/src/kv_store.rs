@@ -4,6 +4,9 @@
 //! adapter always uses `default` and separates its data by key prefixes; operators map
 //! `default` to Redis, DynamoDB or Cosmos DB with a runtime config file.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket};
 
 use crate::exports::storefront::cart::documents::StoreError;
@@ -15,9 +18,22 @@ pub const MAX_KEY_BYTES: usize = 256;
 /// Largest value Spin documents for its key-value stores.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
-/// Opens the `default` store.
-pub fn open() -> Result<Bucket, StoreError> {
-    store::open(STORE_LABEL).map_err(|e| unavailable("open", STORE_LABEL, &e))
+thread_local! {
+    /// The store, opened once per instance (one request). On Spin every open is a host call
+    /// that hands the worker thread's core to another thread (`block_in_place`), and a line
+    /// change used to open the store for each of its dozen store calls.
+    static BUCKET: RefCell<Option<Rc<Bucket>>> = const { RefCell::new(None) };
+}
+
+/// The `default` store, opened on first use in this instance.
+pub fn open() -> Result<Rc<Bucket>, StoreError> {
+    if let Some(bucket) = BUCKET.with(|b| b.borrow().clone()) {
+        return Ok(bucket);
+    }
+    let bucket =
+        Rc::new(store::open(STORE_LABEL).map_err(|e| unavailable("open", STORE_LABEL, &e))?);
+    BUCKET.with(|b| *b.borrow_mut() = Some(bucket.clone()));
+    Ok(bucket)
 }
 
 /// Refuses keys the store would refuse, before anything is written.

@@ -6,6 +6,8 @@
 mod documents;
 mod kv;
 
+use std::rc::Rc;
+
 use spin_sdk::wit::wasi::keyvalue::store::Bucket;
 
 use super::Store;
@@ -13,7 +15,7 @@ use crate::exports::storefront::cart::documents::{Document, StoreError, SwapErro
 use crate::kv_store;
 
 pub struct KeyValueStore {
-    bucket: Bucket,
+    bucket: Rc<Bucket>,
 }
 
 impl KeyValueStore {
