@@ -2,10 +2,10 @@
 //! stock), and reading a cart re-confirms `unconfirmed`/`expired` lines once the inventory is
 //! healthy again (bounded work per request; see `holds`).
 
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::holds;
-use crate::settings::{WriteSettings, GUEST_PREFIX};
-use crate::timing::{measure, Phase};
+use crate::ops::holds;
+use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::settings::{WriteSettings, GUEST_PREFIX};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::{Problem, StoreId, UserId};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -16,7 +16,7 @@ fn abandon_after_ms(user: &UserId) -> u64 {
     } else {
         ("abandon_after_days", 90)
     };
-    crate::settings::var(name)
+    crate::ports::settings::var(name)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(default)
         .saturating_mul(DAY_MS)
@@ -32,12 +32,12 @@ pub fn expire_if_abandoned(
     if loaded.cart.lines.is_empty() || loaded.cart.checkout_intent.is_some() {
         return Ok(loaded);
     }
-    let idle = crate::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);
+    let idle = crate::runtime::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);
     if idle < abandon_after_ms(user) {
         return Ok(loaded);
     }
-    crate::metrics::inc("cart_abandoned_carts_expired_total");
-    crate::clear::clear_cart(store, user, None, None, "abandoned")?;
+    crate::ports::metrics::inc("cart_abandoned_carts_expired_total");
+    crate::ops::clear::clear_cart(store, user, None, None, "abandoned")?;
     let key = cart_repo::cart_key(store, user);
     measure(Phase::Store, || cart_repo::load(&key))
 }
@@ -52,7 +52,7 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
     let loaded = expire_if_abandoned(store, user, loaded)?;
     // Only the hold lifetime is needed to see that nothing needs attention (the common read);
     // the write settings are read when there is work to do.
-    let ttl = crate::settings::reservation_ttl_ms(user);
+    let ttl = crate::ports::settings::reservation_ttl_ms(user);
     if !holds::any_need_attention(&loaded.cart, None, ttl) {
         return Ok(loaded);
     }
@@ -85,10 +85,10 @@ fn save_maintained(
             return Ok(loaded);
         }
         next.revision = loaded.cart.revision + 1;
-        match crate::commit::save(key, &loaded, next) {
+        match crate::ops::commit::save(key, &loaded, next) {
             Ok(saved) => return Ok(saved),
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
+                crate::ports::metrics::inc("cart_version_conflicts_total");
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

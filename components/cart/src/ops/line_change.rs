@@ -14,12 +14,12 @@
 //! If the save finally fails, the line's previous hold is restored, so inventory never keeps
 //! more for the cart than the cart shows for longer than a reservation TTL.
 
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::commit::{already_applied, conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::inventory_port::{self, LookupError};
-use crate::line_lock;
-use crate::settings::{Settings, WriteSettings};
-use crate::timing::{measure, Phase};
+use crate::ops::commit::{already_applied, conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
+use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::inventory_port::{self, LookupError};
+use crate::ports::line_lock;
+use crate::ports::settings::{Settings, WriteSettings};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::check_product_rules;
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
@@ -67,7 +67,7 @@ pub fn change_line(
     // the release write. A line the change removed, or a refused change, retires the lease
     // (its key is forgotten); a line still in the cart keeps its lease record for next time.
     let keep = matches!(&outcome, Ok(done) if done.cart.line(req.product.as_str()).is_some());
-    crate::deferred::defer(move || {
+    crate::runtime::deferred::defer(move || {
         if keep {
             line_lock::release(&lease)
         } else {
@@ -86,7 +86,7 @@ fn load_and_change(
     key: &str,
 ) -> Result<Committed, Problem> {
     let loaded = measure(Phase::Store, || cart_repo::load(key))?;
-    let loaded = crate::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
+    let loaded = crate::ops::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
         return Ok(done);
     }
@@ -117,10 +117,10 @@ fn change_line_locked(
 ) -> Result<Committed, Problem> {
     let product_id = req.product.as_str();
     // The small records this change consults, in one crossing (see `record_reads`).
-    crate::record_reads::prefetch(&[
-        crate::product_cache::cache_key(req.store.as_str(), product_id),
-        crate::breaker::STATE_KEY.to_owned(),
-        crate::outbox::marker_key(key),
+    crate::ports::record_reads::prefetch(&[
+        crate::ports::product_cache::cache_key(req.store.as_str(), product_id),
+        crate::ports::breaker::STATE_KEY.to_owned(),
+        crate::ports::outbox::marker_key(key),
     ]);
     let product = product_for(req, &loaded)?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
@@ -128,7 +128,7 @@ fn change_line_locked(
     // Other lines' holds are refreshed under their leases; without leases they wait for their
     // own next change (or the checkout).
     let maintained = if write.line_leases {
-        crate::holds::maintain(
+        crate::ops::holds::maintain(
             req.store,
             req.user,
             &loaded.cart,
@@ -137,7 +137,7 @@ fn change_line_locked(
             write.lock_ttl_ms,
         )
     } else {
-        crate::holds::Maintained::default()
+        crate::ops::holds::Maintained::default()
     };
     let outcome = save_loop(req, settings, write, key, loaded, &product, &maintained);
     maintained.release_after_response();
@@ -152,7 +152,7 @@ fn save_loop(
     key: &str,
     mut loaded: Loaded,
     product: &ProductSnapshot,
-    maintained: &crate::holds::Maintained,
+    maintained: &crate::ops::holds::Maintained,
 ) -> Result<Committed, Problem> {
     let key = key.to_owned();
     let store = req.store.as_str();
@@ -182,7 +182,7 @@ fn save_loop(
                 return Ok(committed);
             }
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
+                crate::ports::metrics::inc("cart_version_conflicts_total");
                 if attempt >= MAX_SAVE_ATTEMPTS {
                     undo_hold(store, &loaded, product_id, held.as_ref());
                     return Err(Problem::new(
@@ -230,7 +230,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
         .with("productId", product_id));
     }
     match measure(Phase::Inventory, || {
-        crate::product_cache::lookup(req.store.as_str(), product_id)
+        crate::ports::product_cache::lookup(req.store.as_str(), product_id)
     }) {
         Ok(p) => Ok(with_policy_override(p)),
         Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
@@ -245,7 +245,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
 /// The `reservation_policy` variable (`reserve` or `checkout`) overrides every product's own
 /// policy, e.g. to stop holding stock during a sale without touching the catalogue.
 fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
-    match crate::settings::var("reservation_policy")
+    match crate::ports::settings::var("reservation_policy")
         .as_deref()
         .map(str::trim)
     {
@@ -264,7 +264,7 @@ struct Attempt<'a> {
     write: &'a WriteSettings,
     key: &'a str,
     product: &'a ProductSnapshot,
-    maintained: &'a crate::holds::Maintained,
+    maintained: &'a crate::ops::holds::Maintained,
 }
 
 fn apply_once(
@@ -291,7 +291,7 @@ fn apply_once(
         .map_err(SaveError::Failed)?;
     check_product_rules(product, target).map_err(SaveError::Failed)?;
     let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
 
     let reservation = if target == 0 {
         // Removal: release after the commit, so a failed save leaves the hold in place.
@@ -377,7 +377,7 @@ fn apply_once(
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
-    let saved = crate::commit::save(key, loaded, next)?;
+    let saved = crate::ops::commit::save(key, loaded, next)?;
     Ok(Committed { cart: saved.cart })
 }
 
@@ -466,7 +466,7 @@ fn finish_after_commit(
                 line.reservation.id.clone(),
                 line.quantity,
             );
-            crate::deferred::defer(move || {
+            crate::runtime::deferred::defer(move || {
                 let _ =
                     inventory_port::reserve_line(&store, &product, &rid, quantity, ttl_ms, fence);
             });
@@ -492,7 +492,7 @@ fn undo_hold(store: &str, latest: &Loaded, product_id: &str, held: Option<&Held>
                 line.quantity,
                 line.reservation
                     .expires_at_ms
-                    .map(|e| e.saturating_sub(crate::clock::now_ms()).max(1000))
+                    .map(|e| e.saturating_sub(crate::runtime::clock::now_ms()).max(1000))
                     .unwrap_or(60_000),
                 latest.version + 1,
             );

@@ -2,7 +2,7 @@
 //! to version by compare-and-swap, so readers never see a torn write and the version number is
 //! the ETag. Superseded versions are the store's to drop.
 
-use crate::bindings::documents::{self, StoreError, SwapError};
+use crate::ports::bindings::documents::{self, StoreError, SwapError};
 use cart_domain::{Cart, Problem, ProblemKind, StoreId, UserId};
 
 /// A cart as read: its version (0 = never written) and contents.

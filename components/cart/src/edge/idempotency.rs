@@ -20,8 +20,8 @@
 //! key finds no record, runs, finds its mark in the cart (3.) and changes nothing; it is then
 //! answered with the cart as it is now rather than the original response.
 
-use crate::bindings::{kv, locks};
-use crate::http_io::{HttpRequest, HttpResponse};
+use crate::edge::http_io::{HttpRequest, HttpResponse};
+use crate::ports::bindings::{kv, locks};
 use cart_domain::idempotency::{
     fingerprint, parse_key, record_slot, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
 };
@@ -58,9 +58,9 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let key = parse_key(raw)?;
     let hash = scoped_key_hash(user.as_str(), &key);
     let fp = fingerprint(&request.method, &request.path, &request.body);
-    let lease_key = crate::lock_keys::idempotency(user, &hash);
+    let lease_key = crate::ports::lock_keys::idempotency(user, &hash);
     let record_key = format!("idem:{user}:slot{}", record_slot(&hash));
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
@@ -69,7 +69,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
             if let Some(stored) = stored_response(&record_key, &hash, now) {
                 return replay_if_same(stored, &fp);
             }
-            crate::metrics::inc("cart_idempotency_in_flight_total");
+            crate::ports::metrics::inc("cart_idempotency_in_flight_total");
             return Err(Problem::new(
                 ProblemKind::IdempotencyKeyInUse,
                 "a request with this Idempotency-Key is in flight; retry after it completes",
@@ -111,17 +111,10 @@ fn stored_response(record_key: &str, key_hash: &str, now_ms: u64) -> Option<Stor
 /// Replays `stored` if it answered this very request; a different request is a 422.
 fn replay_if_same(stored: StoredResponse, fingerprint: &str) -> Result<Begin, Problem> {
     if stored.fingerprint != fingerprint {
-        return Err(reused());
+        return Err(crate::ops::commit::reused());
     }
-    crate::metrics::inc("cart_idempotency_replays_total");
+    crate::ports::metrics::inc("cart_idempotency_replays_total");
     Ok(Begin::Replay(replay(stored)))
-}
-
-pub fn reused() -> Problem {
-    Problem::new(
-        ProblemKind::IdempotencyKeyReused,
-        "this Idempotency-Key was already used for a different request (method, path or body)",
-    )
 }
 
 fn replay(stored: StoredResponse) -> HttpResponse {
@@ -170,7 +163,7 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
 /// Gives the in-flight lease back after the response, forgetting its key (a key is rarely
 /// used again): the shopper does not wait for that write.
 fn retire_after_response(lease: locks::Lease) {
-    crate::deferred::defer(move || {
+    crate::runtime::deferred::defer(move || {
         let _ = locks::retire(&lease);
     });
 }

@@ -15,12 +15,12 @@
 //!   minute), so a down pipeline is not hammered on every write and one bad cart does not slow
 //!   the others.
 
-use crate::bindings::{events, kv};
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::clock::{now_ms, random_unit};
-use crate::metric_registry as registry;
-use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
-use crate::timing::{measure_timed, Phase};
+use crate::ports::bindings::{events, kv};
+use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
+use crate::runtime::clock::{now_ms, random_unit};
+use crate::runtime::metric_registry as registry;
+use crate::runtime::timing::{measure_timed, Phase};
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::events::OutboxEntry;
@@ -42,7 +42,7 @@ pub const MAX_BATCH: usize = 100;
 const MAX_SAVE_ATTEMPTS: usize = 8;
 
 fn topic() -> String {
-    crate::settings::var("events_topic")
+    crate::ports::settings::var("events_topic")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| "cart-events".to_owned())
 }
@@ -60,7 +60,7 @@ pub struct RelayReport {
 
 /// After the response: runs the relays this request's commits claimed.
 pub fn run_claimed() {
-    for (cart_key, token) in crate::commit::take_claimed() {
+    for (cart_key, token) in crate::ops::commit::take_claimed() {
         relay_claimed(&cart_key, &token, None, AFTER_RESPONSE_ROUNDS);
     }
 }
@@ -219,8 +219,8 @@ fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntr
     // Timed for the per-dependency histogram (after the response, so not in Server-Timing)
     // and, with the same two clock reads, for the per-publish histogram.
     let (published, took_us) = measure_timed(Phase::Events, || events::publish(topic, &records));
-    crate::metrics::observe(&registry::PUBLISH_DURATION, "", took_us);
-    crate::metrics::observe(&registry::PUBLISH_BATCH, "", records.len() as u64);
+    crate::ports::metrics::observe(&registry::PUBLISH_DURATION, "", took_us);
+    crate::ports::metrics::observe(&registry::PUBLISH_BATCH, "", records.len() as u64);
     let acked = match published {
         Ok(n) => (n as usize).min(records.len()),
         Err(e) => {
@@ -231,7 +231,7 @@ fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntr
             0
         }
     };
-    crate::metrics::add(
+    crate::ports::metrics::add(
         "cart_outbox_events_failed_total",
         (records.len() - acked) as i64,
     );
@@ -242,9 +242,13 @@ fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
     let now = now_ms();
     for entry in acked {
         let id = &entry.event.id;
-        crate::metrics::add_for_event(metric_keys::ACKED, id, 1);
+        crate::ports::metrics::add_for_event(metric_keys::ACKED, id, 1);
         let lag_ms = now.saturating_sub(entry.committed_at_ms);
-        crate::metrics::observe_for_event(&registry::OUTBOX_LAG, id, lag_ms.saturating_mul(1000));
+        crate::ports::metrics::observe_for_event(
+            &registry::OUTBOX_LAG,
+            id,
+            lag_ms.saturating_mul(1000),
+        );
     }
 }
 
@@ -303,7 +307,7 @@ fn save_trim(
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
 /// may have unlisted it just before the commit that claimed this relay).
 fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
-    crate::metrics::inc(metric_keys::FAILURES);
+    crate::ports::metrics::inc(metric_keys::FAILURES);
     let _ = kv::set(&marker_key(cart_key), b"1");
     for _ in 0..MAX_SAVE_ATTEMPTS {
         let now = now_ms();
@@ -378,7 +382,7 @@ pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
 /// One listed cart: unlist it when its outbox is empty, else claim its relay and run it.
 fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
     let mut report = RelayReport::default();
-    let token = crate::commit::request_token();
+    let token = crate::ops::commit::request_token();
     for _ in 0..MAX_SAVE_ATTEMPTS {
         let Ok(loaded) = cart_repo::load(cart_key) else {
             report.failed = true;

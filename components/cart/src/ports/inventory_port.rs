@@ -1,6 +1,6 @@
 //! The inventory capability in cart terms: product snapshots and line reservations.
 
-use crate::bindings::inventory::{self, InventoryError, Product};
+use crate::ports::bindings::inventory::{self, InventoryError, Product};
 use cart_domain::reservation::ReservationState;
 use cart_domain::{
     Currency, Money, Problem, ProblemKind, ProductSnapshot, ReservationPolicy, ReservationStatus,
@@ -35,7 +35,7 @@ fn snapshot(p: Product) -> Result<ProductSnapshot, Problem> {
 }
 
 pub fn lookup(store: &str, product: &str) -> Result<ProductSnapshot, LookupError> {
-    match crate::breaker::call(|| inventory::get_product(store, product)) {
+    match crate::ports::breaker::call(|| inventory::get_product(store, product)) {
         Ok(p) => snapshot(p).map_err(LookupError::Invalid),
         Err(InventoryError::ProductNotFound) => Err(LookupError::NotFound),
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
@@ -113,7 +113,9 @@ pub fn reserve_line(
             expires_at_ms: Some(r.expires_at_ms),
         }),
         Err(InventoryError::InsufficientStock(available)) => Err({
-            crate::metrics::inc("cart_inventory_reservations_total{result=\"insufficient\"}");
+            crate::ports::metrics::inc(
+                "cart_inventory_reservations_total{result=\"insufficient\"}",
+            );
             Problem::new(
                 ProblemKind::InsufficientStock,
                 format!(
@@ -127,7 +129,7 @@ pub fn reserve_line(
         }),
         Err(InventoryError::ProductNotFound) => Err(unknown_product(&product.product_id)),
         Err(InventoryError::StaleFence(held)) => {
-            crate::metrics::inc("cart_inventory_reservations_total{result=\"stale_fence\"}");
+            crate::ports::metrics::inc("cart_inventory_reservations_total{result=\"stale_fence\"}");
             Err(stale_fence(&product.product_id, held))
         }
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
@@ -155,11 +157,11 @@ pub fn reserve(
     fence: u64,
 ) -> Result<inventory::Reservation, InventoryError> {
     let started = std::time::Instant::now();
-    let result = crate::breaker::call(|| {
+    let result = crate::ports::breaker::call(|| {
         inventory::reserve(store, product, reservation_id, quantity, ttl_ms, fence)
     });
-    crate::metrics::observe(
-        &crate::metric_registry::RESERVATION_DURATION,
+    crate::ports::metrics::observe(
+        &crate::runtime::metric_registry::RESERVATION_DURATION,
         "",
         started.elapsed().as_micros() as u64,
     );
@@ -173,7 +175,7 @@ fn counted(status: ReservationStatus) -> ReservationStatus {
         ReservationStatus::Expired => "expired",
         ReservationStatus::NotRequired => "not_required",
     };
-    crate::metrics::inc(&format!(
+    crate::ports::metrics::inc(&format!(
         "cart_inventory_reservations_total{{result=\"{result}\"}}"
     ));
     status
@@ -184,7 +186,7 @@ pub fn release(store: &str, reservation: &ReservationState) {
     if reservation.status == ReservationStatus::NotRequired {
         return;
     }
-    if let Err(e) = crate::breaker::call(|| inventory::release(store, &reservation.id)) {
+    if let Err(e) = crate::ports::breaker::call(|| inventory::release(store, &reservation.id)) {
         eprintln!(
             "{{\"level\":\"warn\",\"msg\":\"reservation release failed\",\"reservationId\":\"{}\",\"error\":\"{e:?}\"}}",
             reservation.id
@@ -202,7 +204,7 @@ pub fn release_fenced(store: &str, product_id: &str, reservation: &ReservationSt
         return;
     }
     // ttl-ms must be at least 1 even for zero units (the reference inventory checks it).
-    match crate::breaker::call(|| {
+    match crate::ports::breaker::call(|| {
         inventory::reserve(store, product_id, &reservation.id, 0, 1, fence)
     }) {
         // Released, or a newer writer holds it now: theirs to keep.

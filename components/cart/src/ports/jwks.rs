@@ -5,7 +5,7 @@
 //!   counts as absent, so changing the variable takes effect at once.
 //! * Fetched through `identity-keys.fetch-key-set` when the cache is absent or stale, and once
 //!   more when a token names a `kid` the cached set does not have (the provider rotated keys).
-//! * Every fetch first takes the lease [`crate::lock_keys::jwks_refresh`] for
+//! * Every fetch first takes the lease [`crate::ports::lock_keys::jwks_refresh`] for
 //!   [`REFRESH_INTERVAL_MS`] and never gives it back: the lease *is* the budget of one fetch a
 //!   minute per store, whatever asks for it. Tokens with made-up `kid`s therefore cost the
 //!   provider at most one request a minute, and requests that find the cache stale together do
@@ -17,9 +17,9 @@
 //!   provider down) tokens that need it get 503 `identity-keys-unavailable` with `Retry-After`:
 //!   the token may be perfectly valid, so a 401 would wrongly tell the client to sign in again.
 
-use crate::bindings::identity_keys::{self, FetchError};
-use crate::bindings::{kv, locks};
-use crate::clock::now_ms;
+use crate::ports::bindings::identity_keys::{self, FetchError};
+use crate::ports::bindings::{kv, locks};
+use crate::runtime::clock::now_ms;
 use cart_auth::{Verifier, VerifierConfig};
 use cart_domain::{Problem, ProblemKind};
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ enum Fetch {
 }
 
 fn ttl_ms() -> u64 {
-    crate::settings::var("jwt_jwks_ttl_seconds")
+    crate::ports::settings::var("jwt_jwks_ttl_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|secs| *secs > 0)
         .unwrap_or(DEFAULT_TTL_SECONDS)
@@ -77,7 +77,10 @@ fn warn(message: &str) {
 }
 
 fn fetch(url: &str) -> Fetch {
-    match locks::try_acquire(&crate::lock_keys::jwks_refresh(), REFRESH_INTERVAL_MS) {
+    match locks::try_acquire(
+        &crate::ports::lock_keys::jwks_refresh(),
+        REFRESH_INTERVAL_MS,
+    ) {
         // Deliberately never released: it expires after the minute it stands for.
         Ok(Some(_lease)) => {}
         Ok(None) => return Fetch::Throttled,

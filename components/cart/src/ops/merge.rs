@@ -8,13 +8,13 @@
 //! Exact under retries: a retry that finds the mark skips straight to emptying the guest cart;
 //! a retry after a crash before the save redoes only absolute, idempotent steps.
 
-use crate::cart_repo::{self, SaveError};
-use crate::clear;
-use crate::commit::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::inventory_port;
-use crate::line_lock;
-use crate::settings::{Settings, WriteSettings};
-use crate::timing::{measure, Phase};
+use crate::ops::clear;
+use crate::ops::commit::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
+use crate::ports::cart_repo::{self, SaveError};
+use crate::ports::inventory_port;
+use crate::ports::line_lock;
+use crate::ports::settings::{Settings, WriteSettings};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::merge::{merge_target, merge_within_stock};
@@ -48,7 +48,7 @@ pub fn merge_guest_cart(
     let mark = AppliedKey {
         key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
         fingerprint: "merge".into(),
-        at_ms: crate::clock::now_ms(),
+        at_ms: crate::runtime::clock::now_ms(),
     };
     let committed = if user_cart.cart.applied(&mark.key_hash).is_some() {
         Committed {
@@ -70,7 +70,7 @@ pub fn merge_guest_cart(
         outcome?
     };
     clear::clear_cart(store, guest, None, None, "merged")?;
-    crate::metrics::inc("cart_guest_merges_total");
+    crate::ports::metrics::inc("cart_guest_merges_total");
     Ok(committed)
 }
 
@@ -88,7 +88,7 @@ fn merge_locked(
     let mark = AppliedKey {
         key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
         fingerprint: "merge".into(),
-        at_ms: crate::clock::now_ms(),
+        at_ms: crate::runtime::clock::now_ms(),
     };
     if guest_cart.cart.lines.is_empty() || user_cart.cart.applied(&mark.key_hash).is_some() {
         return Ok(Committed {
@@ -128,14 +128,14 @@ fn transfer(
         if existing_line.is_none() {
             // The line limit holds for merged carts too.
             if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart {
-                crate::metrics::inc("cart_merge_lines_dropped_total");
+                crate::ports::metrics::inc("cart_merge_lines_dropped_total");
                 continue;
             }
         }
         // The product's own rules (maximum, step) apply to the combined quantity: ask the
         // inventory (through the cache); if it is unavailable, the line's own facts.
         let snapshot = match measure(Phase::Inventory, || {
-            crate::product_cache::lookup(store.as_str(), product.as_str())
+            crate::ports::product_cache::lookup(store.as_str(), product.as_str())
         }) {
             Ok(current) => current,
             Err(_) => guest_line.snapshot(),
@@ -148,7 +148,7 @@ fn transfer(
         if other_currency {
             // A cart has one currency; the guest's line cannot join it (and is not held for
             // the user, so nothing is left behind).
-            crate::metrics::inc("cart_merge_lines_dropped_total");
+            crate::ports::metrics::inc("cart_merge_lines_dropped_total");
             continue;
         }
         let Some(target) = merge_target(
@@ -225,7 +225,7 @@ fn transfer(
         });
     }
     for attempt in 0..MAX_SAVE_ATTEMPTS {
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let mut next = loaded.cart.clone();
         let factory = EventFactory {
             store_id: store.as_str(),
@@ -251,12 +251,12 @@ fn transfer(
         }
         next.revision = loaded.cart.revision + 1;
         remember(&mut next.applied_keys, mark.clone(), now);
-        match crate::commit::save(user_key, &loaded, next) {
+        match crate::ops::commit::save(user_key, &loaded, next) {
             Ok(saved) => {
                 return Ok(Committed { cart: saved.cart });
             }
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
+                crate::ports::metrics::inc("cart_version_conflicts_total");
                 conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
             }

@@ -19,12 +19,12 @@
 //! checkout is never answered with an error forever and `cart.checked_out` is emitted once.
 //! Until then line changes are refused (the lines may already be sold).
 
-use crate::bindings::inventory::{self, InventoryError};
-use crate::cart_repo::{self, SaveError};
-use crate::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
-use crate::line_lock;
-use crate::settings::WriteSettings;
-use crate::timing::{measure, Phase};
+use crate::ops::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
+use crate::ports::bindings::inventory::{self, InventoryError};
+use crate::ports::cart_repo::{self, SaveError};
+use crate::ports::line_lock;
+use crate::ports::settings::WriteSettings;
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::CheckoutRecord;
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
@@ -32,7 +32,7 @@ use cart_domain::precondition::{precondition_failed, EntityTags};
 use cart_domain::{Cart, Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
 
 fn checkout_hold_ms() -> u64 {
-    crate::settings::var("checkout_hold_seconds")
+    crate::ports::settings::var("checkout_hold_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1_800)
         .saturating_mul(1_000)
@@ -93,7 +93,7 @@ fn checkout_locked(
     }
     if let Some(intent) = loaded.cart.checkout_intent.clone() {
         // An earlier attempt recorded this checkout and may have committed it: finish it.
-        crate::metrics::inc("cart_checkouts_resumed_total");
+        crate::ports::metrics::inc("cart_checkouts_resumed_total");
         return commit_and_finish(store, user, key, loaded, intent, mark, Attempt::Resumed);
     }
     if loaded.cart.lines.is_empty() {
@@ -117,7 +117,7 @@ fn checkout_locked(
 
 /// The record of checking out `lines` (all confirmed once committed).
 fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let mut snapshot = Cart {
         lines: lines.to_vec(),
         ..Cart::default()
@@ -162,7 +162,7 @@ fn save_intent(
             .collect();
         if !changed.is_empty() {
             for line in changed {
-                let _ = crate::inventory_port::reserve_line(
+                let _ = crate::ports::inventory_port::reserve_line(
                     store,
                     &line.snapshot(),
                     &line.reservation.id,
@@ -179,11 +179,11 @@ fn save_intent(
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = Some(intent.clone());
-        match crate::commit::save(key, &loaded, next) {
+        match crate::ops::commit::save(key, &loaded, next) {
             Ok(saved) => return Ok(saved),
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                crate::commit::conflict_backoff(attempt);
+                crate::ports::metrics::inc("cart_version_conflicts_total");
+                crate::ops::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
                 loaded.cart.ensure_no_checkout_pending()?;
             }
@@ -223,11 +223,11 @@ fn commit_and_finish(
         .map(|l| l.reservation.id.clone())
         .collect();
     match measure(Phase::Inventory, || {
-        crate::breaker::call(|| inventory::commit(store.as_str(), &ids))
+        crate::ports::breaker::call(|| inventory::commit(store.as_str(), &ids))
     }) {
         Ok(()) => {}
         Err(InventoryError::Unavailable(d)) => {
-            return Err(crate::inventory_port::inventory_unavailable(&d)
+            return Err(crate::ports::inventory_port::inventory_unavailable(&d)
                 .with("checkoutId", intent.checkout_id.clone()));
         }
         Err(other) => {
@@ -237,7 +237,7 @@ fn commit_and_finish(
                 // them (holds lost, or stock lowered below what it had confirmed). Had it
                 // committed regardless, more would be sold than is in stock. A resumed
                 // checkout's holds may have lapsed legitimately, so its refusal is not one.
-                crate::metrics::add_exact(
+                crate::ports::metrics::add_exact(
                     "cart_overselling_incidents_total{source=\"checkout\"}",
                     1,
                 );
@@ -254,7 +254,7 @@ fn commit_and_finish(
             ));
         }
     }
-    crate::metrics::inc("cart_checkouts_total");
+    crate::ports::metrics::inc("cart_checkouts_total");
     observe_sold_cart(&intent);
     save_checked_out(store, user, key, loaded, intent, mark)
 }
@@ -267,10 +267,10 @@ fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> 
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = None;
-        match crate::commit::save(key, &loaded, next) {
+        match crate::ops::commit::save(key, &loaded, next) {
             Ok(_) => return Ok(()),
             Err(SaveError::Conflict) => {
-                crate::commit::conflict_backoff(attempt);
+                crate::ops::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),
@@ -289,7 +289,7 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     for line in lines {
         let was_held = line.reservation.status == ReservationStatus::Confirmed;
         match measure(Phase::Inventory, || {
-            crate::inventory_port::reserve(
+            crate::ports::inventory_port::reserve(
                 store,
                 &line.product_id,
                 &line.reservation.id,
@@ -324,7 +324,10 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
             Err(InventoryError::StaleFence(held)) => {
                 // A change of this line overtook the checkout (optimistic mode).
                 release_new_holds(store, lines, &newly_held);
-                return Err(crate::inventory_port::stale_fence(&line.product_id, held));
+                return Err(crate::ports::inventory_port::stale_fence(
+                    &line.product_id,
+                    held,
+                ));
             }
         }
     }
@@ -333,7 +336,7 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     }
     release_new_holds(store, lines, &newly_held);
     if let Some(d) = unavailable.filter(|_| short.is_empty()) {
-        return Err(crate::inventory_port::inventory_unavailable(&d));
+        return Err(crate::ports::inventory_port::inventory_unavailable(&d));
     }
     Err(Problem::new(
         ProblemKind::InsufficientStock,
@@ -354,7 +357,7 @@ fn release_new_holds(store: &str, lines: &[Line], newly_held: &[bool]) {
                 status: ReservationStatus::Confirmed,
                 ..line.reservation.clone()
             };
-            crate::inventory_port::release(store, &held);
+            crate::ports::inventory_port::release(store, &held);
         }
     }
 }
@@ -367,7 +370,7 @@ fn save_checked_out(
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
 ) -> Result<Committed, Problem> {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     // Checked out when this write completes it (the cart shows `checked_out` until its next
     // change, judged by this time against the cart's own).
     let record = CheckoutRecord {
@@ -401,11 +404,11 @@ fn save_checked_out(
             EventType::CheckedOut,
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
-        match crate::commit::save(key, &loaded, next) {
+        match crate::ops::commit::save(key, &loaded, next) {
             Ok(saved) => return Ok(Committed { cart: saved.cart }),
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                crate::commit::conflict_backoff(attempt);
+                crate::ports::metrics::inc("cart_version_conflicts_total");
+                crate::ops::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(key))?;
                 let still_ours = loaded
                     .cart
@@ -435,10 +438,10 @@ fn save_checked_out(
 
 /// Items and value per cart, observed once per completed checkout (the cart that was sold).
 fn observe_sold_cart(intent: &CheckoutRecord) {
-    use crate::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
-    crate::metrics::observe(&CART_ITEMS, "", intent.item_count);
+    use crate::runtime::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
+    crate::ports::metrics::observe(&CART_ITEMS, "", intent.item_count);
     if let Some(subtotal) = &intent.subtotal {
-        crate::metrics::observe(
+        crate::ports::metrics::observe(
             &CART_VALUE,
             currency_label(subtotal.currency.as_str()),
             subtotal.amount.max(0).unsigned_abs(),

@@ -1,10 +1,10 @@
 //! Clearing a cart: one compare-and-swap empties it, starts a new reservation epoch and records
 //! `cart.cleared`; then the removed lines' holds go back to stock.
 
-use crate::cart_repo::{self, SaveError};
-use crate::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
-use crate::inventory_port;
-use crate::timing::{measure, Phase};
+use crate::ops::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
+use crate::ports::cart_repo::{self, SaveError};
+use crate::ports::inventory_port;
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::precondition::{precondition_failed, EntityTags};
@@ -29,7 +29,7 @@ pub fn clear_cart(
             }
         }
         loaded.cart.ensure_no_checkout_pending()?;
-        let now = crate::clock::now_ms();
+        let now = crate::runtime::clock::now_ms();
         let mut next = loaded.cart.clone();
         let removed = next.clear(now);
         next.revision = loaded.cart.revision + 1;
@@ -56,7 +56,7 @@ pub fn clear_cart(
                 "removedLines": lines,
             }),
         );
-        match crate::commit::save(&key, &loaded, next) {
+        match crate::ops::commit::save(&key, &loaded, next) {
             Ok(saved) => {
                 for line in &removed {
                     measure(Phase::Inventory, || {
@@ -66,8 +66,8 @@ pub fn clear_cart(
                 return Ok(Committed { cart: saved.cart });
             }
             Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                crate::commit::conflict_backoff(attempt);
+                crate::ports::metrics::inc("cart_version_conflicts_total");
+                crate::ops::commit::conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
             }
             Err(SaveError::Failed(p)) => return Err(p),

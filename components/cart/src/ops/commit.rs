@@ -7,10 +7,10 @@
 //! this path writes only the document itself in the common case (the marker only once per
 //! cart, see `ensure_marker`).
 
-use crate::bindings::kv;
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::outbox;
-use crate::timing::{measure, Phase};
+use crate::ports::bindings::kv;
+use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::outbox;
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::idempotency::AppliedKey;
 use cart_domain::{Cart, Problem, ProblemKind};
 use std::cell::RefCell;
@@ -21,11 +21,11 @@ pub const MAX_SAVE_ATTEMPTS: u32 = 32;
 /// Waits a little before re-applying after a lost compare-and-swap, so that many writers to one
 /// cart spread out instead of colliding again in lockstep.
 pub fn conflict_backoff(attempt: u32) {
-    crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
+    crate::runtime::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
         attempt,
         2,
         50,
-        crate::clock::random_unit(),
+        crate::runtime::clock::random_unit(),
     ));
 }
 
@@ -43,11 +43,19 @@ pub fn already_applied(
     let Some(mark) = mark else { return Ok(None) };
     match loaded.cart.applied(&mark.key_hash) {
         None => Ok(None),
-        Some(done) if done.fingerprint != mark.fingerprint => Err(crate::idempotency::reused()),
+        Some(done) if done.fingerprint != mark.fingerprint => Err(reused()),
         Some(_) => Ok(Some(Committed {
             cart: loaded.cart.clone(),
         })),
     }
+}
+
+/// The answer to an idempotency key already applied to a different request.
+pub fn reused() -> Problem {
+    Problem::new(
+        ProblemKind::IdempotencyKeyReused,
+        "this Idempotency-Key was already used for a different request (method, path or body)",
+    )
 }
 
 thread_local! {
@@ -61,7 +69,7 @@ thread_local! {
 pub fn request_token() -> String {
     TOKEN.with(|t| {
         t.borrow_mut()
-            .get_or_insert_with(|| format!("{:016x}", crate::clock::random_u64()))
+            .get_or_insert_with(|| format!("{:016x}", crate::runtime::clock::random_u64()))
             .clone()
     })
 }
@@ -70,7 +78,7 @@ pub fn request_token() -> String {
 /// the write claimed the cart's relay, the relay is queued to run after the response.
 pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveError> {
     next.previous_version = base.version;
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     stamp_trace(&mut next, base.cart.last_sequence);
     let new_events: Vec<String> = next
         .outbox
@@ -92,7 +100,7 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
     };
     let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))?;
     for id in &new_events {
-        crate::metrics::add_for_event(outbox::metric_keys::COMMITTED, id, 1);
+        crate::ports::metrics::add_for_event(outbox::metric_keys::COMMITTED, id, 1);
     }
     if claimed {
         CLAIMED.with(|c| c.borrow_mut().push((key.to_owned(), token)));
@@ -132,7 +140,7 @@ fn spill_overflow(key: &str, next: &mut Cart, committed_through: u64) {
 
 /// Puts this request's trace context on the events it adds.
 fn stamp_trace(next: &mut Cart, last_sequence: u64) {
-    let Some((traceparent, tracestate)) = crate::trace::current() else {
+    let Some((traceparent, tracestate)) = crate::ports::trace::current() else {
         return;
     };
     for entry in next
@@ -155,14 +163,14 @@ pub fn take_claimed() -> Vec<(String, String)> {
 /// active; the sweep removes it once the outbox is empty (and re-lists if a change raced it).
 fn ensure_marker(key: &str) -> Result<(), Problem> {
     let marker = outbox::marker_key(key);
-    match crate::record_reads::get(&marker) {
+    match crate::ports::record_reads::get(&marker) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => kv::set(&marker, b"1").map_err(marker_failed),
         Err(e) => Err(marker_failed(e)),
     }
 }
 
-fn marker_failed(e: crate::bindings::kv::StoreError) -> Problem {
+fn marker_failed(e: crate::ports::bindings::kv::StoreError) -> Problem {
     Problem::new(
         ProblemKind::StoreUnavailable,
         format!("could not index the outbox: {e:?}"),

@@ -1,10 +1,10 @@
 //! The lease that serializes changes to one cart line (`line:{store}:{user}:{product}`), so a line's
 //! reservation is adjusted by one request at a time. Waiting is bounded with jittered backoff.
 
-use crate::bindings::locks::{self, Lease, LockError};
-use crate::clock::{random_unit, sleep_ms};
-use crate::metric_registry as registry;
-use crate::metrics;
+use crate::ports::bindings::locks::{self, Lease, LockError};
+use crate::ports::metrics;
+use crate::runtime::clock::{random_unit, sleep_ms};
+use crate::runtime::metric_registry as registry;
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::{Problem, ProblemKind, StoreId, UserId};
 use std::cell::RefCell;
@@ -19,7 +19,7 @@ pub struct LockStats {
 
 /// The lease key of one cart line (see `lock_keys`).
 pub fn line_key(store: &StoreId, user: &UserId, product: &str) -> String {
-    crate::lock_keys::line(store, user, product)
+    crate::ports::lock_keys::line(store, user, product)
 }
 
 thread_local! {
