@@ -4,7 +4,11 @@
 //!   and names modules of its own layer or of layers below it, never above;
 //! * no module imports one that (directly or through others) imports it back;
 //! * a module names another through its layer folder (`crate::ops::relay`), never through the
-//!   crate root's imports, so the reader above cannot be bypassed.
+//!   crate root's imports, so the reader above cannot be bypassed;
+//! * only the edge builds `Problem` (the HTTP error): `ops` and `ports` return typed errors
+//!   that `edge/problem.rs` turns into problems;
+//! * only `ports/` touches the generated `storefront:cart` bindings, and only `lib.rs`,
+//!   `edge/http_io.rs` and `ports/bindings.rs` touch `spin_sdk`.
 //!
 //! Dependencies point one way, so a rule can be changed in one place and the next engineer
 //! can read the code bottom-up. The layer map is in docs/architecture.md ("Code map").
@@ -254,6 +258,75 @@ fn modules_are_named_through_their_layer_folder() {
         through_root.is_empty(),
         "paths that skip the layer folder:\n{}",
         through_root.join("\n")
+    );
+}
+
+/// `(module, token)` for every shipped module outside `allowed` whose code (unit tests aside)
+/// contains one of `tokens`.
+fn mentions(sources: &[Source], tokens: &[&str], allowed: impl Fn(&Source) -> bool) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| !allowed(s))
+        .flat_map(|s| {
+            let code = shipped(&s.text);
+            tokens
+                .iter()
+                .filter(move |t| code.contains(*t))
+                .map(move |t| format!("{}: {t}", s.id))
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_edge_builds_problems() {
+    let sources = sources();
+    let in_edge = |s: &Source| s.layer.as_deref() == Some("edge");
+    // Building one, by hand or through cart-domain's builder of the 412.
+    let builders = mentions(
+        &sources,
+        &["Problem::new", "ProblemKind", "precondition_failed"],
+        in_edge,
+    );
+    assert!(
+        builders.is_empty(),
+        "problems built below the edge (return an error of the layer instead):\n{}",
+        builders.join("\n")
+    );
+    // Below the edge, `Problem` is only carried: the one variant of `OpError` that passes
+    // cart-domain's rule problems through.
+    let named = mentions(&sources, &["Problem"], |s| {
+        in_edge(s) || s.id == "ops::error"
+    });
+    assert!(
+        named.is_empty(),
+        "modules below the edge that name Problem:\n{}",
+        named.join("\n")
+    );
+    let mapping = sources
+        .iter()
+        .find(|s| s.id == "edge::problem")
+        .expect("edge/problem.rs maps errors to problems");
+    assert!(mapping.text.contains("impl From<OpError> for Problem"));
+}
+
+#[test]
+fn only_ports_touch_the_generated_bindings() {
+    let sources = sources();
+    let touching = mentions(&sources, &["bindings::", "wit_bindgen"], |s| {
+        s.layer.as_deref() == Some("ports")
+    });
+    assert!(
+        touching.is_empty(),
+        "modules outside ports/ that touch the generated bindings:\n{}",
+        touching.join("\n")
+    );
+    let spin = mentions(&sources, &["spin_sdk"], |s| {
+        matches!(s.id.as_str(), "lib" | "edge::http_io" | "ports::bindings")
+    });
+    assert!(
+        spin.is_empty(),
+        "modules that touch spin_sdk besides the handler, http_io and the bindings:\n{}",
+        spin.join("\n")
     );
 }
 

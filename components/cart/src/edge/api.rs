@@ -295,7 +295,9 @@ fn write(
             checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))
         }
     };
-    let result = committed.and_then(|(store, c)| cart_response(&store, user, &c.cart));
+    let result = committed
+        .map_err(Problem::from)
+        .and_then(|(store, c)| cart_response(&store, user, &c.cart));
     if let Some(guard) = guard {
         idempotency::finish(guard, result.as_ref().ok());
     }

@@ -6,5 +6,6 @@ pub mod api;
 pub mod http_io;
 pub mod idempotency;
 pub mod identity;
+pub mod problem;
 pub mod routes;
 pub mod trace;

@@ -19,17 +19,18 @@
 //! checkout is never answered with an error forever and `cart.checked_out` is emitted once.
 //! Until then line changes are refused (the lines may already be sold).
 
-use crate::ops::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
-use crate::ports::bindings::inventory::{self, InventoryError};
-use crate::ports::cart_repo::{self, SaveError};
+use crate::ops::commit::{already_applied, Committed, SaveError, MAX_SAVE_ATTEMPTS};
+use crate::ops::error::{Contended, OpError, ShortLine};
+use crate::ports::cart_repo;
+use crate::ports::inventory_port::{self, CommitError, HoldFailure, ReserveError};
 use crate::ports::line_lock;
 use crate::ports::settings::WriteSettings;
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::CheckoutRecord;
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{precondition_failed, EntityTags};
-use cart_domain::{Cart, Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
+use cart_domain::precondition::EntityTags;
+use cart_domain::{Cart, Line, ReservationStatus, StoreId, UserId};
 
 fn checkout_hold_ms() -> u64 {
     crate::ports::settings::var("checkout_hold_seconds")
@@ -44,7 +45,7 @@ pub fn checkout(
     if_match: Option<EntityTags>,
     mark: Option<AppliedKey>,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     if let Some(done) = already_applied(mark.as_ref(), &loaded)? {
@@ -52,7 +53,9 @@ pub fn checkout(
     }
     if let Some(tags) = &if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     if !write.line_leases {
@@ -83,12 +86,14 @@ fn checkout_locked(
     key: &str,
     if_match: Option<&EntityTags>,
     mark: Option<AppliedKey>,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     // Re-read under the leases: this is the cart that gets checked out.
     let loaded = measure(Phase::Store, || cart_repo::load(key))?;
     if let Some(tags) = if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     if let Some(intent) = loaded.cart.checkout_intent.clone() {
@@ -97,19 +102,16 @@ fn checkout_locked(
         return commit_and_finish(store, user, key, loaded, intent, mark, Attempt::Resumed);
     }
     if loaded.cart.lines.is_empty() {
-        return Err(Problem::new(
-            ProblemKind::CartEmpty,
-            "there is nothing to check out",
-        ));
+        return Err(OpError::CartEmpty);
     }
     let lines = loaded.cart.lines.clone();
     let held = hold_all(store.as_str(), &lines, loaded.version + 1)?;
     let intent = checkout_record(user, &loaded.cart, &lines);
     let loaded = match save_intent(store.as_str(), key, loaded, &intent) {
         Ok(loaded) => loaded,
-        Err(problem) => {
+        Err(e) => {
             release_new_holds(store.as_str(), &lines, &held);
-            return Err(problem);
+            return Err(e);
         }
     };
     commit_and_finish(store, user, key, loaded, intent, mark, Attempt::JustHeld)
@@ -146,7 +148,7 @@ fn save_intent(
     key: &str,
     mut loaded: cart_repo::Loaded,
     intent: &CheckoutRecord,
-) -> Result<cart_repo::Loaded, Problem> {
+) -> Result<cart_repo::Loaded, OpError> {
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         let changed: Vec<&Line> = loaded
             .cart
@@ -162,7 +164,7 @@ fn save_intent(
             .collect();
         if !changed.is_empty() {
             for line in changed {
-                let _ = crate::ports::inventory_port::reserve_line(
+                let _ = inventory_port::reserve_line(
                     store,
                     &line.snapshot(),
                     &line.reservation.id,
@@ -171,11 +173,7 @@ fn save_intent(
                     loaded.version + 1,
                 );
             }
-            return Err(Problem::new(
-                ProblemKind::CartConflict,
-                "the cart changed while checking out; review it and check out again",
-            )
-            .with("retryAfterSeconds", 1));
+            return Err(OpError::CheckoutOvertaken);
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = Some(intent.clone());
@@ -190,11 +188,7 @@ fn save_intent(
             Err(SaveError::Failed(p)) => return Err(p),
         }
     }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while checking out; retry",
-    )
-    .with("retryAfterSeconds", 1))
+    Err(OpError::KeptChanging(Contended::CheckoutIntent))
 }
 
 /// Whether the intent's holds were confirmed by this very request (so the inventory must still
@@ -216,21 +210,23 @@ fn commit_and_finish(
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
     attempt: Attempt,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let ids: Vec<String> = intent
         .lines
         .iter()
         .map(|l| l.reservation.id.clone())
         .collect();
     match measure(Phase::Inventory, || {
-        crate::ports::breaker::call(|| inventory::commit(store.as_str(), &ids))
+        inventory_port::commit(store.as_str(), &ids)
     }) {
         Ok(()) => {}
-        Err(InventoryError::Unavailable(d)) => {
-            return Err(crate::ports::inventory_port::inventory_unavailable(&d)
-                .with("checkoutId", intent.checkout_id.clone()));
+        Err(CommitError::Unavailable(d)) => {
+            return Err(OpError::CheckoutPending {
+                checkout_id: intent.checkout_id.clone(),
+                cause: Box::new(OpError::InventoryUnavailable(d)),
+            });
         }
-        Err(other) => {
+        Err(CommitError::Refused(answer)) => {
             if attempt == Attempt::JustHeld {
                 // An overselling incident: this request confirmed every hold moments ago, under
                 // the line leases, for the checkout hold TTL, and the inventory will not sell
@@ -244,14 +240,11 @@ fn commit_and_finish(
                 eprintln!(
                     "{{\"level\":\"error\",\"msg\":\"overselling incident: inventory refused to commit holds it had just confirmed\",\"checkoutId\":{},\"error\":{}}}",
                     serde_json::Value::String(intent.checkout_id.clone()),
-                    serde_json::Value::String(format!("{other:?}"))
+                    serde_json::Value::String(answer.clone())
                 );
             }
             drop_intent(key, loaded)?;
-            return Err(Problem::new(
-                ProblemKind::InsufficientStock,
-                format!("the inventory refused to commit the reservations: {other:?}"),
-            ));
+            return Err(OpError::CommitRefused(answer));
         }
     }
     crate::ports::metrics::inc("cart_checkouts_total");
@@ -260,7 +253,7 @@ fn commit_and_finish(
 }
 
 /// Forgets an intent whose commit was refused (nothing was sold).
-fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> {
+fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), OpError> {
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         if loaded.cart.checkout_intent.is_none() {
             return Ok(());
@@ -281,7 +274,7 @@ fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> 
 
 /// Holds every line for the checkout; on any shortage releases what it newly held and
 /// returns a 409 listing every short line.
-fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Problem> {
+fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, OpError> {
     let ttl = checkout_hold_ms();
     let mut newly_held = Vec::with_capacity(lines.len());
     let mut short = Vec::new();
@@ -289,7 +282,7 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     for line in lines {
         let was_held = line.reservation.status == ReservationStatus::Confirmed;
         match measure(Phase::Inventory, || {
-            crate::ports::inventory_port::reserve(
+            inventory_port::hold(
                 store,
                 &line.product_id,
                 &line.reservation.id,
@@ -299,35 +292,36 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
             )
         }) {
             Ok(_) => newly_held.push(!was_held),
-            Err(InventoryError::InsufficientStock(available)) => {
+            Err(HoldFailure::InsufficientStock(available)) => {
                 newly_held.push(false);
-                short.push(serde_json::json!({
-                    "productId": line.product_id,
-                    "requested": line.quantity,
-                    "available": available,
-                    "problem": "insufficient-stock",
-                }));
+                short.push(ShortLine {
+                    product_id: line.product_id.clone(),
+                    requested: line.quantity,
+                    available,
+                    problem: "insufficient-stock",
+                });
             }
-            Err(InventoryError::ProductNotFound) => {
+            Err(HoldFailure::ProductNotFound) => {
                 newly_held.push(false);
-                short.push(serde_json::json!({
-                    "productId": line.product_id,
-                    "requested": line.quantity,
-                    "available": 0,
-                    "problem": "unknown-product",
-                }));
+                short.push(ShortLine {
+                    product_id: line.product_id.clone(),
+                    requested: line.quantity,
+                    available: 0,
+                    problem: "unknown-product",
+                });
             }
-            Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
+            Err(HoldFailure::Unavailable(d)) => {
                 newly_held.push(false);
                 unavailable = Some(d);
             }
-            Err(InventoryError::StaleFence(held)) => {
+            Err(HoldFailure::StaleFence(held)) => {
                 // A change of this line overtook the checkout (optimistic mode).
                 release_new_holds(store, lines, &newly_held);
-                return Err(crate::ports::inventory_port::stale_fence(
-                    &line.product_id,
+                return Err(ReserveError::StaleFence {
+                    product: line.product_id.clone(),
                     held,
-                ));
+                }
+                .into());
             }
         }
     }
@@ -336,16 +330,9 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     }
     release_new_holds(store, lines, &newly_held);
     if let Some(d) = unavailable.filter(|_| short.is_empty()) {
-        return Err(crate::ports::inventory_port::inventory_unavailable(&d));
+        return Err(OpError::InventoryUnavailable(d));
     }
-    Err(Problem::new(
-        ProblemKind::InsufficientStock,
-        format!(
-            "{} line(s) cannot be fulfilled; nothing was committed",
-            short.len()
-        ),
-    )
-    .with("lines", serde_json::Value::Array(short)))
+    Err(OpError::StockShort(short))
 }
 
 /// Releases holds that exist only because of this checkout attempt.
@@ -357,7 +344,7 @@ fn release_new_holds(store: &str, lines: &[Line], newly_held: &[bool]) {
                 status: ReservationStatus::Confirmed,
                 ..line.reservation.clone()
             };
-            crate::ports::inventory_port::release(store, &held);
+            inventory_port::release(store, &held);
         }
     }
 }
@@ -369,7 +356,7 @@ fn save_checked_out(
     mut loaded: cart_repo::Loaded,
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let now = crate::runtime::clock::now_ms();
     // Checked out when this write completes it (the cart shows `checked_out` until its next
     // change, judged by this time against the cart's own).
@@ -420,20 +407,19 @@ fn save_checked_out(
                     return Ok(Committed { cart: loaded.cart });
                 }
             }
-            Err(SaveError::Failed(p)) => return Err(p.with("checkoutId", record.checkout_id)),
+            Err(SaveError::Failed(e)) => {
+                return Err(OpError::CheckoutPending {
+                    checkout_id: record.checkout_id,
+                    cause: Box::new(e),
+                })
+            }
         }
     }
     // The reservations are committed and the intent is recorded: the next checkout request
     // finishes the job.
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        format!(
-            "checkout {} was committed but the cart kept changing; POST the checkout again to finish it",
-            record.checkout_id
-        ),
-    )
-    .with("checkoutId", record.checkout_id)
-    .with("retryAfterSeconds", 1))
+    Err(OpError::CheckoutUnrecorded {
+        checkout_id: record.checkout_id,
+    })
 }
 
 /// Items and value per cart, observed once per completed checkout (the cart that was sold).

@@ -1,14 +1,15 @@
 //! Clearing a cart: one compare-and-swap empties it, starts a new reservation epoch and records
 //! `cart.cleared`; then the removed lines' holds go back to stock.
 
-use crate::ops::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
-use crate::ports::cart_repo::{self, SaveError};
+use crate::ops::commit::{already_applied, Committed, SaveError, MAX_SAVE_ATTEMPTS};
+use crate::ops::error::{Contended, OpError};
+use crate::ports::cart_repo;
 use crate::ports::inventory_port;
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{precondition_failed, EntityTags};
-use cart_domain::{Problem, ProblemKind, StoreId, UserId};
+use cart_domain::precondition::EntityTags;
+use cart_domain::{StoreId, UserId};
 
 pub fn clear_cart(
     store: &StoreId,
@@ -16,7 +17,7 @@ pub fn clear_cart(
     if_match: Option<EntityTags>,
     mark: Option<AppliedKey>,
     reason: &str,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = cart_repo::cart_key(store, user);
     let mut loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     for attempt in 0..MAX_SAVE_ATTEMPTS {
@@ -25,7 +26,9 @@ pub fn clear_cart(
         }
         if let Some(tags) = &if_match {
             if !tags.matches_strong(loaded.cart.revision) {
-                return Err(precondition_failed(loaded.cart.revision));
+                return Err(OpError::PreconditionFailed {
+                    current_revision: loaded.cart.revision,
+                });
             }
         }
         loaded.cart.ensure_no_checkout_pending()?;
@@ -73,9 +76,5 @@ pub fn clear_cart(
             Err(SaveError::Failed(p)) => return Err(p),
         }
     }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while clearing; retry",
-    )
-    .with("retryAfterSeconds", 1))
+    Err(OpError::KeptChanging(Contended::Clear))
 }

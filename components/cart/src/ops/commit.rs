@@ -5,14 +5,14 @@
 //! place: the predecessor link, the outbox's index marker, the relay claim, and the committed
 //! events' metrics. On Spin's default store every key-value write is a disk transaction, so
 //! this path writes only the document itself in the common case (the marker only once per
-//! cart, see `ensure_marker`).
+//! cart, see `outbox::ensure_listed`).
 
-use crate::ports::bindings::kv;
-use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ops::error::OpError;
+use crate::ports::cart_repo::{self, Loaded};
 use crate::ports::outbox;
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::idempotency::AppliedKey;
-use cart_domain::{Cart, Problem, ProblemKind};
+use cart_domain::Cart;
 use std::cell::RefCell;
 
 /// How many times a change is re-applied after losing a compare-and-swap race.
@@ -29,6 +29,22 @@ pub fn conflict_backoff(attempt: u32) {
     ));
 }
 
+/// Why a save did not happen.
+pub enum SaveError {
+    /// Someone else moved the head.
+    Conflict,
+    Failed(OpError),
+}
+
+impl From<cart_repo::SaveError> for SaveError {
+    fn from(e: cart_repo::SaveError) -> Self {
+        match e {
+            cart_repo::SaveError::Conflict => SaveError::Conflict,
+            cart_repo::SaveError::Failed(e) => SaveError::Failed(e.into()),
+        }
+    }
+}
+
 /// The committed result of a change.
 pub struct Committed {
     pub cart: Cart,
@@ -39,23 +55,15 @@ pub struct Committed {
 pub fn already_applied(
     mark: Option<&AppliedKey>,
     loaded: &Loaded,
-) -> Result<Option<Committed>, Problem> {
+) -> Result<Option<Committed>, OpError> {
     let Some(mark) = mark else { return Ok(None) };
     match loaded.cart.applied(&mark.key_hash) {
         None => Ok(None),
-        Some(done) if done.fingerprint != mark.fingerprint => Err(reused()),
+        Some(done) if done.fingerprint != mark.fingerprint => Err(OpError::IdempotencyKeyReused),
         Some(_) => Ok(Some(Committed {
             cart: loaded.cart.clone(),
         })),
     }
-}
-
-/// The answer to an idempotency key already applied to a different request.
-pub fn reused() -> Problem {
-    Problem::new(
-        ProblemKind::IdempotencyKeyReused,
-        "this Idempotency-Key was already used for a different request (method, path or body)",
-    )
 }
 
 thread_local! {
@@ -92,13 +100,15 @@ pub fn save(key: &str, base: &Loaded, mut next: Cart) -> Result<Loaded, SaveErro
     } else {
         // Listed for the sweep before the events exist, so a crash after the commit cannot
         // leave them where no sweep looks.
-        measure(Phase::Store, || ensure_marker(key)).map_err(SaveError::Failed)?;
+        measure(Phase::Store, || outbox::ensure_listed(key))
+            .map_err(|e| SaveError::Failed(e.into()))?;
         measure(Phase::Store, || {
             spill_overflow(key, &mut next, base.cart.last_sequence)
         });
         next.claim_relay(&token, now, now + outbox::CLAIM_TTL_MS)
     };
-    let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))?;
+    let version = measure(Phase::Store, || cart_repo::save(key, base.version, &next))
+        .map_err(SaveError::from)?;
     for id in &new_events {
         crate::ports::metrics::add_for_event(outbox::metric_keys::COMMITTED, id, 1);
     }
@@ -121,10 +131,7 @@ fn spill_overflow(key: &str, next: &mut Cart, committed_through: u64) {
     let mut moved = 0usize;
     let mut through = None;
     for (from, last, events) in &plan {
-        let Ok(bytes) = serde_json::to_vec(events) else {
-            break;
-        };
-        if kv::set(&chunk_key(key, *from, *last), &bytes).is_err() {
+        if !outbox::write_chunk(&chunk_key(key, *from, *last), events) {
             break;
         }
         moved += events.len();
@@ -156,24 +163,4 @@ fn stamp_trace(next: &mut Cart, last_sequence: u64) {
 /// The relays this request claimed (taken: each runs once).
 pub fn take_claimed() -> Vec<(String, String)> {
     CLAIMED.with(|c| std::mem::take(&mut *c.borrow_mut()))
-}
-
-/// Lists the cart under `outbox:pending:` for the sweep, writing only when it is not listed
-/// yet: a read is cheap, a write is a disk transaction. The marker stays while the cart is
-/// active; the sweep removes it once the outbox is empty (and re-lists if a change raced it).
-fn ensure_marker(key: &str) -> Result<(), Problem> {
-    let marker = outbox::marker_key(key);
-    match crate::ports::record_reads::get(&marker) {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => kv::set(&marker, b"1").map_err(marker_failed),
-        Err(e) => Err(marker_failed(e)),
-    }
-}
-
-fn marker_failed(e: crate::ports::bindings::kv::StoreError) -> Problem {
-    Problem::new(
-        ProblemKind::StoreUnavailable,
-        format!("could not index the outbox: {e:?}"),
-    )
-    .with("retryAfterSeconds", 1)
 }

@@ -7,11 +7,10 @@
 //! line has since replaced, and re-reserving it would set the hold below (or above) what the
 //! cart shows. The leases are kept until the caller has saved the new states.
 
-use crate::ports::bindings::locks::Lease;
 use crate::ports::breaker;
 use crate::ports::cart_repo;
 use crate::ports::inventory_port;
-use crate::ports::line_lock;
+use crate::ports::line_lock::{self, Lease};
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::breaker::Phase as BreakerPhase;
 use cart_domain::reservation::ReservationState;
@@ -97,7 +96,7 @@ pub fn maintain(
         .take(MAX_LINES_PER_REQUEST)
     {
         let key = line_lock::line_key(store, user, &line.product_id);
-        if let Ok(Some(lease)) = crate::ports::bindings::locks::try_acquire(&key, lock_ttl_ms) {
+        if let Some(lease) = line_lock::try_acquire(&key, lock_ttl_ms) {
             leased.push((line.product_id.clone(), lease));
         }
     }

@@ -2,11 +2,13 @@
 //! stock), and reading a cart re-confirms `unconfirmed`/`expired` lines once the inventory is
 //! healthy again (bounded work per request; see `holds`).
 
+use crate::ops::commit::SaveError;
+use crate::ops::error::OpError;
 use crate::ops::holds;
-use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::cart_repo::{self, Loaded};
 use crate::ports::settings::{WriteSettings, GUEST_PREFIX};
 use crate::runtime::timing::{measure, Phase};
-use cart_domain::{Problem, StoreId, UserId};
+use cart_domain::{StoreId, UserId};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -27,7 +29,7 @@ pub fn expire_if_abandoned(
     store: &StoreId,
     user: &UserId,
     loaded: Loaded,
-) -> Result<Loaded, Problem> {
+) -> Result<Loaded, OpError> {
     // A half-done checkout is finished by the shopper's next checkout request, not emptied.
     if loaded.cart.lines.is_empty() || loaded.cart.checkout_intent.is_some() {
         return Ok(loaded);
@@ -39,11 +41,11 @@ pub fn expire_if_abandoned(
     crate::ports::metrics::inc("cart_abandoned_carts_expired_total");
     crate::ops::clear::clear_cart(store, user, None, None, "abandoned")?;
     let key = cart_repo::cart_key(store, user);
-    measure(Phase::Store, || cart_repo::load(&key))
+    Ok(measure(Phase::Store, || cart_repo::load(&key))?)
 }
 
 /// The cart for a read: abandoned carts expired, lapsed or unconfirmed holds re-confirmed.
-pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> {
+pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, OpError> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     if loaded.cart.lines.is_empty() {
@@ -77,7 +79,7 @@ fn save_maintained(
     key: &str,
     mut loaded: Loaded,
     maintained: &holds::Maintained,
-) -> Result<Loaded, Problem> {
+) -> Result<Loaded, OpError> {
     for _ in 0..4 {
         let mut next = loaded.cart.clone();
         maintained.apply(&mut next);
@@ -96,5 +98,5 @@ fn save_maintained(
     }
     // Another writer kept winning; the holds are refreshed in inventory either way and the
     // statuses will be saved by a later request.
-    measure(Phase::Store, || cart_repo::load(key))
+    Ok(measure(Phase::Store, || cart_repo::load(key))?)
 }

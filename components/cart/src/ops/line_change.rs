@@ -14,20 +14,23 @@
 //! If the save finally fails, the line's previous hold is restored, so inventory never keeps
 //! more for the cart than the cart shows for longer than a reservation TTL.
 
-use crate::ops::commit::{already_applied, conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::ports::cart_repo::{self, Loaded, SaveError};
-use crate::ports::inventory_port::{self, LookupError};
+use crate::ops::commit::{
+    already_applied, conflict_backoff, Committed, SaveError, MAX_SAVE_ATTEMPTS,
+};
+use crate::ops::error::{Contended, OpError};
+use crate::ports::cart_repo::{self, Loaded};
+use crate::ports::inventory_port::{self, LookupError, ReserveError};
 use crate::ports::line_lock;
 use crate::ports::settings::{Settings, WriteSettings};
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::check_product_rules;
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{precondition_failed, EntityTags};
+use cart_domain::precondition::EntityTags;
 use cart_domain::reservation::{reservation_id, ReservationState};
 use cart_domain::{
-    Cart, LineChange, Problem, ProblemKind, ProductId, ProductSnapshot, ReservationPolicy,
-    ReservationStatus, StoreId, UserId,
+    Cart, LineChange, ProductId, ProductSnapshot, ReservationPolicy, ReservationStatus, StoreId,
+    UserId,
 };
 
 pub struct LineRequest<'a> {
@@ -44,7 +47,7 @@ pub fn change_line(
     req: &LineRequest<'_>,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = cart_repo::cart_key(req.store, req.user);
     if !write.line_leases {
         // Optimistic mode: no lease. The reservation is fenced with the version it was decided
@@ -84,7 +87,7 @@ fn load_and_change(
     settings: &Settings,
     write: &WriteSettings,
     key: &str,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let loaded = measure(Phase::Store, || cart_repo::load(key))?;
     let loaded = crate::ops::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
@@ -92,7 +95,9 @@ fn load_and_change(
     }
     if let Some(tags) = &req.if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     loaded.cart.ensure_no_checkout_pending()?;
@@ -114,7 +119,7 @@ fn change_line_locked(
     write: &WriteSettings,
     key: &str,
     loaded: Loaded,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let product_id = req.product.as_str();
     // The small records this change consults, in one crossing (see `record_reads`).
     crate::ports::record_reads::prefetch(&[
@@ -153,7 +158,7 @@ fn save_loop(
     mut loaded: Loaded,
     product: &ProductSnapshot,
     maintained: &crate::ops::holds::Maintained,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = key.to_owned();
     let store = req.store.as_str();
     let product_id = req.product.as_str();
@@ -185,11 +190,7 @@ fn save_loop(
                 crate::ports::metrics::inc("cart_version_conflicts_total");
                 if attempt >= MAX_SAVE_ATTEMPTS {
                     undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Err(Problem::new(
-                        ProblemKind::CartConflict,
-                        format!("the cart changed {attempt} times while saving; retry"),
-                    )
-                    .with("retryAfterSeconds", 1));
+                    return Err(OpError::KeptChanging(Contended::Line { attempts: attempt }));
                 }
                 conflict_backoff(attempt);
                 loaded = measure(Phase::Store, || cart_repo::load(&key))?;
@@ -202,13 +203,15 @@ fn save_loop(
                 if let Some(tags) = &req.if_match {
                     if !tags.matches_strong(loaded.cart.revision) {
                         undo_hold(store, &loaded, product_id, held.as_ref());
-                        return Err(precondition_failed(loaded.cart.revision));
+                        return Err(OpError::PreconditionFailed {
+                            current_revision: loaded.cart.revision,
+                        });
                     }
                 }
             }
-            Err(SaveError::Failed(problem)) => {
+            Err(SaveError::Failed(e)) => {
                 undo_hold(store, &loaded, product_id, held.as_ref());
-                return Err(problem);
+                return Err(e);
             }
         }
     }
@@ -216,28 +219,26 @@ fn save_loop(
 
 /// Product facts for the line: from inventory, or, when inventory is unavailable and the line
 /// already exists, from the line's own snapshot (so quantity changes degrade instead of fail).
-fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot, Problem> {
+fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot, OpError> {
     let product_id = req.product.as_str();
     let existing = loaded.cart.line(product_id);
     if req.change == LineChange::Remove {
         if let Some(line) = existing {
             return Ok(line.snapshot());
         }
-        return Err(Problem::new(
-            ProblemKind::LineNotFound,
-            format!("the cart has no line for product {product_id}"),
-        )
-        .with("productId", product_id));
+        return Err(OpError::LineNotFound(product_id.to_owned()));
     }
     match measure(Phase::Inventory, || {
         crate::ports::product_cache::lookup(req.store.as_str(), product_id)
     }) {
         Ok(p) => Ok(with_policy_override(p)),
-        Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
-        Err(LookupError::Invalid(p)) => Err(p),
+        Err(LookupError::NotFound) => {
+            Err(ReserveError::UnknownProduct(product_id.to_owned()).into())
+        }
+        Err(LookupError::Malformed(detail)) => Err(OpError::InventoryMalformed(detail)),
         Err(LookupError::Unavailable(detail)) => match existing {
             Some(line) => Ok(line.snapshot()),
-            None => Err(inventory_port::inventory_unavailable(&detail)),
+            None => Err(OpError::InventoryUnavailable(detail)),
         },
     }
 }
@@ -281,15 +282,13 @@ fn apply_once(
         maintained,
     } = *ctx;
     let store = req.store.as_str();
-    loaded
-        .cart
-        .ensure_no_checkout_pending()
-        .map_err(SaveError::Failed)?;
+    let refused = |problem| SaveError::Failed(OpError::Rule(problem));
+    loaded.cart.ensure_no_checkout_pending().map_err(refused)?;
     let target = loaded
         .cart
         .target_quantity(req.product.as_str(), req.change, &settings.limits)
-        .map_err(SaveError::Failed)?;
-    check_product_rules(product, target).map_err(SaveError::Failed)?;
+        .map_err(refused)?;
+    check_product_rules(product, target).map_err(refused)?;
     let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
     let now = crate::runtime::clock::now_ms();
 
@@ -332,14 +331,11 @@ fn apply_once(
                         loaded.version + 1,
                     )
                 })
-                .map_err(|p| {
-                    if inventory_port::is_stale_fence(&p) {
-                        // A writer that decided from a newer version set the hold: this
-                        // version is stale, so the compare-and-swap would fail too.
-                        SaveError::Conflict
-                    } else {
-                        SaveError::Failed(p)
-                    }
+                .map_err(|e| match e {
+                    // A writer that decided from a newer version set the hold: this version
+                    // is stale, so the compare-and-swap would fail too.
+                    ReserveError::StaleFence { .. } => SaveError::Conflict,
+                    e => SaveError::Failed(e.into()),
                 })?;
                 *held = Some(Held {
                     state: state.clone(),
@@ -362,7 +358,7 @@ fn apply_once(
         Some(state) => next.put_line(product, target, state, now),
         None => next.put_line(product, 0, placeholder(&rid), now),
     }
-    .map_err(SaveError::Failed)?;
+    .map_err(refused)?;
     next.revision = loaded.cart.revision + 1;
     emit_line_events(
         &mut next,

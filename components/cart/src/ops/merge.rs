@@ -9,9 +9,10 @@
 //! a retry after a crash before the save redoes only absolute, idempotent steps.
 
 use crate::ops::clear;
-use crate::ops::commit::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::ports::cart_repo::{self, SaveError};
-use crate::ports::inventory_port;
+use crate::ops::commit::{conflict_backoff, Committed, SaveError, MAX_SAVE_ATTEMPTS};
+use crate::ops::error::{Contended, OpError};
+use crate::ports::cart_repo;
+use crate::ports::inventory_port::{self, ReserveError};
 use crate::ports::line_lock;
 use crate::ports::settings::{Settings, WriteSettings};
 use crate::runtime::timing::{measure, Phase};
@@ -19,7 +20,7 @@ use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::merge::{merge_target, merge_within_stock};
 use cart_domain::reservation::{reservation_id, ReservationState};
-use cart_domain::{Line, Problem, ProblemKind, ProductId, StoreId, UserId};
+use cart_domain::{Line, ProductId, StoreId, UserId};
 
 /// One guest line's outcome in the user's cart.
 struct Merged {
@@ -35,7 +36,7 @@ pub fn merge_guest_cart(
     guest: &UserId,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let guest_key = cart_repo::cart_key(store, guest);
     let user_key = cart_repo::cart_key(store, user);
     let guest_cart = measure(Phase::Store, || cart_repo::load(&guest_key))?;
@@ -82,7 +83,7 @@ fn merge_locked(
     guest_key: &str,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let guest_cart = measure(Phase::Store, || cart_repo::load(guest_key))?;
     let user_cart = measure(Phase::Store, || cart_repo::load(user_key))?;
     let mark = AppliedKey {
@@ -114,7 +115,7 @@ fn transfer(
     mark: AppliedKey,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let mut loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
     loaded.cart.ensure_no_checkout_pending()?;
     let ttl = write.reservation_ttl_for(user);
@@ -122,7 +123,7 @@ fn transfer(
     let mut new_lines = 0usize;
     for guest_line in guest_lines {
         let product = ProductId::parse(&guest_line.product_id)
-            .map_err(|e| Problem::new(ProblemKind::Internal, format!("stored product id {e}")))?;
+            .map_err(|e| OpError::StoredProductId(e.to_string()))?;
         let existing_line = loaded.cart.line(product.as_str());
         let existing = existing_line.map_or(0, |l| l.quantity);
         if existing_line.is_none() {
@@ -178,7 +179,7 @@ fn transfer(
                 inventory_port::release(store.as_str(), &guest_line.reservation);
                 (state, target)
             }
-            Err(p) if p.kind == ProblemKind::InsufficientStock => {
+            Err(ReserveError::InsufficientStock { .. }) => {
                 // The guest's own hold counted against the user's: give it back and ask again
                 // for the combined quantity; if that is still short, keep what is available.
                 inventory_port::release(store.as_str(), &guest_line.reservation);
@@ -196,12 +197,7 @@ fn transfer(
                 };
                 match reserve(target) {
                     Ok(state) => (state, target),
-                    Err(p) if p.kind == ProblemKind::InsufficientStock => {
-                        let available = p
-                            .extensions
-                            .get("available")
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0) as u32;
+                    Err(ReserveError::InsufficientStock { available, .. }) => {
                         let Some(quantity) =
                             merge_within_stock(&snapshot, existing, target, available)
                         else {
@@ -209,10 +205,10 @@ fn transfer(
                         };
                         (reserve(quantity)?, quantity)
                     }
-                    Err(p) => return Err(p),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(p) => return Err(p),
+            Err(e) => return Err(e.into()),
         };
         if existing_line.is_none() {
             new_lines += 1;
@@ -263,8 +259,5 @@ fn transfer(
             Err(SaveError::Failed(p)) => return Err(p),
         }
     }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while merging; retry the merge",
-    ))
+    Err(OpError::KeptChanging(Contended::Merge))
 }

@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod clear;
 pub mod commit;
+pub mod error;
 pub mod holds;
 pub mod lifecycle;
 pub mod line_change;

@@ -15,18 +15,18 @@
 //!   minute), so a down pipeline is not hammered on every write and one bad cart does not slow
 //!   the others.
 
-use crate::ports::bindings::{events, kv};
+use crate::ops::error::OpError;
 use crate::ports::cart_repo::{self, Loaded, SaveError};
-use crate::ports::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
+use crate::ports::outbox::{self, metric_keys, CLAIM_TTL_MS};
 use crate::runtime::clock::{now_ms, random_unit};
 use crate::runtime::metric_registry as registry;
-use crate::runtime::timing::{measure_timed, Phase};
+
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::events::OutboxEntry;
 use cart_domain::outbox::{chunk_key, chunks, Spill};
 use cart_domain::Cart;
-use cart_domain::Problem;
+
 use serde::Serialize;
 
 /// Publish rounds of one relay after a response before it gives the claim up for the next
@@ -92,11 +92,7 @@ fn next_batch(cart_key: &str, cart: &Cart) -> Option<(Vec<OutboxEntry>, Source)>
     };
     let (from, through) = *chunks(spill).first()?;
     let key = chunk_key(cart_key, from, through);
-    let events = kv::get(&key)
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<Vec<OutboxEntry>>(&bytes).ok());
-    match events {
+    match outbox::read_chunk(&key) {
         Some(events) => Some((events, Source::Chunk { key, through })),
         None => {
             eprintln!(
@@ -158,7 +154,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
         let acked = if batch.is_empty() {
             0
         } else {
-            publish(cart_key, &topic, &batch)
+            crate::ports::event_pipeline::publish(cart_key, &topic, &batch)
         };
         if acked > 0 {
             count_acknowledged(&batch[..acked]);
@@ -185,7 +181,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
             Some(saved) => {
                 if let Source::Chunk { key, .. } = &source {
                     // No longer named by the cart: its events are published.
-                    let _ = kv::delete(key);
+                    outbox::delete_chunk(key);
                 }
                 if saved.cart.relay.is_some() {
                     loaded = saved;
@@ -201,41 +197,6 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
         }
     }
     report
-}
-
-/// Publishes `batch` in order; how many leading events were acknowledged.
-fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntry]) -> usize {
-    let records: Vec<events::EventRecord> = batch
-        .iter()
-        .map_while(|e| {
-            serde_json::to_string(&e.event)
-                .ok()
-                .map(|value| events::EventRecord {
-                    key: cart_key.to_owned(),
-                    value,
-                })
-        })
-        .collect();
-    // Timed for the per-dependency histogram (after the response, so not in Server-Timing)
-    // and, with the same two clock reads, for the per-publish histogram.
-    let (published, took_us) = measure_timed(Phase::Events, || events::publish(topic, &records));
-    crate::ports::metrics::observe(&registry::PUBLISH_DURATION, "", took_us);
-    crate::ports::metrics::observe(&registry::PUBLISH_BATCH, "", records.len() as u64);
-    let acked = match published {
-        Ok(n) => (n as usize).min(records.len()),
-        Err(e) => {
-            eprintln!(
-                "{{\"level\":\"warn\",\"msg\":\"event publish failed\",\"cart\":\"{cart_key}\",\"error\":{}}}",
-                serde_json::Value::String(format!("{e:?}"))
-            );
-            0
-        }
-    };
-    crate::ports::metrics::add(
-        "cart_outbox_events_failed_total",
-        (records.len() - acked) as i64,
-    );
-    acked
 }
 
 fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
@@ -308,7 +269,7 @@ fn save_trim(
 /// may have unlisted it just before the commit that claimed this relay).
 fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
     crate::ports::metrics::inc(metric_keys::FAILURES);
-    let _ = kv::set(&marker_key(cart_key), b"1");
+    outbox::list(cart_key);
     for _ in 0..MAX_SAVE_ATTEMPTS {
         let now = now_ms();
         if !loaded.cart.relay_claimed_by(token, now) {
@@ -354,20 +315,12 @@ pub struct SweepReport {
 
 /// Relays every listed cart (up to `limit`). Honours each cart's backoff and live relay
 /// unless `force`.
-pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
+pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, OpError> {
     let mut report = SweepReport::default();
-    let markers = kv::list_keys(MARKER_PREFIX, limit).map_err(|e| {
-        Problem::new(
-            cart_domain::ProblemKind::StoreUnavailable,
-            format!("could not list pending outboxes: {e:?}"),
-        )
-    })?;
-    for marker in markers {
-        let Some(cart_key) = marker.strip_prefix(MARKER_PREFIX) else {
-            continue;
-        };
+    let listed = outbox::listed(limit).map_err(OpError::OutboxListing)?;
+    for cart_key in listed {
         report.carts += 1;
-        let r = sweep_cart(cart_key, force);
+        let r = sweep_cart(&cart_key, force);
         report.published += r.published;
         report.skipped_backoff |= r.backing_off;
         // What is left, whether this cart failed or only ran out of rounds.
@@ -391,11 +344,11 @@ fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
         report.pending = pending_count(&loaded.cart);
         if !loaded.cart.has_pending_events() {
             // Drained: unlist, then look once more in case a writer committed meanwhile.
-            let _ = kv::delete(&marker_key(cart_key));
+            outbox::unlist(cart_key);
             match cart_repo::load(cart_key) {
                 Ok(again) if !again.cart.has_pending_events() => return report,
                 _ => {
-                    let _ = kv::set(&marker_key(cart_key), b"1");
+                    outbox::list(cart_key);
                     continue;
                 }
             }

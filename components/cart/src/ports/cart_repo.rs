@@ -3,7 +3,7 @@
 //! the ETag. Superseded versions are the store's to drop.
 
 use crate::ports::bindings::documents::{self, StoreError, SwapError};
-use cart_domain::{Cart, Problem, ProblemKind, StoreId, UserId};
+use cart_domain::{Cart, StoreId, UserId};
 
 /// A cart as read: its version (0 = never written) and contents.
 #[derive(Debug, Clone)]
@@ -12,11 +12,44 @@ pub struct Loaded {
     pub cart: Cart,
 }
 
+/// Why the cart store could not read or write a cart.
+#[derive(Debug, Clone)]
+pub enum RepoError {
+    /// The store failed; the store's own detail.
+    Unavailable(String),
+    /// A stored version is not a cart this build can read.
+    Unreadable { version: u64, reason: String },
+    /// The cart could not be encoded.
+    Unencodable(String),
+}
+
+impl std::fmt::Display for RepoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepoError::Unavailable(detail) => write!(f, "the cart store failed: {detail}"),
+            RepoError::Unreadable { version, reason } => {
+                write!(f, "stored cart version {version} is unreadable: {reason}")
+            }
+            RepoError::Unencodable(reason) => write!(f, "could not encode the cart: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RepoError {}
+
+impl From<StoreError> for RepoError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(d) | StoreError::Invalid(d) => RepoError::Unavailable(d),
+        }
+    }
+}
+
 /// Why a save did not happen.
 pub enum SaveError {
     /// Someone else moved the head.
     Conflict,
-    Failed(Problem),
+    Failed(RepoError),
 }
 
 pub fn cart_key(store: &StoreId, user: &UserId) -> String {
@@ -24,29 +57,16 @@ pub fn cart_key(store: &StoreId, user: &UserId) -> String {
     format!("cart:{store}:{user}")
 }
 
-fn unavailable(e: StoreError) -> Problem {
-    let detail = match e {
-        StoreError::Unavailable(d) | StoreError::Invalid(d) => d,
-    };
-    Problem::new(
-        ProblemKind::StoreUnavailable,
-        format!("the cart store failed: {detail}"),
-    )
-    .with("retryAfterSeconds", 1)
-}
-
-pub fn load(key: &str) -> Result<Loaded, Problem> {
-    match documents::read_head(key).map_err(unavailable)? {
+pub fn load(key: &str) -> Result<Loaded, RepoError> {
+    match documents::read_head(key)? {
         None => Ok(Loaded {
             version: 0,
             cart: Cart::default(),
         }),
         Some(doc) => {
-            let cart = serde_json::from_slice(&doc.body).map_err(|e| {
-                Problem::new(
-                    ProblemKind::Internal,
-                    format!("stored cart version {} is unreadable: {e}", doc.version),
-                )
+            let cart = serde_json::from_slice(&doc.body).map_err(|e| RepoError::Unreadable {
+                version: doc.version,
+                reason: e.to_string(),
             })?;
             Ok(Loaded {
                 version: doc.version,
@@ -58,14 +78,10 @@ pub fn load(key: &str) -> Result<Loaded, Problem> {
 
 /// Writes `cart` as the version after `expected`. The caller sets `previous_version`.
 pub fn save(key: &str, expected: u64, cart: &Cart) -> Result<u64, SaveError> {
-    let body = serde_json::to_vec(cart).map_err(|e| {
-        SaveError::Failed(Problem::new(
-            ProblemKind::Internal,
-            format!("could not encode the cart: {e}"),
-        ))
-    })?;
+    let body = serde_json::to_vec(cart)
+        .map_err(|e| SaveError::Failed(RepoError::Unencodable(e.to_string())))?;
     documents::compare_and_swap(key, expected, &body).map_err(|e| match e {
         SwapError::Conflict(_) => SaveError::Conflict,
-        SwapError::Store(e) => SaveError::Failed(unavailable(e)),
+        SwapError::Store(e) => SaveError::Failed(e.into()),
     })
 }

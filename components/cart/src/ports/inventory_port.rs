@@ -2,23 +2,101 @@
 
 use crate::ports::bindings::inventory::{self, InventoryError, Product};
 use cart_domain::reservation::ReservationState;
-use cart_domain::{
-    Currency, Money, Problem, ProblemKind, ProductSnapshot, ReservationPolicy, ReservationStatus,
-};
+use cart_domain::{Currency, Money, ProductSnapshot, ReservationPolicy, ReservationStatus};
 
 /// Why a product could not be looked up.
+#[derive(Debug, Clone)]
 pub enum LookupError {
     NotFound,
     Unavailable(String),
-    Invalid(Problem),
+    /// The inventory answered with a record the cart cannot use.
+    Malformed(String),
 }
 
-fn snapshot(p: Product) -> Result<ProductSnapshot, Problem> {
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LookupError::NotFound => f.write_str("the product does not exist in this store"),
+            LookupError::Unavailable(detail) => {
+                write!(f, "the inventory service is unavailable: {detail}")
+            }
+            LookupError::Malformed(detail) => f.write_str(detail),
+        }
+    }
+}
+
+/// Why a line's hold was refused (an unavailable inventory is not a refusal: the line is kept
+/// `unconfirmed`).
+#[derive(Debug, Clone)]
+pub enum ReserveError {
+    InsufficientStock {
+        product: String,
+        requested: u32,
+        available: u32,
+    },
+    UnknownProduct(String),
+    /// A newer writer set this line's hold: the caller's decision is stale.
+    StaleFence {
+        product: String,
+        held: u64,
+    },
+}
+
+impl std::fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReserveError::InsufficientStock {
+                product,
+                requested,
+                available,
+            } => write!(
+                f,
+                "only {available} of {product} can be held for you; you asked for {requested}"
+            ),
+            ReserveError::UnknownProduct(product) => {
+                write!(f, "product {product} does not exist in this store")
+            }
+            ReserveError::StaleFence { product, .. } => write!(
+                f,
+                "the line for {product} was changed by a newer request meanwhile; retry"
+            ),
+        }
+    }
+}
+
+/// The inventory's answer to a raw hold (`hold`), in cart terms.
+#[derive(Debug, Clone)]
+pub enum HoldFailure {
+    InsufficientStock(u32),
+    ProductNotFound,
+    StaleFence(u64),
+    /// Unavailable, or refused for another reason; the inventory's detail.
+    Unavailable(String),
+}
+
+/// Why the inventory did not commit a checkout's reservations.
+#[derive(Debug, Clone)]
+pub enum CommitError {
+    /// It could not be reached (the commit may be retried).
+    Unavailable(String),
+    /// It refused; its answer as the contract's error prints it.
+    Refused(String),
+}
+
+/// One hold the inventory keeps for a store.
+#[derive(Debug, Clone)]
+pub struct ListedHold {
+    pub reservation_id: String,
+    pub product_id: String,
+    pub quantity: u32,
+}
+
+fn snapshot(p: Product) -> Result<ProductSnapshot, LookupError> {
     let currency = Currency::parse(&p.unit_price.currency).map_err(|e| {
-        Problem::new(
-            ProblemKind::InventoryUnavailable,
-            format!("inventory sent a bad price for {}: {e}", p.product_id),
-        )
+        LookupError::Malformed(format!(
+            "inventory sent a bad price for {}: {e}",
+            p.product_id
+        ))
     })?;
     Ok(ProductSnapshot {
         product_id: p.product_id,
@@ -36,7 +114,7 @@ fn snapshot(p: Product) -> Result<ProductSnapshot, Problem> {
 
 pub fn lookup(store: &str, product: &str) -> Result<ProductSnapshot, LookupError> {
     match crate::ports::breaker::call(|| inventory::get_product(store, product)) {
-        Ok(p) => snapshot(p).map_err(LookupError::Invalid),
+        Ok(p) => snapshot(p),
         Err(InventoryError::ProductNotFound) => Err(LookupError::NotFound),
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
             Err(LookupError::Unavailable(d))
@@ -45,38 +123,6 @@ pub fn lookup(store: &str, product: &str) -> Result<ProductSnapshot, LookupError
             LookupError::Unavailable("unexpected reservation answer to a lookup".into()),
         ),
     }
-}
-
-/// A newer writer set this line's hold: the caller's decision is stale.
-pub fn stale_fence(product: &str, held: u64) -> Problem {
-    Problem::new(
-        ProblemKind::CartConflict,
-        format!("the line for {product} was changed by a newer request meanwhile; retry"),
-    )
-    .with("productId", product)
-    .with("staleFence", held)
-    .with("retryAfterSeconds", 1)
-}
-
-/// Whether `problem` is `stale_fence`'s.
-pub fn is_stale_fence(problem: &Problem) -> bool {
-    problem.kind == ProblemKind::CartConflict && problem.extensions.contains_key("staleFence")
-}
-
-pub fn unknown_product(product: &str) -> Problem {
-    Problem::new(
-        ProblemKind::UnknownProduct,
-        format!("product {product} does not exist in this store"),
-    )
-    .with("productId", product)
-}
-
-pub fn inventory_unavailable(detail: &str) -> Problem {
-    Problem::new(
-        ProblemKind::InventoryUnavailable,
-        format!("the inventory service is unavailable: {detail}"),
-    )
-    .with("retryAfterSeconds", 2)
 }
 
 /// Holds `quantity` units for the line. The reservation is absolute, so repeating it (a retry,
@@ -91,7 +137,7 @@ pub fn reserve_line(
     quantity: u32,
     ttl_ms: u64,
     fence: u64,
-) -> Result<ReservationState, Problem> {
+) -> Result<ReservationState, ReserveError> {
     if product.policy == ReservationPolicy::Checkout {
         return Ok(ReservationState {
             id: reservation_id.to_owned(),
@@ -116,21 +162,21 @@ pub fn reserve_line(
             crate::ports::metrics::inc(
                 "cart_inventory_reservations_total{result=\"insufficient\"}",
             );
-            Problem::new(
-                ProblemKind::InsufficientStock,
-                format!(
-                    "only {available} of {} can be held for you; you asked for {quantity}",
-                    product.product_id
-                ),
-            )
-            .with("productId", product.product_id.clone())
-            .with("requested", quantity)
-            .with("available", available)
+            ReserveError::InsufficientStock {
+                product: product.product_id.clone(),
+                requested: quantity,
+                available,
+            }
         }),
-        Err(InventoryError::ProductNotFound) => Err(unknown_product(&product.product_id)),
+        Err(InventoryError::ProductNotFound) => {
+            Err(ReserveError::UnknownProduct(product.product_id.clone()))
+        }
         Err(InventoryError::StaleFence(held)) => {
             crate::ports::metrics::inc("cart_inventory_reservations_total{result=\"stale_fence\"}");
-            Err(stale_fence(&product.product_id, held))
+            Err(ReserveError::StaleFence {
+                product: product.product_id.clone(),
+                held,
+            })
         }
         Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
             eprintln!(
@@ -146,9 +192,57 @@ pub fn reserve_line(
     }
 }
 
+/// Holds `quantity` units under `reservation_id` whatever the product's policy (checkout
+/// confirms every line this way), through the breaker and timed like every reservation.
+pub fn hold(
+    store: &str,
+    product: &str,
+    reservation_id: &str,
+    quantity: u32,
+    ttl_ms: u64,
+    fence: u64,
+) -> Result<(), HoldFailure> {
+    match reserve(store, product, reservation_id, quantity, ttl_ms, fence) {
+        Ok(_) => Ok(()),
+        Err(InventoryError::InsufficientStock(available)) => {
+            Err(HoldFailure::InsufficientStock(available))
+        }
+        Err(InventoryError::ProductNotFound) => Err(HoldFailure::ProductNotFound),
+        Err(InventoryError::StaleFence(held)) => Err(HoldFailure::StaleFence(held)),
+        Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
+            Err(HoldFailure::Unavailable(d))
+        }
+    }
+}
+
+/// Commits reservations (a checkout's sale), through the breaker.
+pub fn commit(store: &str, reservation_ids: &[String]) -> Result<(), CommitError> {
+    crate::ports::breaker::call(|| inventory::commit(store, reservation_ids)).map_err(|e| match e {
+        InventoryError::Unavailable(d) => CommitError::Unavailable(d),
+        other => CommitError::Refused(format!("{other:?}")),
+    })
+}
+
+/// Every hold the inventory keeps for `store`, through the breaker; the error as the
+/// contract's error prints it.
+pub fn list_reservations(store: &str) -> Result<Vec<ListedHold>, String> {
+    crate::ports::breaker::call(|| inventory::list_reservations(store))
+        .map(|holds| {
+            holds
+                .into_iter()
+                .map(|h| ListedHold {
+                    reservation_id: h.reservation_id,
+                    product_id: h.product_id,
+                    quantity: h.quantity,
+                })
+                .collect()
+        })
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// One reservation call through the breaker, timed for
 /// `cart_inventory_reservation_duration_seconds` (two clock reads).
-pub fn reserve(
+fn reserve(
     store: &str,
     product: &str,
     reservation_id: &str,

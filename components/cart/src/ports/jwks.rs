@@ -21,7 +21,6 @@ use crate::ports::bindings::identity_keys::{self, FetchError};
 use crate::ports::bindings::{kv, locks};
 use crate::runtime::clock::now_ms;
 use cart_auth::{Verifier, VerifierConfig};
-use cart_domain::{Problem, ProblemKind};
 use serde::{Deserialize, Serialize};
 
 /// The one key-value record of the cache (see docs/keys.md).
@@ -113,26 +112,52 @@ fn fetch(url: &str) -> Fetch {
     Fetch::Fetched(cached.keys)
 }
 
-fn unavailable(fetch: Fetch) -> Problem {
-    let (detail, retry_after) = match fetch {
-        Fetch::Failed(why) => (
-            format!("the identity provider's key set (jwt_jwks_url) could not be fetched: {why}"),
-            u64::from(REFRESH_INTERVAL_MS / 1000),
-        ),
-        _ => (
-            "the identity provider's key set (jwt_jwks_url) is being fetched; retry shortly"
-                .to_owned(),
-            5,
-        ),
-    };
-    Problem::new(ProblemKind::IdentityKeysUnavailable, detail)
-        .with("code", "identity-keys-unavailable")
-        .with("retryAfterSeconds", retry_after)
+/// Why there is no key set to verify with.
+#[derive(Debug, Clone)]
+pub enum KeysUnavailable {
+    /// The fetch failed and nothing is cached; why.
+    FetchFailed(String),
+    /// Another request is fetching (its lease stands) and nothing is cached.
+    Fetching,
 }
+
+impl KeysUnavailable {
+    fn from_fetch(fetch: Fetch) -> Self {
+        match fetch {
+            Fetch::Failed(why) => KeysUnavailable::FetchFailed(why),
+            _ => KeysUnavailable::Fetching,
+        }
+    }
+
+    /// When a retry can succeed: after the refresh interval when the fetch failed, shortly
+    /// when another request is fetching.
+    pub fn retry_after_seconds(&self) -> u64 {
+        match self {
+            KeysUnavailable::FetchFailed(_) => u64::from(REFRESH_INTERVAL_MS / 1000),
+            KeysUnavailable::Fetching => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for KeysUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeysUnavailable::FetchFailed(why) => write!(
+                f,
+                "the identity provider's key set (jwt_jwks_url) could not be fetched: {why}"
+            ),
+            KeysUnavailable::Fetching => f.write_str(
+                "the identity provider's key set (jwt_jwks_url) is being fetched; retry shortly",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeysUnavailable {}
 
 /// The key set to verify with: the cached one while fresh, else a fresh fetch, else the stale
 /// one; 503 when there is none.
-pub fn current(url: &str) -> Result<KeySet, Problem> {
+pub fn current(url: &str) -> Result<KeySet, KeysUnavailable> {
     let cached = read(url);
     if let Some(fresh) = cached.as_ref().filter(|c| c.fresh_until_ms > now_ms()) {
         return Ok(KeySet {
@@ -154,7 +179,7 @@ pub fn current(url: &str) -> Result<KeySet, Problem> {
                     keys: stale.keys,
                     fetched_now: false,
                 }),
-                None => Err(unavailable(other)),
+                None => Err(KeysUnavailable::from_fetch(other)),
             }
         }
     }

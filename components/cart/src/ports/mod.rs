@@ -5,6 +5,8 @@
 pub mod bindings;
 pub mod breaker;
 pub mod cart_repo;
+pub mod event_pipeline;
+pub mod idempotency_store;
 pub mod inventory_port;
 pub mod jwks;
 pub mod line_lock;
