@@ -8,7 +8,8 @@
 //! * only the edge builds `Problem` (the HTTP error): `ops` and `ports` return typed errors
 //!   that `edge/problem.rs` turns into problems;
 //! * only `ports/` touches the generated `storefront:cart` bindings, and only `lib.rs`,
-//!   `edge/http_io.rs` and `ports/bindings.rs` touch `spin_sdk`.
+//!   `edge/http_io.rs` and `ports/bindings.rs` touch `spin_sdk`;
+//! * one write path: only `ops/commit.rs` writes a cart document and counts a lost race.
 //!
 //! Dependencies point one way, so a rule can be changed in one place and the next engineer
 //! can read the code bottom-up. The layer map is in docs/architecture.md ("Code map").
@@ -327,6 +328,23 @@ fn only_ports_touch_the_generated_bindings() {
         spin.is_empty(),
         "modules that touch spin_sdk besides the handler, http_io and the bindings:\n{}",
         spin.join("\n")
+    );
+}
+
+#[test]
+fn cart_documents_have_one_write_path() {
+    let sources = sources();
+    // `commit::run` is the retry loop and its `write` the only caller of the repository's
+    // compare-and-swap; an operation with a loop of its own would count conflicts itself.
+    let writers = mentions(
+        &sources,
+        &["cart_repo::save", "cart_version_conflicts_total"],
+        |s| matches!(s.id.as_str(), "ops::commit" | "runtime::metric_registry"),
+    );
+    assert!(
+        writers.is_empty(),
+        "cart writes or conflict counts outside ops/commit.rs:\n{}",
+        writers.join("\n")
     );
 }
 

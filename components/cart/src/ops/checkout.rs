@@ -19,7 +19,7 @@
 //! checkout is never answered with an error forever and `cart.checked_out` is emitted once.
 //! Until then line changes are refused (the lines may already be sold).
 
-use crate::ops::commit::{already_applied, Committed, SaveError, MAX_SAVE_ATTEMPTS};
+use crate::ops::commit::{self, already_applied, Committed, Outcome, Retry, Step, Stopped};
 use crate::ops::error::{Contended, OpError, ShortLine};
 use crate::ports::cart_repo;
 use crate::ports::inventory_port::{self, CommitError, HoldFailure, ReserveError};
@@ -31,6 +31,7 @@ use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::precondition::EntityTags;
 use cart_domain::{Cart, Line, ReservationStatus, StoreId, UserId};
+use std::convert::Infallible;
 
 fn checkout_hold_ms() -> u64 {
     crate::ports::settings::var("checkout_hold_seconds")
@@ -146,10 +147,12 @@ fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord
 fn save_intent(
     store: &str,
     key: &str,
-    mut loaded: cart_repo::Loaded,
+    loaded: cart_repo::Loaded,
     intent: &CheckoutRecord,
 ) -> Result<cart_repo::Loaded, OpError> {
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+    // The first version has no intent (the caller resumes one instead); a re-read one may.
+    let outcome: Outcome<Infallible> = commit::run(key, loaded, Retry::CHANGE, None, |loaded| {
+        loaded.cart.ensure_no_checkout_pending()?;
         let changed: Vec<&Line> = loaded
             .cart
             .lines
@@ -177,18 +180,10 @@ fn save_intent(
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = Some(intent.clone());
-        match crate::ops::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(saved),
-            Err(SaveError::Conflict) => {
-                crate::ports::metrics::inc("cart_version_conflicts_total");
-                crate::ops::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-                loaded.cart.ensure_no_checkout_pending()?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
-    }
-    Err(OpError::KeptChanging(Contended::CheckoutIntent))
+        Ok(Step::Save(next))
+    })
+    .map_err(|stopped| stopped.or_kept_changing(Contended::CheckoutIntent))?;
+    Ok(outcome.into_loaded())
 }
 
 /// Whether the intent's holds were confirmed by this very request (so the inventory must still
@@ -253,23 +248,21 @@ fn commit_and_finish(
 }
 
 /// Forgets an intent whose commit was refused (nothing was sold).
-fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), OpError> {
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+fn drop_intent(key: &str, loaded: cart_repo::Loaded) -> Result<(), OpError> {
+    let outcome = commit::run(key, loaded, Retry::DROP_INTENT, None, |loaded| {
         if loaded.cart.checkout_intent.is_none() {
-            return Ok(());
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = None;
-        match crate::ops::commit::save(key, &loaded, next) {
-            Ok(_) => return Ok(()),
-            Err(SaveError::Conflict) => {
-                crate::ops::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        // Dropped, or already gone; or every attempt lost, and the next checkout request
+        // finds the intent and tries its commit again.
+        Ok(_) | Err(Stopped::Exhausted { .. }) => Ok(()),
+        Err(Stopped::SaveFailed { error, .. } | Stopped::Failed(error)) => Err(error),
     }
-    Ok(())
 }
 
 /// Holds every line for the checkout; on any shortage releases what it newly held and
@@ -353,7 +346,7 @@ fn save_checked_out(
     store: &StoreId,
     user: &UserId,
     key: &str,
-    mut loaded: cart_repo::Loaded,
+    loaded: cart_repo::Loaded,
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
 ) -> Result<Committed, OpError> {
@@ -364,7 +357,18 @@ fn save_checked_out(
         checked_out_at_ms: now,
         ..intent
     };
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+    let still_ours = |cart: &Cart| {
+        cart.checkout_intent
+            .as_ref()
+            .is_some_and(|pending| pending.checkout_id == record.checkout_id)
+    };
+    // The first version carries this intent (the caller just saved or found it); a re-read
+    // one may not.
+    let outcome = commit::run(key, loaded, Retry::CHANGE, None, |loaded| {
+        if !still_ours(&loaded.cart) {
+            // Another request finished this checkout meanwhile.
+            return Ok(Step::Settled(loaded.cart.clone()));
+        }
         let mut next = loaded.cart.clone();
         next.lines.retain(|l| {
             !record
@@ -391,37 +395,32 @@ fn save_checked_out(
             EventType::CheckedOut,
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
-        match crate::ops::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(Committed { cart: saved.cart }),
-            Err(SaveError::Conflict) => {
-                crate::ports::metrics::inc("cart_version_conflicts_total");
-                crate::ops::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-                let still_ours = loaded
-                    .cart
-                    .checkout_intent
-                    .as_ref()
-                    .is_some_and(|pending| pending.checkout_id == record.checkout_id);
-                if !still_ours {
-                    // Another request finished this checkout meanwhile.
-                    return Ok(Committed { cart: loaded.cart });
-                }
-            }
-            Err(SaveError::Failed(e)) => {
-                return Err(OpError::CheckoutPending {
-                    checkout_id: record.checkout_id,
-                    cause: Box::new(e),
-                })
-            }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved: latest, .. }) | Ok(Outcome::AlreadyApplied(latest)) => {
+            Ok(Committed { cart: latest.cart })
         }
+        Ok(Outcome::Settled(cart)) => Ok(Committed { cart }),
+        Err(Stopped::Exhausted { .. }) => {
+            // One more look: a request that finished this checkout meanwhile is a success.
+            let latest = measure(Phase::Store, || cart_repo::load(key))?;
+            if !still_ours(&latest.cart) {
+                return Ok(Committed { cart: latest.cart });
+            }
+            // The reservations are committed and the intent is recorded: the next checkout
+            // request finishes the job.
+            Err(OpError::CheckoutUnrecorded {
+                checkout_id: record.checkout_id,
+            })
+        }
+        Err(Stopped::SaveFailed { error, .. }) => Err(OpError::CheckoutPending {
+            checkout_id: record.checkout_id,
+            cause: Box::new(error),
+        }),
+        Err(Stopped::Failed(error)) => Err(error),
     }
-    // The reservations are committed and the intent is recorded: the next checkout request
-    // finishes the job.
-    Err(OpError::CheckoutUnrecorded {
-        checkout_id: record.checkout_id,
-    })
 }
-
 /// Items and value per cart, observed once per completed checkout (the cart that was sold).
 fn observe_sold_cart(intent: &CheckoutRecord) {
     use crate::runtime::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};

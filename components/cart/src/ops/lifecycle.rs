@@ -2,7 +2,7 @@
 //! stock), and reading a cart re-confirms `unconfirmed`/`expired` lines once the inventory is
 //! healthy again (bounded work per request; see `holds`).
 
-use crate::ops::commit::SaveError;
+use crate::ops::commit::{self, Outcome, Retry, Step, Stopped};
 use crate::ops::error::OpError;
 use crate::ops::holds;
 use crate::ports::cart_repo::{self, Loaded};
@@ -77,26 +77,25 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, OpError> 
 /// Saves re-confirmed holds as a new revision (the line statuses the shopper sees changed).
 fn save_maintained(
     key: &str,
-    mut loaded: Loaded,
+    loaded: Loaded,
     maintained: &holds::Maintained,
 ) -> Result<Loaded, OpError> {
-    for _ in 0..4 {
+    let outcome = commit::run(key, loaded, Retry::READ_REPAIR, None, |loaded| {
         let mut next = loaded.cart.clone();
         maintained.apply(&mut next);
         if next == loaded.cart {
-            return Ok(loaded);
+            return Ok(Step::Settled(loaded.clone()));
         }
         next.revision = loaded.cart.revision + 1;
-        match crate::ops::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(saved),
-            Err(SaveError::Conflict) => {
-                crate::ports::metrics::inc("cart_version_conflicts_total");
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved: latest, .. })
+        | Ok(Outcome::Settled(latest))
+        | Ok(Outcome::AlreadyApplied(latest)) => Ok(latest),
+        // Another writer kept winning; the holds are refreshed in inventory either way and
+        // the statuses will be saved by a later request.
+        Err(Stopped::Exhausted { .. }) => Ok(measure(Phase::Store, || cart_repo::load(key))?),
+        Err(Stopped::SaveFailed { error, .. } | Stopped::Failed(error)) => Err(error),
     }
-    // Another writer kept winning; the holds are refreshed in inventory either way and the
-    // statuses will be saved by a later request.
-    Ok(measure(Phase::Store, || cart_repo::load(key))?)
 }

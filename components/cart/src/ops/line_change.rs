@@ -14,9 +14,7 @@
 //! If the save finally fails, the line's previous hold is restored, so inventory never keeps
 //! more for the cart than the cart shows for longer than a reservation TTL.
 
-use crate::ops::commit::{
-    already_applied, conflict_backoff, Committed, SaveError, MAX_SAVE_ATTEMPTS,
-};
+use crate::ops::commit::{self, already_applied, Committed, Outcome, Retry, Step, Stopped};
 use crate::ops::error::{Contended, OpError};
 use crate::ports::cart_repo::{self, Loaded};
 use crate::ports::inventory_port::{self, LookupError, ReserveError};
@@ -32,6 +30,7 @@ use cart_domain::{
     Cart, LineChange, ProductId, ProductSnapshot, ReservationPolicy, ReservationStatus, StoreId,
     UserId,
 };
+use std::convert::Infallible;
 
 pub struct LineRequest<'a> {
     pub store: &'a StoreId,
@@ -149,71 +148,74 @@ fn change_line_locked(
     outcome
 }
 
-/// Applies the change to the newest cart until a compare-and-swap succeeds.
+/// Applies the change to the newest cart until a compare-and-swap succeeds (`commit::run`).
+/// Whatever stops it undoes this request's hold first, so the line holds what the stored cart
+/// says: a rule or reservation refusal, a failed write, every attempt lost, or the change
+/// found already applied.
 fn save_loop(
     req: &LineRequest<'_>,
     settings: &Settings,
     write: &WriteSettings,
     key: &str,
-    mut loaded: Loaded,
+    loaded: Loaded,
     product: &ProductSnapshot,
     maintained: &crate::ops::holds::Maintained,
 ) -> Result<Committed, OpError> {
-    let key = key.to_owned();
     let store = req.store.as_str();
     let product_id = req.product.as_str();
     let mut held: Option<Held> = None;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let attempt_ctx = Attempt {
-            req,
-            settings,
-            write,
-            key: &key,
-            product,
-            maintained,
-        };
-        let result = apply_once(&attempt_ctx, &loaded, &mut held);
-        match result {
-            Ok(committed) => {
-                finish_after_commit(
-                    store,
-                    &loaded,
-                    &committed,
-                    product,
-                    write.reservation_ttl_for(req.user),
-                );
-                return Ok(committed);
-            }
-            Err(SaveError::Conflict) => {
-                crate::ports::metrics::inc("cart_version_conflicts_total");
-                if attempt >= MAX_SAVE_ATTEMPTS {
-                    undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Err(OpError::KeptChanging(Contended::Line { attempts: attempt }));
-                }
-                conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-                if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
-                    undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Ok(done);
-                }
-                // With If-Match the client allowed exactly one revision; a conflict that was
-                // only the relay trimming the outbox leaves the revision as it was.
-                if let Some(tags) = &req.if_match {
-                    if !tags.matches_strong(loaded.cart.revision) {
-                        undo_hold(store, &loaded, product_id, held.as_ref());
-                        return Err(OpError::PreconditionFailed {
-                            current_revision: loaded.cart.revision,
-                        });
-                    }
+    let ctx = Attempt {
+        req,
+        settings,
+        write,
+        key,
+        product,
+        maintained,
+    };
+    let outcome: Result<Outcome<Infallible>, Stopped> = commit::run(
+        key,
+        loaded,
+        Retry::LINE_CHANGE,
+        req.mark.as_ref(),
+        |loaded| {
+            // With If-Match the client allowed exactly one revision; a conflict that was only
+            // the relay trimming the outbox leaves the revision as it was.
+            if let Some(tags) = &req.if_match {
+                if !tags.matches_strong(loaded.cart.revision) {
+                    undo_hold(store, loaded, product_id, held.as_ref());
+                    return Err(OpError::PreconditionFailed {
+                        current_revision: loaded.cart.revision,
+                    });
                 }
             }
-            Err(SaveError::Failed(e)) => {
-                undo_hold(store, &loaded, product_id, held.as_ref());
-                return Err(e);
-            }
+            decide(&ctx, loaded, &mut held).inspect_err(|_| {
+                undo_hold(store, loaded, product_id, held.as_ref());
+            })
+        },
+    );
+    match outcome {
+        Ok(Outcome::Saved { base, saved }) => {
+            let committed = Committed { cart: saved.cart };
+            let ttl = write.reservation_ttl_for(req.user);
+            finish_after_commit(store, &base, &committed, product, ttl);
+            Ok(committed)
         }
+        Ok(Outcome::AlreadyApplied(latest)) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Ok(Committed { cart: latest.cart })
+        }
+        Ok(Outcome::Settled(never)) => match never {},
+        Err(Stopped::Exhausted { attempts, latest }) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Err(OpError::KeptChanging(Contended::Line { attempts }))
+        }
+        Err(Stopped::SaveFailed { error, latest }) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Err(error)
+        }
+        // `decide` undid the hold before refusing; a failed re-read leaves it to its TTL, and
+        // a key reused for another request made no hold of its own on that version.
+        Err(Stopped::Failed(error)) => Err(error),
     }
 }
 
@@ -257,8 +259,7 @@ fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
     product
 }
 
-/// One attempt against `loaded`: compute, hold, save.
-/// Everything one save attempt needs besides the cart it starts from.
+/// Everything one attempt needs besides the cart it starts from.
 struct Attempt<'a> {
     req: &'a LineRequest<'a>,
     settings: &'a Settings,
@@ -268,11 +269,13 @@ struct Attempt<'a> {
     maintained: &'a crate::ops::holds::Maintained,
 }
 
-fn apply_once(
+/// One attempt against `loaded`: check the rules, hold the line's new quantity, and say what
+/// to write.
+fn decide(
     ctx: &Attempt<'_>,
     loaded: &Loaded,
     held: &mut Option<Held>,
-) -> Result<Committed, SaveError> {
+) -> Result<Step<Infallible>, OpError> {
     let Attempt {
         req,
         settings,
@@ -282,13 +285,11 @@ fn apply_once(
         maintained,
     } = *ctx;
     let store = req.store.as_str();
-    let refused = |problem| SaveError::Failed(OpError::Rule(problem));
-    loaded.cart.ensure_no_checkout_pending().map_err(refused)?;
+    loaded.cart.ensure_no_checkout_pending()?;
     let target = loaded
         .cart
-        .target_quantity(req.product.as_str(), req.change, &settings.limits)
-        .map_err(refused)?;
-    check_product_rules(product, target).map_err(refused)?;
+        .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
+    check_product_rules(product, target)?;
     let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
     let now = crate::runtime::clock::now_ms();
 
@@ -321,7 +322,7 @@ fn apply_once(
             // lease another writer may have, so every attempt reserves again (fenced).
             Some(h) if h.quantity == target && write.line_leases => h.state.clone(),
             _ => {
-                let state = measure(Phase::Inventory, || {
+                let reserved = measure(Phase::Inventory, || {
                     inventory_port::reserve_line(
                         store,
                         product,
@@ -330,13 +331,14 @@ fn apply_once(
                         write.reservation_ttl_for(req.user),
                         loaded.version + 1,
                     )
-                })
-                .map_err(|e| match e {
+                });
+                let state = match reserved {
+                    Ok(state) => state,
                     // A writer that decided from a newer version set the hold: this version
                     // is stale, so the compare-and-swap would fail too.
-                    ReserveError::StaleFence { .. } => SaveError::Conflict,
-                    e => SaveError::Failed(e.into()),
-                })?;
+                    Err(ReserveError::StaleFence { .. }) => return Ok(Step::Stale),
+                    Err(e) => return Err(e.into()),
+                };
                 *held = Some(Held {
                     state: state.clone(),
                     quantity: target,
@@ -357,8 +359,7 @@ fn apply_once(
     match reservation {
         Some(state) => next.put_line(product, target, state, now),
         None => next.put_line(product, 0, placeholder(&rid), now),
-    }
-    .map_err(refused)?;
+    }?;
     next.revision = loaded.cart.revision + 1;
     emit_line_events(
         &mut next,
@@ -373,8 +374,7 @@ fn apply_once(
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
-    let saved = crate::ops::commit::save(key, loaded, next)?;
-    Ok(Committed { cart: saved.cart })
+    Ok(Step::Save(next))
 }
 
 /// The events of one line change: what happened to the line, and whether its hold fell back.

@@ -9,7 +9,7 @@
 //! a retry after a crash before the save redoes only absolute, idempotent steps.
 
 use crate::ops::clear;
-use crate::ops::commit::{conflict_backoff, Committed, SaveError, MAX_SAVE_ATTEMPTS};
+use crate::ops::commit::{self, Committed, Outcome, Retry, Step};
 use crate::ops::error::{Contended, OpError};
 use crate::ports::cart_repo;
 use crate::ports::inventory_port::{self, ReserveError};
@@ -21,6 +21,7 @@ use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::merge::{merge_target, merge_within_stock};
 use cart_domain::reservation::{reservation_id, ReservationState};
 use cart_domain::{Line, ProductId, StoreId, UserId};
+use std::convert::Infallible;
 
 /// One guest line's outcome in the user's cart.
 struct Merged {
@@ -116,7 +117,7 @@ fn transfer(
     settings: &Settings,
     write: &WriteSettings,
 ) -> Result<Committed, OpError> {
-    let mut loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
+    let loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
     loaded.cart.ensure_no_checkout_pending()?;
     let ttl = write.reservation_ttl_for(user);
     let mut merged = Vec::with_capacity(guest_lines.len());
@@ -220,44 +221,39 @@ fn transfer(
             guest_quantity: guest_line.quantity,
         });
     }
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
-        let now = crate::runtime::clock::now_ms();
-        let mut next = loaded.cart.clone();
-        let factory = EventFactory {
-            store_id: store.as_str(),
-            user_id: user.as_str(),
-            cart_key: user_key,
-            now_ms: now,
-        };
-        for m in &merged {
-            let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
-            let snapshot = m.line.snapshot();
-            next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
-            let mut data = line_data(
-                store.as_str(),
-                user.as_str(),
-                &m.line.product_id,
-                previous,
-                m.quantity,
-                Some(&m.line.unit_price),
-                None,
-            );
-            data["mergedFromGuest"] = serde_json::Value::from(m.guest_quantity);
-            next.emit(&factory, EventType::ItemAdded, data);
-        }
-        next.revision = loaded.cart.revision + 1;
-        remember(&mut next.applied_keys, mark.clone(), now);
-        match crate::ops::commit::save(user_key, &loaded, next) {
-            Ok(saved) => {
-                return Ok(Committed { cart: saved.cart });
+    // The holds are taken: only the write is retried, each time onto the newest version.
+    let outcome: Outcome<Infallible> =
+        commit::run(user_key, loaded, Retry::CHANGE, None, |loaded| {
+            let now = crate::runtime::clock::now_ms();
+            let mut next = loaded.cart.clone();
+            let factory = EventFactory {
+                store_id: store.as_str(),
+                user_id: user.as_str(),
+                cart_key: user_key,
+                now_ms: now,
+            };
+            for m in &merged {
+                let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
+                let snapshot = m.line.snapshot();
+                next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
+                let mut data = line_data(
+                    store.as_str(),
+                    user.as_str(),
+                    &m.line.product_id,
+                    previous,
+                    m.quantity,
+                    Some(&m.line.unit_price),
+                    None,
+                );
+                data["mergedFromGuest"] = serde_json::Value::from(m.guest_quantity);
+                next.emit(&factory, EventType::ItemAdded, data);
             }
-            Err(SaveError::Conflict) => {
-                crate::ports::metrics::inc("cart_version_conflicts_total");
-                conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
-    }
-    Err(OpError::KeptChanging(Contended::Merge))
+            next.revision = loaded.cart.revision + 1;
+            remember(&mut next.applied_keys, mark.clone(), now);
+            Ok(Step::Save(next))
+        })
+        .map_err(|stopped| stopped.or_kept_changing(Contended::Merge))?;
+    Ok(Committed {
+        cart: outcome.into_loaded().cart,
+    })
 }

@@ -15,8 +15,9 @@
 //!   minute), so a down pipeline is not hammered on every write and one bad cart does not slow
 //!   the others.
 
+use crate::ops::commit::{self, Outcome, Retry, Step, Stopped};
 use crate::ops::error::OpError;
-use crate::ports::cart_repo::{self, Loaded, SaveError};
+use crate::ports::cart_repo::{self, Loaded};
 use crate::ports::outbox::{self, metric_keys, CLAIM_TTL_MS};
 use crate::runtime::clock::{now_ms, random_unit};
 use crate::runtime::metric_registry as registry;
@@ -38,8 +39,6 @@ const SWEEP_ROUNDS: usize = 64;
 /// sink refuses more than 1,000 records), so a long backlog drains in rounds instead of being
 /// refused whole.
 pub const MAX_BATCH: usize = 100;
-/// Compare-and-swap attempts of one removal or backoff write.
-const MAX_SAVE_ATTEMPTS: usize = 8;
 
 fn topic() -> String {
     crate::ports::settings::var("events_topic")
@@ -220,13 +219,14 @@ fn remove_acknowledged(
     cart_key: &str,
     token: &str,
     ack: Option<Ack>,
-    mut loaded: Loaded,
+    loaded: Loaded,
     give_up: bool,
 ) -> Option<Loaded> {
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+    // A relay's own write: no new events, the revision (ETag) untouched.
+    let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
         if !loaded.cart.relay_claimed_by(token, now) {
-            return None;
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         if let Some(ack) = ack {
@@ -241,39 +241,25 @@ fn remove_acknowledged(
                 failures: 0,
             })
         };
-        match save_trim(cart_key, &loaded, next) {
-            Ok(saved) => return Some(saved),
-            Err(SaveError::Conflict) => loaded = cart_repo::load(cart_key).ok()?,
-            Err(SaveError::Failed(_)) => return None,
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved, .. }) => Some(saved),
+        _ => None,
     }
-    None
-}
-
-/// A relay's own write: no new events, the revision (ETag) untouched.
-fn save_trim(
-    cart_key: &str,
-    base: &Loaded,
-    mut next: cart_domain::Cart,
-) -> Result<Loaded, SaveError> {
-    next.previous_version = base.version;
-    let version = cart_repo::save(cart_key, base.version, &next)?;
-    Ok(Loaded {
-        version,
-        cart: next,
-    })
 }
 
 /// After a failed (or partly failed) publish: removes what was acknowledged and turns the
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
-/// may have unlisted it just before the commit that claimed this relay).
-fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
+/// may have unlisted it just before the commit that claimed this relay). Best effort: a lost
+/// claim is the new holder's to back off, a failed write leaves the claim to expire.
+fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) {
     crate::ports::metrics::inc(metric_keys::FAILURES);
     outbox::list(cart_key);
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+    let _ = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
         if !loaded.cart.relay_claimed_by(token, now) {
-            return;
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         if let Some(ack) = ack {
@@ -290,15 +276,8 @@ fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
             until_ms: now + backoff_delay_ms(failures, 250, 60_000, 0.5 + random_unit() / 2.0),
             failures,
         });
-        match save_trim(cart_key, &loaded, next) {
-            Ok(_) => return,
-            Err(SaveError::Conflict) => match cart_repo::load(cart_key) {
-                Ok(again) => loaded = again,
-                Err(_) => return,
-            },
-            Err(SaveError::Failed(_)) => return,
-        }
-    }
+        Ok(Step::Save(next))
+    });
 }
 
 /// What the admin sweep did.
@@ -332,33 +311,44 @@ pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, OpError> {
     Ok(report)
 }
 
+/// Why the sweep left a cart without relaying it.
+enum LeftAlone {
+    /// Its outbox is empty (and it is unlisted now).
+    Drained,
+    /// Someone holds a live claim: a relay (`backing_off` false) or a backoff.
+    Claimed { backing_off: bool },
+}
+
 /// One listed cart: unlist it when its outbox is empty, else claim its relay and run it.
 fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
     let mut report = RelayReport::default();
-    let token = crate::ops::commit::request_token();
-    for _ in 0..MAX_SAVE_ATTEMPTS {
-        let Ok(loaded) = cart_repo::load(cart_key) else {
-            report.failed = true;
-            return report;
-        };
+    let token = commit::request_token();
+    let Ok(loaded) = cart_repo::load(cart_key) else {
+        report.failed = true;
+        return report;
+    };
+    let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         report.pending = pending_count(&loaded.cart);
         if !loaded.cart.has_pending_events() {
-            // Drained: unlist, then look once more in case a writer committed meanwhile.
+            // Drained: unlist, then look once more in case a writer committed meanwhile (then
+            // list it again and start over from a fresh read).
             outbox::unlist(cart_key);
-            match cart_repo::load(cart_key) {
-                Ok(again) if !again.cart.has_pending_events() => return report,
+            return match cart_repo::load(cart_key) {
+                Ok(again) if !again.cart.has_pending_events() => {
+                    Ok(Step::Settled(LeftAlone::Drained))
+                }
                 _ => {
                     outbox::list(cart_key);
-                    continue;
+                    Ok(Step::Stale)
                 }
-            }
+            };
         }
         let now = now_ms();
         if let Some(claim) = loaded.cart.relay.as_ref().filter(|c| c.is_live(now)) {
             if !force {
-                report.backing_off = claim.token.is_empty();
-                report.busy = !report.backing_off;
-                return report;
+                return Ok(Step::Settled(LeftAlone::Claimed {
+                    backing_off: claim.token.is_empty(),
+                }));
             }
         }
         let mut next = loaded.cart.clone();
@@ -367,15 +357,21 @@ fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
             until_ms: now + CLAIM_TTL_MS,
             failures: loaded.cart.relay.as_ref().map_or(0, |c| c.failures),
         });
-        match save_trim(cart_key, &loaded, next) {
-            Ok(saved) => return relay_claimed(cart_key, &token, Some(saved), SWEEP_ROUNDS),
-            Err(SaveError::Conflict) => continue,
-            Err(SaveError::Failed(_)) => {
-                report.failed = true;
-                return report;
-            }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved, .. }) => {
+            return relay_claimed(cart_key, &token, Some(saved), SWEEP_ROUNDS)
         }
+        Ok(Outcome::Settled(LeftAlone::Drained)) => {}
+        Ok(Outcome::Settled(LeftAlone::Claimed { backing_off })) => {
+            report.backing_off = backing_off;
+            report.busy = !backing_off;
+        }
+        // No idempotency mark is looked for.
+        Ok(Outcome::AlreadyApplied(_)) => {}
+        Err(Stopped::Exhausted { .. }) => report.busy = true,
+        Err(Stopped::SaveFailed { .. } | Stopped::Failed(_)) => report.failed = true,
     }
-    report.busy = true;
     report
 }
