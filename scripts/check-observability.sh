@@ -5,9 +5,9 @@
 # 2. `promtool test rules` on deploy/prometheus/tests/*.yml (series in, alerts out);
 # 3. every metric name in the rule expressions, in the rule tests (input series and PromQL
 #    checks) and in the queries of deploy/grafana/*.json is one /metrics really exports:
-#    a family of components/cart/src/metric_registry.rs (read as Rust source text; a
+#    a family of components/cart/src/runtime/metric_registry.rs (read as Rust source text; a
 #    histogram family also as its `_bucket`, `_sum` and `_count` series) or one of the live
-#    gauges that /metrics adds in components/cart/src/api.rs; names recorded by the rule files
+#    gauges that /metrics adds in components/cart/src/edge/api.rs; names recorded by the rule files
 #    are allowed too. Every label matcher is checked against what /metrics emits: on a
 #    selector of an exported family the label must be one that family has (job and instance
 #    are the scrape's) and its value one the registry lists for it (operation, status,
@@ -61,8 +61,8 @@ import re
 import sys
 
 ROOT = pathlib.Path.cwd()
-REGISTRY = ROOT / "components/cart/src/metric_registry.rs"
-GAUGES_SOURCE = ROOT / "components/cart/src/api.rs"
+REGISTRY = ROOT / "components/cart/src/runtime/metric_registry.rs"
+GAUGES_SOURCE = ROOT / "components/cart/src/edge/api.rs"
 RUNBOOKS = ROOT / "docs/runbooks.md"
 DASHBOARDS = sorted((ROOT / "deploy/grafana").glob("*.json"))
 

@@ -3,41 +3,15 @@
 //! It imports only the project's WIT interfaces (documents, kv, locks, inventory, events,
 //! config) and WASI; everything Spin-specific lives in the adapter component.
 
-mod admin;
-mod api;
-mod bindings;
-mod breaker;
-mod cart_repo;
-mod checkout;
-mod clear;
-mod clock;
-mod commit;
-mod deferred;
-mod holds;
-mod http_io;
-mod idempotency;
-mod identity;
-mod inventory_port;
-mod jwks;
-mod lifecycle;
-mod line_change;
-mod line_lock;
-mod lock_keys;
-mod merge;
-mod metric_registry;
-mod metrics;
-mod oplog;
-mod orphan_sweep;
-mod outbox;
-mod product_cache;
-mod record_reads;
-mod relay;
-mod routes;
-mod settings;
-mod store_writes;
-mod timing;
-mod trace;
+mod edge;
+mod ops;
+mod ports;
+mod runtime;
 
+use edge::{api, http_io, routes, trace};
+use ops::relay;
+use ports::{metrics, settings};
+use runtime::{deferred, oplog, timing};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 

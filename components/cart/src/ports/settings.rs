@@ -2,7 +2,7 @@
 //! Every value has a safe default, and a malformed value falls back to it rather than failing
 //! requests: a typo in a variable must not take the cart down.
 
-use crate::bindings::config;
+use crate::ports::bindings::config;
 use cart_domain::Limits;
 use std::cell::RefCell;
 use std::collections::HashMap;

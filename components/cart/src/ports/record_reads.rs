@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::bindings::kv::{self, StoreError};
+use crate::ports::bindings::kv::{self, StoreError};
 
 thread_local! {
     static PREFETCHED: RefCell<HashMap<String, Option<Vec<u8>>>> = RefCell::new(HashMap::new());

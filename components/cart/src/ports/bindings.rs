@@ -20,7 +20,7 @@ pub mod documents {
     pub use super::storefront::cart::documents::*;
 
     pub fn compare_and_swap(key: &str, expected: u64, body: &[u8]) -> Result<u64, SwapError> {
-        crate::store_writes::count();
+        crate::runtime::store_writes::count();
         super::storefront::cart::documents::compare_and_swap(key, expected, body)
     }
 }
@@ -30,23 +30,23 @@ pub mod kv {
     pub use super::storefront::cart::kv::*;
 
     pub fn set(key: &str, value: &[u8]) -> Result<(), StoreError> {
-        crate::store_writes::count();
+        crate::runtime::store_writes::count();
         super::storefront::cart::kv::set(key, value)
     }
 
     pub fn delete(key: &str) -> Result<(), StoreError> {
-        crate::store_writes::count();
+        crate::runtime::store_writes::count();
         super::storefront::cart::kv::delete(key)
     }
 
     pub fn increment(key: &str, delta: i64) -> Result<i64, StoreError> {
-        crate::store_writes::count();
+        crate::runtime::store_writes::count();
         super::storefront::cart::kv::increment(key, delta)
     }
 
     #[allow(dead_code)] // part of the contract; the cart flushes metrics as one document now
     pub fn increment_many(deltas: &[(String, i64)]) -> Result<(), StoreError> {
-        crate::store_writes::count();
+        crate::runtime::store_writes::count();
         super::storefront::cart::kv::increment_many(deltas)
     }
 }

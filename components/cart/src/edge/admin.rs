@@ -4,7 +4,7 @@
 //! `/metrics` is open unless `metrics_token` is set; then it needs
 //! `Authorization: Bearer <metrics_token>` (a scraper's credential, separate from the admin one).
 
-use crate::http_io::HttpRequest;
+use crate::edge::http_io::HttpRequest;
 use cart_domain::{Problem, ProblemKind};
 
 /// Compares without an early exit, so response timing does not reveal a prefix of the token.
@@ -17,7 +17,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The configured token named `variable`, if set.
 fn configured(variable: &str) -> Option<String> {
-    crate::settings::var(variable)
+    crate::ports::settings::var(variable)
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }

@@ -7,12 +7,11 @@
 //! line has since replaced, and re-reserving it would set the hold below (or above) what the
 //! cart shows. The leases are kept until the caller has saved the new states.
 
-use crate::bindings::locks::Lease;
-use crate::breaker;
-use crate::cart_repo;
-use crate::inventory_port;
-use crate::line_lock;
-use crate::timing::{measure, Phase};
+use crate::ports::breaker;
+use crate::ports::cart_repo;
+use crate::ports::inventory_port;
+use crate::ports::line_lock::{self, Lease};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::breaker::Phase as BreakerPhase;
 use cart_domain::reservation::ReservationState;
 use cart_domain::{Cart, Line, ReservationStatus, StoreId, UserId};
@@ -56,7 +55,7 @@ impl Maintained {
     /// Releases the leases after the response (the states are saved by then, or given up).
     pub fn release_after_response(self) {
         let leases = self.leases;
-        crate::deferred::defer(move || line_lock::release_all(&leases));
+        crate::runtime::deferred::defer(move || line_lock::release_all(&leases));
     }
 }
 
@@ -67,7 +66,7 @@ fn needs_attention(line: &Line, now_ms: u64, ttl_ms: u64) -> bool {
 
 /// Whether any line (other than `skip`) would be refreshed or re-confirmed.
 pub fn any_need_attention(cart: &Cart, skip: Option<&str>, ttl_ms: u64) -> bool {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     cart.lines
         .iter()
         .any(|l| Some(l.product_id.as_str()) != skip && needs_attention(l, now, ttl_ms))
@@ -88,7 +87,7 @@ pub fn maintain(
     if breaker::current_phase() == BreakerPhase::Open {
         return out;
     }
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let mut leased: Vec<(String, Lease)> = Vec::new();
     for line in cart
         .lines
@@ -97,7 +96,7 @@ pub fn maintain(
         .take(MAX_LINES_PER_REQUEST)
     {
         let key = line_lock::line_key(store, user, &line.product_id);
-        if let Ok(Some(lease)) = crate::bindings::locks::try_acquire(&key, lock_ttl_ms) {
+        if let Some(lease) = line_lock::try_acquire(&key, lock_ttl_ms) {
             leased.push((line.product_id.clone(), lease));
         }
     }

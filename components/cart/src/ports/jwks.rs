@@ -5,7 +5,7 @@
 //!   counts as absent, so changing the variable takes effect at once.
 //! * Fetched through `identity-keys.fetch-key-set` when the cache is absent or stale, and once
 //!   more when a token names a `kid` the cached set does not have (the provider rotated keys).
-//! * Every fetch first takes the lease [`crate::lock_keys::jwks_refresh`] for
+//! * Every fetch first takes the lease [`crate::ports::lock_keys::jwks_refresh`] for
 //!   [`REFRESH_INTERVAL_MS`] and never gives it back: the lease *is* the budget of one fetch a
 //!   minute per store, whatever asks for it. Tokens with made-up `kid`s therefore cost the
 //!   provider at most one request a minute, and requests that find the cache stale together do
@@ -17,11 +17,10 @@
 //!   provider down) tokens that need it get 503 `identity-keys-unavailable` with `Retry-After`:
 //!   the token may be perfectly valid, so a 401 would wrongly tell the client to sign in again.
 
-use crate::bindings::identity_keys::{self, FetchError};
-use crate::bindings::{kv, locks};
-use crate::clock::now_ms;
+use crate::ports::bindings::identity_keys::{self, FetchError};
+use crate::ports::bindings::{kv, locks};
+use crate::runtime::clock::now_ms;
 use cart_auth::{Verifier, VerifierConfig};
-use cart_domain::{Problem, ProblemKind};
 use serde::{Deserialize, Serialize};
 
 /// The one key-value record of the cache (see docs/keys.md).
@@ -56,7 +55,7 @@ enum Fetch {
 }
 
 fn ttl_ms() -> u64 {
-    crate::settings::var("jwt_jwks_ttl_seconds")
+    crate::ports::settings::var("jwt_jwks_ttl_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|secs| *secs > 0)
         .unwrap_or(DEFAULT_TTL_SECONDS)
@@ -77,7 +76,10 @@ fn warn(message: &str) {
 }
 
 fn fetch(url: &str) -> Fetch {
-    match locks::try_acquire(&crate::lock_keys::jwks_refresh(), REFRESH_INTERVAL_MS) {
+    match locks::try_acquire(
+        &crate::ports::lock_keys::jwks_refresh(),
+        REFRESH_INTERVAL_MS,
+    ) {
         // Deliberately never released: it expires after the minute it stands for.
         Ok(Some(_lease)) => {}
         Ok(None) => return Fetch::Throttled,
@@ -110,26 +112,52 @@ fn fetch(url: &str) -> Fetch {
     Fetch::Fetched(cached.keys)
 }
 
-fn unavailable(fetch: Fetch) -> Problem {
-    let (detail, retry_after) = match fetch {
-        Fetch::Failed(why) => (
-            format!("the identity provider's key set (jwt_jwks_url) could not be fetched: {why}"),
-            u64::from(REFRESH_INTERVAL_MS / 1000),
-        ),
-        _ => (
-            "the identity provider's key set (jwt_jwks_url) is being fetched; retry shortly"
-                .to_owned(),
-            5,
-        ),
-    };
-    Problem::new(ProblemKind::IdentityKeysUnavailable, detail)
-        .with("code", "identity-keys-unavailable")
-        .with("retryAfterSeconds", retry_after)
+/// Why there is no key set to verify with.
+#[derive(Debug, Clone)]
+pub enum KeysUnavailable {
+    /// The fetch failed and nothing is cached; why.
+    FetchFailed(String),
+    /// Another request is fetching (its lease stands) and nothing is cached.
+    Fetching,
 }
+
+impl KeysUnavailable {
+    fn from_fetch(fetch: Fetch) -> Self {
+        match fetch {
+            Fetch::Failed(why) => KeysUnavailable::FetchFailed(why),
+            _ => KeysUnavailable::Fetching,
+        }
+    }
+
+    /// When a retry can succeed: after the refresh interval when the fetch failed, shortly
+    /// when another request is fetching.
+    pub fn retry_after_seconds(&self) -> u64 {
+        match self {
+            KeysUnavailable::FetchFailed(_) => u64::from(REFRESH_INTERVAL_MS / 1000),
+            KeysUnavailable::Fetching => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for KeysUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeysUnavailable::FetchFailed(why) => write!(
+                f,
+                "the identity provider's key set (jwt_jwks_url) could not be fetched: {why}"
+            ),
+            KeysUnavailable::Fetching => f.write_str(
+                "the identity provider's key set (jwt_jwks_url) is being fetched; retry shortly",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeysUnavailable {}
 
 /// The key set to verify with: the cached one while fresh, else a fresh fetch, else the stale
 /// one; 503 when there is none.
-pub fn current(url: &str) -> Result<KeySet, Problem> {
+pub fn current(url: &str) -> Result<KeySet, KeysUnavailable> {
     let cached = read(url);
     if let Some(fresh) = cached.as_ref().filter(|c| c.fresh_until_ms > now_ms()) {
         return Ok(KeySet {
@@ -151,7 +179,7 @@ pub fn current(url: &str) -> Result<KeySet, Problem> {
                     keys: stale.keys,
                     fetched_now: false,
                 }),
-                None => Err(unavailable(other)),
+                None => Err(KeysUnavailable::from_fetch(other)),
             }
         }
     }

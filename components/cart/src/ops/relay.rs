@@ -15,18 +15,19 @@
 //!   minute), so a down pipeline is not hammered on every write and one bad cart does not slow
 //!   the others.
 
-use crate::bindings::{events, kv};
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::clock::{now_ms, random_unit};
-use crate::metric_registry as registry;
-use crate::outbox::{marker_key, metric_keys, CLAIM_TTL_MS, MARKER_PREFIX};
-use crate::timing::{measure_timed, Phase};
+use crate::ops::commit::{self, Outcome, Retry, Step, Stopped};
+use crate::ops::error::OpError;
+use crate::ports::cart_repo::{self, Loaded};
+use crate::ports::outbox::{self, metric_keys, CLAIM_TTL_MS};
+use crate::runtime::clock::{now_ms, random_unit};
+use crate::runtime::metric_registry as registry;
+
 use cart_domain::backoff::backoff_delay_ms;
 use cart_domain::cart::RelayClaim;
 use cart_domain::events::OutboxEntry;
 use cart_domain::outbox::{chunk_key, chunks, Spill};
 use cart_domain::Cart;
-use cart_domain::Problem;
+
 use serde::Serialize;
 
 /// Publish rounds of one relay after a response before it gives the claim up for the next
@@ -38,11 +39,9 @@ const SWEEP_ROUNDS: usize = 64;
 /// sink refuses more than 1,000 records), so a long backlog drains in rounds instead of being
 /// refused whole.
 pub const MAX_BATCH: usize = 100;
-/// Compare-and-swap attempts of one removal or backoff write.
-const MAX_SAVE_ATTEMPTS: usize = 8;
 
 fn topic() -> String {
-    crate::settings::var("events_topic")
+    crate::ports::settings::var("events_topic")
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| "cart-events".to_owned())
 }
@@ -60,7 +59,7 @@ pub struct RelayReport {
 
 /// After the response: runs the relays this request's commits claimed.
 pub fn run_claimed() {
-    for (cart_key, token) in crate::commit::take_claimed() {
+    for (cart_key, token) in crate::ops::commit::take_claimed() {
         relay_claimed(&cart_key, &token, None, AFTER_RESPONSE_ROUNDS);
     }
 }
@@ -92,11 +91,7 @@ fn next_batch(cart_key: &str, cart: &Cart) -> Option<(Vec<OutboxEntry>, Source)>
     };
     let (from, through) = *chunks(spill).first()?;
     let key = chunk_key(cart_key, from, through);
-    let events = kv::get(&key)
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<Vec<OutboxEntry>>(&bytes).ok());
-    match events {
+    match outbox::read_chunk(&key) {
         Some(events) => Some((events, Source::Chunk { key, through })),
         None => {
             eprintln!(
@@ -158,7 +153,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
         let acked = if batch.is_empty() {
             0
         } else {
-            publish(cart_key, &topic, &batch)
+            crate::ports::event_pipeline::publish(cart_key, &topic, &batch)
         };
         if acked > 0 {
             count_acknowledged(&batch[..acked]);
@@ -185,7 +180,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
             Some(saved) => {
                 if let Source::Chunk { key, .. } = &source {
                     // No longer named by the cart: its events are published.
-                    let _ = kv::delete(key);
+                    outbox::delete_chunk(key);
                 }
                 if saved.cart.relay.is_some() {
                     loaded = saved;
@@ -203,48 +198,17 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
     report
 }
 
-/// Publishes `batch` in order; how many leading events were acknowledged.
-fn publish(cart_key: &str, topic: &str, batch: &[cart_domain::events::OutboxEntry]) -> usize {
-    let records: Vec<events::EventRecord> = batch
-        .iter()
-        .map_while(|e| {
-            serde_json::to_string(&e.event)
-                .ok()
-                .map(|value| events::EventRecord {
-                    key: cart_key.to_owned(),
-                    value,
-                })
-        })
-        .collect();
-    // Timed for the per-dependency histogram (after the response, so not in Server-Timing)
-    // and, with the same two clock reads, for the per-publish histogram.
-    let (published, took_us) = measure_timed(Phase::Events, || events::publish(topic, &records));
-    crate::metrics::observe(&registry::PUBLISH_DURATION, "", took_us);
-    crate::metrics::observe(&registry::PUBLISH_BATCH, "", records.len() as u64);
-    let acked = match published {
-        Ok(n) => (n as usize).min(records.len()),
-        Err(e) => {
-            eprintln!(
-                "{{\"level\":\"warn\",\"msg\":\"event publish failed\",\"cart\":\"{cart_key}\",\"error\":{}}}",
-                serde_json::Value::String(format!("{e:?}"))
-            );
-            0
-        }
-    };
-    crate::metrics::add(
-        "cart_outbox_events_failed_total",
-        (records.len() - acked) as i64,
-    );
-    acked
-}
-
 fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
     let now = now_ms();
     for entry in acked {
         let id = &entry.event.id;
-        crate::metrics::add_for_event(metric_keys::ACKED, id, 1);
+        crate::ports::metrics::add_for_event(metric_keys::ACKED, id, 1);
         let lag_ms = now.saturating_sub(entry.committed_at_ms);
-        crate::metrics::observe_for_event(&registry::OUTBOX_LAG, id, lag_ms.saturating_mul(1000));
+        crate::ports::metrics::observe_for_event(
+            &registry::OUTBOX_LAG,
+            id,
+            lag_ms.saturating_mul(1000),
+        );
     }
 }
 
@@ -255,13 +219,14 @@ fn remove_acknowledged(
     cart_key: &str,
     token: &str,
     ack: Option<Ack>,
-    mut loaded: Loaded,
+    loaded: Loaded,
     give_up: bool,
 ) -> Option<Loaded> {
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+    // A relay's own write: no new events, the revision (ETag) untouched.
+    let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
         if !loaded.cart.relay_claimed_by(token, now) {
-            return None;
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         if let Some(ack) = ack {
@@ -276,39 +241,25 @@ fn remove_acknowledged(
                 failures: 0,
             })
         };
-        match save_trim(cart_key, &loaded, next) {
-            Ok(saved) => return Some(saved),
-            Err(SaveError::Conflict) => loaded = cart_repo::load(cart_key).ok()?,
-            Err(SaveError::Failed(_)) => return None,
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved, .. }) => Some(saved),
+        _ => None,
     }
-    None
-}
-
-/// A relay's own write: no new events, the revision (ETag) untouched.
-fn save_trim(
-    cart_key: &str,
-    base: &Loaded,
-    mut next: cart_domain::Cart,
-) -> Result<Loaded, SaveError> {
-    next.previous_version = base.version;
-    let version = cart_repo::save(cart_key, base.version, &next)?;
-    Ok(Loaded {
-        version,
-        cart: next,
-    })
 }
 
 /// After a failed (or partly failed) publish: removes what was acknowledged and turns the
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
-/// may have unlisted it just before the commit that claimed this relay).
-fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
-    crate::metrics::inc(metric_keys::FAILURES);
-    let _ = kv::set(&marker_key(cart_key), b"1");
-    for _ in 0..MAX_SAVE_ATTEMPTS {
+/// may have unlisted it just before the commit that claimed this relay). Best effort: a lost
+/// claim is the new holder's to back off, a failed write leaves the claim to expire.
+fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) {
+    crate::ports::metrics::inc(metric_keys::FAILURES);
+    outbox::list(cart_key);
+    let _ = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
         if !loaded.cart.relay_claimed_by(token, now) {
-            return;
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         if let Some(ack) = ack {
@@ -325,15 +276,8 @@ fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, mut loaded: Loaded) {
             until_ms: now + backoff_delay_ms(failures, 250, 60_000, 0.5 + random_unit() / 2.0),
             failures,
         });
-        match save_trim(cart_key, &loaded, next) {
-            Ok(_) => return,
-            Err(SaveError::Conflict) => match cart_repo::load(cart_key) {
-                Ok(again) => loaded = again,
-                Err(_) => return,
-            },
-            Err(SaveError::Failed(_)) => return,
-        }
-    }
+        Ok(Step::Save(next))
+    });
 }
 
 /// What the admin sweep did.
@@ -350,20 +294,12 @@ pub struct SweepReport {
 
 /// Relays every listed cart (up to `limit`). Honours each cart's backoff and live relay
 /// unless `force`.
-pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
+pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, OpError> {
     let mut report = SweepReport::default();
-    let markers = kv::list_keys(MARKER_PREFIX, limit).map_err(|e| {
-        Problem::new(
-            cart_domain::ProblemKind::StoreUnavailable,
-            format!("could not list pending outboxes: {e:?}"),
-        )
-    })?;
-    for marker in markers {
-        let Some(cart_key) = marker.strip_prefix(MARKER_PREFIX) else {
-            continue;
-        };
+    let listed = outbox::listed(limit).map_err(OpError::OutboxListing)?;
+    for cart_key in listed {
         report.carts += 1;
-        let r = sweep_cart(cart_key, force);
+        let r = sweep_cart(&cart_key, force);
         report.published += r.published;
         report.skipped_backoff |= r.backing_off;
         // What is left, whether this cart failed or only ran out of rounds.
@@ -375,33 +311,44 @@ pub fn sweep(limit: u32, force: bool) -> Result<SweepReport, Problem> {
     Ok(report)
 }
 
+/// Why the sweep left a cart without relaying it.
+enum LeftAlone {
+    /// Its outbox is empty (and it is unlisted now).
+    Drained,
+    /// Someone holds a live claim: a relay (`backing_off` false) or a backoff.
+    Claimed { backing_off: bool },
+}
+
 /// One listed cart: unlist it when its outbox is empty, else claim its relay and run it.
 fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
     let mut report = RelayReport::default();
-    let token = crate::commit::request_token();
-    for _ in 0..MAX_SAVE_ATTEMPTS {
-        let Ok(loaded) = cart_repo::load(cart_key) else {
-            report.failed = true;
-            return report;
-        };
+    let token = commit::request_token();
+    let Ok(loaded) = cart_repo::load(cart_key) else {
+        report.failed = true;
+        return report;
+    };
+    let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         report.pending = pending_count(&loaded.cart);
         if !loaded.cart.has_pending_events() {
-            // Drained: unlist, then look once more in case a writer committed meanwhile.
-            let _ = kv::delete(&marker_key(cart_key));
-            match cart_repo::load(cart_key) {
-                Ok(again) if !again.cart.has_pending_events() => return report,
-                _ => {
-                    let _ = kv::set(&marker_key(cart_key), b"1");
-                    continue;
+            // Drained: unlist, then look once more in case a writer committed meanwhile (then
+            // list it again and start over from a fresh read).
+            outbox::unlist(cart_key);
+            return match cart_repo::load(cart_key) {
+                Ok(again) if !again.cart.has_pending_events() => {
+                    Ok(Step::Settled(LeftAlone::Drained))
                 }
-            }
+                _ => {
+                    outbox::list(cart_key);
+                    Ok(Step::Stale)
+                }
+            };
         }
         let now = now_ms();
         if let Some(claim) = loaded.cart.relay.as_ref().filter(|c| c.is_live(now)) {
             if !force {
-                report.backing_off = claim.token.is_empty();
-                report.busy = !report.backing_off;
-                return report;
+                return Ok(Step::Settled(LeftAlone::Claimed {
+                    backing_off: claim.token.is_empty(),
+                }));
             }
         }
         let mut next = loaded.cart.clone();
@@ -410,15 +357,21 @@ fn sweep_cart(cart_key: &str, force: bool) -> RelayReport {
             until_ms: now + CLAIM_TTL_MS,
             failures: loaded.cart.relay.as_ref().map_or(0, |c| c.failures),
         });
-        match save_trim(cart_key, &loaded, next) {
-            Ok(saved) => return relay_claimed(cart_key, &token, Some(saved), SWEEP_ROUNDS),
-            Err(SaveError::Conflict) => continue,
-            Err(SaveError::Failed(_)) => {
-                report.failed = true;
-                return report;
-            }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved, .. }) => {
+            return relay_claimed(cart_key, &token, Some(saved), SWEEP_ROUNDS)
         }
+        Ok(Outcome::Settled(LeftAlone::Drained)) => {}
+        Ok(Outcome::Settled(LeftAlone::Claimed { backing_off })) => {
+            report.backing_off = backing_off;
+            report.busy = !backing_off;
+        }
+        // No idempotency mark is looked for.
+        Ok(Outcome::AlreadyApplied(_)) => {}
+        Err(Stopped::Exhausted { .. }) => report.busy = true,
+        Err(Stopped::SaveFailed { .. } | Stopped::Failed(_)) => report.failed = true,
     }
-    report.busy = true;
     report
 }

@@ -8,11 +8,11 @@
 //!
 //! The inventory side invalidates a record with `POST /admin/cache/invalidate`.
 
-use crate::bindings::{kv, locks};
-use crate::clock::{now_ms, random_unit};
-use crate::inventory_port::{self, LookupError};
-use crate::metric_registry as registry;
-use crate::metrics;
+use crate::ports::bindings::{kv, locks};
+use crate::ports::inventory_port::{self, LookupError};
+use crate::ports::metrics;
+use crate::runtime::clock::{now_ms, random_unit};
+use crate::runtime::metric_registry as registry;
 use cart_domain::ProductSnapshot;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -31,7 +31,7 @@ pub fn cache_key(store: &str, product: &str) -> String {
 }
 
 fn ttl_ms() -> u64 {
-    crate::settings::var("product_cache_ttl_ms")
+    crate::ports::settings::var("product_cache_ttl_ms")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(60_000)
 }
@@ -67,7 +67,7 @@ fn read(key: &str) -> Option<Cached> {
     // A record prefetched with the change's other records (`record_reads`) costs no crossing
     // here; its share of that batch read is not attributed to the cache.
     let started = Instant::now();
-    let raw = crate::record_reads::get(key);
+    let raw = crate::ports::record_reads::get(key);
     metrics::observe(
         &registry::CACHE_READ_DURATION,
         "",
@@ -108,7 +108,7 @@ pub fn lookup(store_id: &str, product: &str) -> Result<ProductSnapshot, LookupEr
         metrics::inc("cart_cache_hits_total");
         return Ok(cached.product);
     }
-    let lease_key = crate::lock_keys::product_refresh(store_id, product);
+    let lease_key = crate::ports::lock_keys::product_refresh(store_id, product);
     match locks::try_acquire(&lease_key, REFRESH_LEASE_TTL_MS) {
         Ok(Some(lease)) => {
             // Someone may have refreshed between our read and our lease: look again first, so

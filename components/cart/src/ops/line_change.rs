@@ -14,21 +14,23 @@
 //! If the save finally fails, the line's previous hold is restored, so inventory never keeps
 //! more for the cart than the cart shows for longer than a reservation TTL.
 
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::commit::{already_applied, conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::inventory_port::{self, LookupError};
-use crate::line_lock;
-use crate::settings::{Settings, WriteSettings};
-use crate::timing::{measure, Phase};
+use crate::ops::commit::{self, already_applied, Committed, Outcome, Retry, Step, Stopped};
+use crate::ops::error::{Contended, OpError};
+use crate::ports::cart_repo::{self, Loaded};
+use crate::ports::inventory_port::{self, LookupError, ReserveError};
+use crate::ports::line_lock;
+use crate::ports::settings::{Settings, WriteSettings};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::check_product_rules;
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{precondition_failed, EntityTags};
+use cart_domain::precondition::EntityTags;
 use cart_domain::reservation::{reservation_id, ReservationState};
 use cart_domain::{
-    Cart, LineChange, Problem, ProblemKind, ProductId, ProductSnapshot, ReservationPolicy,
-    ReservationStatus, StoreId, UserId,
+    Cart, LineChange, ProductId, ProductSnapshot, ReservationPolicy, ReservationStatus, StoreId,
+    UserId,
 };
+use std::convert::Infallible;
 
 pub struct LineRequest<'a> {
     pub store: &'a StoreId,
@@ -44,7 +46,7 @@ pub fn change_line(
     req: &LineRequest<'_>,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = cart_repo::cart_key(req.store, req.user);
     if !write.line_leases {
         // Optimistic mode: no lease. The reservation is fenced with the version it was decided
@@ -67,7 +69,7 @@ pub fn change_line(
     // the release write. A line the change removed, or a refused change, retires the lease
     // (its key is forgotten); a line still in the cart keeps its lease record for next time.
     let keep = matches!(&outcome, Ok(done) if done.cart.line(req.product.as_str()).is_some());
-    crate::deferred::defer(move || {
+    crate::runtime::deferred::defer(move || {
         if keep {
             line_lock::release(&lease)
         } else {
@@ -84,15 +86,17 @@ fn load_and_change(
     settings: &Settings,
     write: &WriteSettings,
     key: &str,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let loaded = measure(Phase::Store, || cart_repo::load(key))?;
-    let loaded = crate::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
+    let loaded = crate::ops::lifecycle::expire_if_abandoned(req.store, req.user, loaded)?;
     if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
         return Ok(done);
     }
     if let Some(tags) = &req.if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     loaded.cart.ensure_no_checkout_pending()?;
@@ -114,13 +118,13 @@ fn change_line_locked(
     write: &WriteSettings,
     key: &str,
     loaded: Loaded,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let product_id = req.product.as_str();
     // The small records this change consults, in one crossing (see `record_reads`).
-    crate::record_reads::prefetch(&[
-        crate::product_cache::cache_key(req.store.as_str(), product_id),
-        crate::breaker::STATE_KEY.to_owned(),
-        crate::outbox::marker_key(key),
+    crate::ports::record_reads::prefetch(&[
+        crate::ports::product_cache::cache_key(req.store.as_str(), product_id),
+        crate::ports::breaker::STATE_KEY.to_owned(),
+        crate::ports::outbox::marker_key(key),
     ]);
     let product = product_for(req, &loaded)?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
@@ -128,7 +132,7 @@ fn change_line_locked(
     // Other lines' holds are refreshed under their leases; without leases they wait for their
     // own next change (or the checkout).
     let maintained = if write.line_leases {
-        crate::holds::maintain(
+        crate::ops::holds::maintain(
             req.store,
             req.user,
             &loaded.cart,
@@ -137,107 +141,106 @@ fn change_line_locked(
             write.lock_ttl_ms,
         )
     } else {
-        crate::holds::Maintained::default()
+        crate::ops::holds::Maintained::default()
     };
     let outcome = save_loop(req, settings, write, key, loaded, &product, &maintained);
     maintained.release_after_response();
     outcome
 }
 
-/// Applies the change to the newest cart until a compare-and-swap succeeds.
+/// Applies the change to the newest cart until a compare-and-swap succeeds (`commit::run`).
+/// Whatever stops it undoes this request's hold first, so the line holds what the stored cart
+/// says: a rule or reservation refusal, a failed write, every attempt lost, or the change
+/// found already applied.
 fn save_loop(
     req: &LineRequest<'_>,
     settings: &Settings,
     write: &WriteSettings,
     key: &str,
-    mut loaded: Loaded,
+    loaded: Loaded,
     product: &ProductSnapshot,
-    maintained: &crate::holds::Maintained,
-) -> Result<Committed, Problem> {
-    let key = key.to_owned();
+    maintained: &crate::ops::holds::Maintained,
+) -> Result<Committed, OpError> {
     let store = req.store.as_str();
     let product_id = req.product.as_str();
     let mut held: Option<Held> = None;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let attempt_ctx = Attempt {
-            req,
-            settings,
-            write,
-            key: &key,
-            product,
-            maintained,
-        };
-        let result = apply_once(&attempt_ctx, &loaded, &mut held);
-        match result {
-            Ok(committed) => {
-                finish_after_commit(
-                    store,
-                    &loaded,
-                    &committed,
-                    product,
-                    write.reservation_ttl_for(req.user),
-                );
-                return Ok(committed);
-            }
-            Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                if attempt >= MAX_SAVE_ATTEMPTS {
-                    undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Err(Problem::new(
-                        ProblemKind::CartConflict,
-                        format!("the cart changed {attempt} times while saving; retry"),
-                    )
-                    .with("retryAfterSeconds", 1));
-                }
-                conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(&key))?;
-                if let Some(done) = already_applied(req.mark.as_ref(), &loaded)? {
-                    undo_hold(store, &loaded, product_id, held.as_ref());
-                    return Ok(done);
-                }
-                // With If-Match the client allowed exactly one revision; a conflict that was
-                // only the relay trimming the outbox leaves the revision as it was.
-                if let Some(tags) = &req.if_match {
-                    if !tags.matches_strong(loaded.cart.revision) {
-                        undo_hold(store, &loaded, product_id, held.as_ref());
-                        return Err(precondition_failed(loaded.cart.revision));
-                    }
+    let ctx = Attempt {
+        req,
+        settings,
+        write,
+        key,
+        product,
+        maintained,
+    };
+    let outcome: Result<Outcome<Infallible>, Stopped> = commit::run(
+        key,
+        loaded,
+        Retry::LINE_CHANGE,
+        req.mark.as_ref(),
+        |loaded| {
+            // With If-Match the client allowed exactly one revision; a conflict that was only
+            // the relay trimming the outbox leaves the revision as it was.
+            if let Some(tags) = &req.if_match {
+                if !tags.matches_strong(loaded.cart.revision) {
+                    undo_hold(store, loaded, product_id, held.as_ref());
+                    return Err(OpError::PreconditionFailed {
+                        current_revision: loaded.cart.revision,
+                    });
                 }
             }
-            Err(SaveError::Failed(problem)) => {
-                undo_hold(store, &loaded, product_id, held.as_ref());
-                return Err(problem);
-            }
+            decide(&ctx, loaded, &mut held).inspect_err(|_| {
+                undo_hold(store, loaded, product_id, held.as_ref());
+            })
+        },
+    );
+    match outcome {
+        Ok(Outcome::Saved { base, saved }) => {
+            let committed = Committed { cart: saved.cart };
+            let ttl = write.reservation_ttl_for(req.user);
+            finish_after_commit(store, &base, &committed, product, ttl);
+            Ok(committed)
         }
+        Ok(Outcome::AlreadyApplied(latest)) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Ok(Committed { cart: latest.cart })
+        }
+        Ok(Outcome::Settled(never)) => match never {},
+        Err(Stopped::Exhausted { attempts, latest }) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Err(OpError::KeptChanging(Contended::Line { attempts }))
+        }
+        Err(Stopped::SaveFailed { error, latest }) => {
+            undo_hold(store, &latest, product_id, held.as_ref());
+            Err(error)
+        }
+        // `decide` undid the hold before refusing; a failed re-read leaves it to its TTL, and
+        // a key reused for another request made no hold of its own on that version.
+        Err(Stopped::Failed(error)) => Err(error),
     }
 }
 
 /// Product facts for the line: from inventory, or, when inventory is unavailable and the line
 /// already exists, from the line's own snapshot (so quantity changes degrade instead of fail).
-fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot, Problem> {
+fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot, OpError> {
     let product_id = req.product.as_str();
     let existing = loaded.cart.line(product_id);
     if req.change == LineChange::Remove {
         if let Some(line) = existing {
             return Ok(line.snapshot());
         }
-        return Err(Problem::new(
-            ProblemKind::LineNotFound,
-            format!("the cart has no line for product {product_id}"),
-        )
-        .with("productId", product_id));
+        return Err(OpError::LineNotFound(product_id.to_owned()));
     }
     match measure(Phase::Inventory, || {
-        crate::product_cache::lookup(req.store.as_str(), product_id)
+        crate::ports::product_cache::lookup(req.store.as_str(), product_id)
     }) {
         Ok(p) => Ok(with_policy_override(p)),
-        Err(LookupError::NotFound) => Err(inventory_port::unknown_product(product_id)),
-        Err(LookupError::Invalid(p)) => Err(p),
+        Err(LookupError::NotFound) => {
+            Err(ReserveError::UnknownProduct(product_id.to_owned()).into())
+        }
+        Err(LookupError::Malformed(detail)) => Err(OpError::InventoryMalformed(detail)),
         Err(LookupError::Unavailable(detail)) => match existing {
             Some(line) => Ok(line.snapshot()),
-            None => Err(inventory_port::inventory_unavailable(&detail)),
+            None => Err(OpError::InventoryUnavailable(detail)),
         },
     }
 }
@@ -245,7 +248,7 @@ fn product_for(req: &LineRequest<'_>, loaded: &Loaded) -> Result<ProductSnapshot
 /// The `reservation_policy` variable (`reserve` or `checkout`) overrides every product's own
 /// policy, e.g. to stop holding stock during a sale without touching the catalogue.
 fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
-    match crate::settings::var("reservation_policy")
+    match crate::ports::settings::var("reservation_policy")
         .as_deref()
         .map(str::trim)
     {
@@ -256,22 +259,23 @@ fn with_policy_override(mut product: ProductSnapshot) -> ProductSnapshot {
     product
 }
 
-/// One attempt against `loaded`: compute, hold, save.
-/// Everything one save attempt needs besides the cart it starts from.
+/// Everything one attempt needs besides the cart it starts from.
 struct Attempt<'a> {
     req: &'a LineRequest<'a>,
     settings: &'a Settings,
     write: &'a WriteSettings,
     key: &'a str,
     product: &'a ProductSnapshot,
-    maintained: &'a crate::holds::Maintained,
+    maintained: &'a crate::ops::holds::Maintained,
 }
 
-fn apply_once(
+/// One attempt against `loaded`: check the rules, hold the line's new quantity, and say what
+/// to write.
+fn decide(
     ctx: &Attempt<'_>,
     loaded: &Loaded,
     held: &mut Option<Held>,
-) -> Result<Committed, SaveError> {
+) -> Result<Step<Infallible>, OpError> {
     let Attempt {
         req,
         settings,
@@ -281,17 +285,13 @@ fn apply_once(
         maintained,
     } = *ctx;
     let store = req.store.as_str();
-    loaded
-        .cart
-        .ensure_no_checkout_pending()
-        .map_err(SaveError::Failed)?;
+    loaded.cart.ensure_no_checkout_pending()?;
     let target = loaded
         .cart
-        .target_quantity(req.product.as_str(), req.change, &settings.limits)
-        .map_err(SaveError::Failed)?;
-    check_product_rules(product, target).map_err(SaveError::Failed)?;
+        .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
+    check_product_rules(product, target)?;
     let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
 
     let reservation = if target == 0 {
         // Removal: release after the commit, so a failed save leaves the hold in place.
@@ -322,7 +322,7 @@ fn apply_once(
             // lease another writer may have, so every attempt reserves again (fenced).
             Some(h) if h.quantity == target && write.line_leases => h.state.clone(),
             _ => {
-                let state = measure(Phase::Inventory, || {
+                let reserved = measure(Phase::Inventory, || {
                     inventory_port::reserve_line(
                         store,
                         product,
@@ -331,16 +331,14 @@ fn apply_once(
                         write.reservation_ttl_for(req.user),
                         loaded.version + 1,
                     )
-                })
-                .map_err(|p| {
-                    if inventory_port::is_stale_fence(&p) {
-                        // A writer that decided from a newer version set the hold: this
-                        // version is stale, so the compare-and-swap would fail too.
-                        SaveError::Conflict
-                    } else {
-                        SaveError::Failed(p)
-                    }
-                })?;
+                });
+                let state = match reserved {
+                    Ok(state) => state,
+                    // A writer that decided from a newer version set the hold: this version
+                    // is stale, so the compare-and-swap would fail too.
+                    Err(ReserveError::StaleFence { .. }) => return Ok(Step::Stale),
+                    Err(e) => return Err(e.into()),
+                };
                 *held = Some(Held {
                     state: state.clone(),
                     quantity: target,
@@ -361,8 +359,7 @@ fn apply_once(
     match reservation {
         Some(state) => next.put_line(product, target, state, now),
         None => next.put_line(product, 0, placeholder(&rid), now),
-    }
-    .map_err(SaveError::Failed)?;
+    }?;
     next.revision = loaded.cart.revision + 1;
     emit_line_events(
         &mut next,
@@ -377,8 +374,7 @@ fn apply_once(
     if let Some(mark) = &req.mark {
         remember(&mut next.applied_keys, mark.clone(), now);
     }
-    let saved = crate::commit::save(key, loaded, next)?;
-    Ok(Committed { cart: saved.cart })
+    Ok(Step::Save(next))
 }
 
 /// The events of one line change: what happened to the line, and whether its hold fell back.
@@ -466,7 +462,7 @@ fn finish_after_commit(
                 line.reservation.id.clone(),
                 line.quantity,
             );
-            crate::deferred::defer(move || {
+            crate::runtime::deferred::defer(move || {
                 let _ =
                     inventory_port::reserve_line(&store, &product, &rid, quantity, ttl_ms, fence);
             });
@@ -492,7 +488,7 @@ fn undo_hold(store: &str, latest: &Loaded, product_id: &str, held: Option<&Held>
                 line.quantity,
                 line.reservation
                     .expires_at_ms
-                    .map(|e| e.saturating_sub(crate::clock::now_ms()).max(1000))
+                    .map(|e| e.saturating_sub(crate::runtime::clock::now_ms()).max(1000))
                     .unwrap_or(60_000),
                 latest.version + 1,
             );

@@ -2,8 +2,7 @@
 //! here), handed to the host for every outbound call (`storefront:cart/trace`), and stamped on
 //! the events the request commits (CloudEvents distributed-tracing extension).
 
-use crate::bindings::trace as host_trace;
-use crate::http_io::HttpRequest;
+use crate::ports::bindings::trace as host_trace;
 use cart_domain::trace_context::TraceContext;
 use std::cell::RefCell;
 
@@ -11,12 +10,10 @@ thread_local! {
     static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
 }
 
-/// Takes the context from the request's headers (a header that is not UTF-8 counts as absent:
-/// tracing never fails a request) and tells the host.
-pub fn begin(request: &HttpRequest) {
-    let parent = request.header("traceparent").ok().flatten();
-    let state = request.header("tracestate").ok().flatten();
-    let context = TraceContext::from_headers(parent, state, &mut crate::clock::random_u64);
+/// Continues the caller's context (`traceparent`, `tracestate`; absent or malformed starts a
+/// new one) and tells the host.
+pub fn begin(parent: Option<&str>, state: Option<&str>) {
+    let context = TraceContext::from_headers(parent, state, &mut crate::runtime::clock::random_u64);
     host_trace::set_context(&context.traceparent(), context.tracestate.as_deref());
     CURRENT.with(|c| *c.borrow_mut() = Some(context));
 }

@@ -1,18 +1,18 @@
 //! The cart HTTP API: validates input, resolves the caller, runs the operation and renders
 //! the response. Every rejection happens before anything is stored.
 
-use crate::admin;
-use crate::cart_repo;
-use crate::checkout;
-use crate::clear;
-use crate::http_io::{HttpRequest, HttpResponse};
-use crate::idempotency::{self, Begin};
-use crate::identity;
-use crate::line_change::{self, LineRequest};
-use crate::merge;
-use crate::routes::{OperatorRoute, Route, ShopperRoute};
-use crate::settings::{Settings, WriteSettings};
-use crate::timing::{measure, Phase};
+use crate::edge::admin;
+use crate::edge::http_io::{HttpRequest, HttpResponse};
+use crate::edge::idempotency::{self, Begin};
+use crate::edge::identity;
+use crate::edge::routes::{OperatorRoute, Route, ShopperRoute};
+use crate::ops::checkout;
+use crate::ops::clear;
+use crate::ops::line_change::{self, LineRequest};
+use crate::ops::merge;
+use crate::ports::cart_repo;
+use crate::ports::settings::{Settings, WriteSettings};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::precondition::{etag, parse_entity_tags, EntityTags};
 use cart_domain::requests::{check_body_size, check_json_content_type, AddItem, SetQuantity};
 use cart_domain::view::{CartView, SummaryView};
@@ -73,7 +73,7 @@ fn run_operator(request: &HttpRequest, route: OperatorRoute) -> Result<HttpRespo
         OperatorRoute::SweepReservations { store } => {
             admin::authorize(request)?;
             let store = store_id(&store, &Settings::load())?;
-            let report = crate::orphan_sweep::sweep_orphans(&store)?;
+            let report = crate::ops::orphan_sweep::sweep_orphans(&store)?;
             Ok(HttpResponse::json(200, &report))
         }
         OperatorRoute::InvalidateProduct => {
@@ -82,7 +82,7 @@ fn run_operator(request: &HttpRequest, route: OperatorRoute) -> Result<HttpRespo
         }
         OperatorRoute::Relay { force, limit } => {
             admin::authorize(request)?;
-            let report = crate::relay::sweep(limit, force)?;
+            let report = crate::ops::relay::sweep(limit, force)?;
             Ok(HttpResponse::json(200, &report))
         }
     }
@@ -211,7 +211,7 @@ struct MergeBody {
 fn verify_guest_token(token: &str) -> Result<UserId, Problem> {
     let guests = identity::guest_tokens()?;
     let claims = guests
-        .verify(token, crate::clock::now_ms() / 1000)
+        .verify(token, crate::runtime::clock::now_ms() / 1000)
         .map_err(|e| {
             Problem::new(
                 ProblemKind::InvalidGuestToken,
@@ -226,14 +226,14 @@ fn verify_guest_token(token: &str) -> Result<UserId, Problem> {
 /// A new guest identity: a random id in a token signed with `guest_token_secret`.
 fn issue_guest_token() -> Result<HttpResponse, Problem> {
     let guests = identity::guest_tokens()?;
-    let ttl_seconds = crate::settings::var("guest_token_ttl_seconds")
+    let ttl_seconds = crate::ports::settings::var("guest_token_ttl_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(30 * 24 * 3600);
     let id: String = wasi::random::random::get_random_bytes(12)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let now = crate::clock::now_ms() / 1000;
+    let now = crate::runtime::clock::now_ms() / 1000;
     let token = guests
         .issue(&id, now, ttl_seconds)
         .map_err(|e| Problem::new(ProblemKind::Internal, format!("cannot issue: {e}")))?;
@@ -295,7 +295,9 @@ fn write(
             checkout::checkout(&store, user, if_match, mark, &write_settings).map(|c| (store, c))
         }
     };
-    let result = committed.and_then(|(store, c)| cart_response(&store, user, &c.cart));
+    let result = committed
+        .map_err(Problem::from)
+        .and_then(|(store, c)| cart_response(&store, user, &c.cart));
     if let Some(guard) = guard {
         idempotency::finish(guard, result.as_ref().ok());
     }
@@ -314,7 +316,7 @@ fn invalidate_product(request: &HttpRequest, settings: &Settings) -> Result<Http
         .map_err(|e| Problem::new(ProblemKind::InvalidBody, format!("invalid JSON body: {e}")))?;
     let store = store_id(&body.store_id, settings)?;
     let product = product_id(&body.product_id, settings)?;
-    crate::product_cache::invalidate(store.as_str(), product.as_str()).map_err(|e| {
+    crate::ports::product_cache::invalidate(store.as_str(), product.as_str()).map_err(|e| {
         Problem::new(
             ProblemKind::StoreUnavailable,
             format!("could not invalidate: {e}"),
@@ -326,15 +328,15 @@ fn invalidate_product(request: &HttpRequest, settings: &Settings) -> Result<Http
 /// Stored counters (a fixed set of keys, see `metric_registry`) plus live gauges (breaker
 /// phase, events waiting in outboxes).
 fn metrics_response() -> Result<HttpResponse, Problem> {
-    use crate::outbox::metric_keys;
-    let scrape = crate::metrics::Scrape::read().map_err(|e| {
+    use crate::ports::outbox::metric_keys;
+    let scrape = crate::ports::metrics::Scrape::read().map_err(|e| {
         Problem::new(
             ProblemKind::StoreUnavailable,
             format!("metrics unavailable: {e}"),
         )
     })?;
     let pending = scrape.value(metric_keys::COMMITTED) - scrape.value(metric_keys::ACKED);
-    let breaker = i64::from(crate::breaker::current_phase().gauge());
+    let breaker = i64::from(crate::ports::breaker::current_phase().gauge());
     let body = scrape.render(&[
         (
             "cart_outbox_pending_events",
@@ -386,7 +388,7 @@ fn cart_response(store: &StoreId, user: &UserId, cart: &Cart) -> Result<HttpResp
         user.as_str(),
         cart.revision,
         cart,
-        crate::clock::now_ms(),
+        crate::runtime::clock::now_ms(),
     )
     .map_err(|e| Problem::new(ProblemKind::Internal, format!("cart totals failed: {e}")))?;
     Ok(HttpResponse::json(200, &view)
@@ -406,7 +408,7 @@ fn get_cart(
     store: &StoreId,
     user: &UserId,
 ) -> Result<HttpResponse, Problem> {
-    let loaded = crate::lifecycle::load_for_read(store, user)?;
+    let loaded = crate::ops::lifecycle::load_for_read(store, user)?;
     let revision = loaded.cart.revision;
     if not_modified(request, revision)? {
         return Ok(HttpResponse::empty(304).with_header("etag", etag(revision)));
@@ -437,8 +439,8 @@ fn get_summary(
 #[cfg(test)]
 mod tests {
     use super::operation_name;
-    use crate::metric_registry::OPERATIONS;
-    use crate::routes::{OperatorRoute, Route, ShopperRoute};
+    use crate::edge::routes::{OperatorRoute, Route, ShopperRoute};
+    use crate::runtime::metric_registry::OPERATIONS;
     use cart_domain::{Problem, ProblemKind};
 
     /// Every operation a request can be counted under is in the metrics registry (and nothing

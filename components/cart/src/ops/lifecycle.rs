@@ -2,11 +2,13 @@
 //! stock), and reading a cart re-confirms `unconfirmed`/`expired` lines once the inventory is
 //! healthy again (bounded work per request; see `holds`).
 
-use crate::cart_repo::{self, Loaded, SaveError};
-use crate::holds;
-use crate::settings::{WriteSettings, GUEST_PREFIX};
-use crate::timing::{measure, Phase};
-use cart_domain::{Problem, StoreId, UserId};
+use crate::ops::commit::{self, Outcome, Retry, Step, Stopped};
+use crate::ops::error::OpError;
+use crate::ops::holds;
+use crate::ports::cart_repo::{self, Loaded};
+use crate::ports::settings::{WriteSettings, GUEST_PREFIX};
+use crate::runtime::timing::{measure, Phase};
+use cart_domain::{StoreId, UserId};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -16,7 +18,7 @@ fn abandon_after_ms(user: &UserId) -> u64 {
     } else {
         ("abandon_after_days", 90)
     };
-    crate::settings::var(name)
+    crate::ports::settings::var(name)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(default)
         .saturating_mul(DAY_MS)
@@ -27,23 +29,23 @@ pub fn expire_if_abandoned(
     store: &StoreId,
     user: &UserId,
     loaded: Loaded,
-) -> Result<Loaded, Problem> {
+) -> Result<Loaded, OpError> {
     // A half-done checkout is finished by the shopper's next checkout request, not emptied.
     if loaded.cart.lines.is_empty() || loaded.cart.checkout_intent.is_some() {
         return Ok(loaded);
     }
-    let idle = crate::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);
+    let idle = crate::runtime::clock::now_ms().saturating_sub(loaded.cart.updated_at_ms);
     if idle < abandon_after_ms(user) {
         return Ok(loaded);
     }
-    crate::metrics::inc("cart_abandoned_carts_expired_total");
-    crate::clear::clear_cart(store, user, None, None, "abandoned")?;
+    crate::ports::metrics::inc("cart_abandoned_carts_expired_total");
+    crate::ops::clear::clear_cart(store, user, None, None, "abandoned")?;
     let key = cart_repo::cart_key(store, user);
-    measure(Phase::Store, || cart_repo::load(&key))
+    Ok(measure(Phase::Store, || cart_repo::load(&key))?)
 }
 
 /// The cart for a read: abandoned carts expired, lapsed or unconfirmed holds re-confirmed.
-pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> {
+pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, OpError> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     if loaded.cart.lines.is_empty() {
@@ -52,7 +54,7 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
     let loaded = expire_if_abandoned(store, user, loaded)?;
     // Only the hold lifetime is needed to see that nothing needs attention (the common read);
     // the write settings are read when there is work to do.
-    let ttl = crate::settings::reservation_ttl_ms(user);
+    let ttl = crate::ports::settings::reservation_ttl_ms(user);
     if !holds::any_need_attention(&loaded.cart, None, ttl) {
         return Ok(loaded);
     }
@@ -75,26 +77,25 @@ pub fn load_for_read(store: &StoreId, user: &UserId) -> Result<Loaded, Problem> 
 /// Saves re-confirmed holds as a new revision (the line statuses the shopper sees changed).
 fn save_maintained(
     key: &str,
-    mut loaded: Loaded,
+    loaded: Loaded,
     maintained: &holds::Maintained,
-) -> Result<Loaded, Problem> {
-    for _ in 0..4 {
+) -> Result<Loaded, OpError> {
+    let outcome = commit::run(key, loaded, Retry::READ_REPAIR, None, |loaded| {
         let mut next = loaded.cart.clone();
         maintained.apply(&mut next);
         if next == loaded.cart {
-            return Ok(loaded);
+            return Ok(Step::Settled(loaded.clone()));
         }
         next.revision = loaded.cart.revision + 1;
-        match crate::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(saved),
-            Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved: latest, .. })
+        | Ok(Outcome::Settled(latest))
+        | Ok(Outcome::AlreadyApplied(latest)) => Ok(latest),
+        // Another writer kept winning; the holds are refreshed in inventory either way and
+        // the statuses will be saved by a later request.
+        Err(Stopped::Exhausted { .. }) => Ok(measure(Phase::Store, || cart_repo::load(key))?),
+        Err(Stopped::SaveFailed { error, .. } | Stopped::Failed(error)) => Err(error),
     }
-    // Another writer kept winning; the holds are refreshed in inventory either way and the
-    // statuses will be saved by a later request.
-    measure(Phase::Store, || cart_repo::load(key))
 }

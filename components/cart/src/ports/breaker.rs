@@ -10,9 +10,9 @@
 //! * Half-open: one request at a time holds the probe lease and calls; success closes the
 //!   breaker, failure re-opens it for another period.
 
-use crate::bindings::inventory::InventoryError;
-use crate::bindings::{kv, locks};
-use crate::clock::now_ms;
+use crate::ports::bindings::inventory::InventoryError;
+use crate::ports::bindings::{kv, locks};
+use crate::runtime::clock::now_ms;
 use cart_domain::breaker::{
     bucket_of, phase, should_open, slot_of, window_buckets, BreakerConfig, OpenState, Phase,
 };
@@ -32,7 +32,7 @@ thread_local! {
 }
 
 fn setting(name: &str, default: u64) -> u64 {
-    crate::settings::var(name)
+    crate::ports::settings::var(name)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
 }
@@ -55,7 +55,7 @@ fn breaker_config() -> BreakerConfig {
 fn read_state() -> Option<OpenState> {
     STATE.with(|s| {
         *s.borrow_mut().get_or_insert_with(|| {
-            crate::record_reads::get(STATE_KEY)
+            crate::ports::record_reads::get(STATE_KEY)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice(&b).ok())
@@ -136,7 +136,7 @@ fn record(config: &BreakerConfig, failed: bool) {
     if !failed {
         // A success can only lower the error rate: count it after the response.
         let config = *config;
-        crate::deferred::defer(move || count_outcome(bucket, &config, false));
+        crate::runtime::deferred::defer(move || count_outcome(bucket, &config, false));
         return;
     }
     count_outcome(bucket, config, true);
@@ -147,7 +147,7 @@ fn record(config: &BreakerConfig, failed: bool) {
     }
     if should_open(ok, err, config) {
         write_state(Some(OpenState { opened_at_ms: now }));
-        crate::metrics::inc(metric_keys::OPENED);
+        crate::ports::metrics::inc(metric_keys::OPENED);
     }
 }
 
@@ -162,7 +162,8 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
         }
         Phase::Open => short_circuit(),
         Phase::HalfOpen => {
-            let lease = match locks::try_acquire(&crate::lock_keys::breaker_probe(), 10_000) {
+            let lease = match locks::try_acquire(&crate::ports::lock_keys::breaker_probe(), 10_000)
+            {
                 Ok(Some(lease)) => lease,
                 _ => return short_circuit(),
             };
@@ -186,14 +187,14 @@ pub fn call<T>(f: impl FnOnce() -> Result<T, InventoryError>) -> Result<T, Inven
 fn counted_timeout<T>(result: Result<T, InventoryError>) -> Result<T, InventoryError> {
     if let Err(InventoryError::Unavailable(detail)) = &result {
         if detail.contains("timed out") {
-            crate::metrics::inc("cart_inventory_timeouts_total");
+            crate::ports::metrics::inc("cart_inventory_timeouts_total");
         }
     }
     result
 }
 
 fn short_circuit<T>() -> Result<T, InventoryError> {
-    crate::metrics::inc(metric_keys::SHORT_CIRCUITS);
+    crate::ports::metrics::inc(metric_keys::SHORT_CIRCUITS);
     Err(InventoryError::Unavailable(
         "circuit breaker open: inventory calls are paused".into(),
     ))

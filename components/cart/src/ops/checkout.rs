@@ -19,20 +19,22 @@
 //! checkout is never answered with an error forever and `cart.checked_out` is emitted once.
 //! Until then line changes are refused (the lines may already be sold).
 
-use crate::bindings::inventory::{self, InventoryError};
-use crate::cart_repo::{self, SaveError};
-use crate::commit::{already_applied, Committed, MAX_SAVE_ATTEMPTS};
-use crate::line_lock;
-use crate::settings::WriteSettings;
-use crate::timing::{measure, Phase};
+use crate::ops::commit::{self, already_applied, Committed, Outcome, Retry, Step, Stopped};
+use crate::ops::error::{Contended, OpError, ShortLine};
+use crate::ports::cart_repo;
+use crate::ports::inventory_port::{self, CommitError, HoldFailure, ReserveError};
+use crate::ports::line_lock;
+use crate::ports::settings::WriteSettings;
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::cart::CheckoutRecord;
 use cart_domain::events::{EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
-use cart_domain::precondition::{precondition_failed, EntityTags};
-use cart_domain::{Cart, Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
+use cart_domain::precondition::EntityTags;
+use cart_domain::{Cart, Line, ReservationStatus, StoreId, UserId};
+use std::convert::Infallible;
 
 fn checkout_hold_ms() -> u64 {
-    crate::settings::var("checkout_hold_seconds")
+    crate::ports::settings::var("checkout_hold_seconds")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1_800)
         .saturating_mul(1_000)
@@ -44,7 +46,7 @@ pub fn checkout(
     if_match: Option<EntityTags>,
     mark: Option<AppliedKey>,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let key = cart_repo::cart_key(store, user);
     let loaded = measure(Phase::Store, || cart_repo::load(&key))?;
     if let Some(done) = already_applied(mark.as_ref(), &loaded)? {
@@ -52,7 +54,9 @@ pub fn checkout(
     }
     if let Some(tags) = &if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     if !write.line_leases {
@@ -83,33 +87,32 @@ fn checkout_locked(
     key: &str,
     if_match: Option<&EntityTags>,
     mark: Option<AppliedKey>,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     // Re-read under the leases: this is the cart that gets checked out.
     let loaded = measure(Phase::Store, || cart_repo::load(key))?;
     if let Some(tags) = if_match {
         if !tags.matches_strong(loaded.cart.revision) {
-            return Err(precondition_failed(loaded.cart.revision));
+            return Err(OpError::PreconditionFailed {
+                current_revision: loaded.cart.revision,
+            });
         }
     }
     if let Some(intent) = loaded.cart.checkout_intent.clone() {
         // An earlier attempt recorded this checkout and may have committed it: finish it.
-        crate::metrics::inc("cart_checkouts_resumed_total");
+        crate::ports::metrics::inc("cart_checkouts_resumed_total");
         return commit_and_finish(store, user, key, loaded, intent, mark, Attempt::Resumed);
     }
     if loaded.cart.lines.is_empty() {
-        return Err(Problem::new(
-            ProblemKind::CartEmpty,
-            "there is nothing to check out",
-        ));
+        return Err(OpError::CartEmpty);
     }
     let lines = loaded.cart.lines.clone();
     let held = hold_all(store.as_str(), &lines, loaded.version + 1)?;
     let intent = checkout_record(user, &loaded.cart, &lines);
     let loaded = match save_intent(store.as_str(), key, loaded, &intent) {
         Ok(loaded) => loaded,
-        Err(problem) => {
+        Err(e) => {
             release_new_holds(store.as_str(), &lines, &held);
-            return Err(problem);
+            return Err(e);
         }
     };
     commit_and_finish(store, user, key, loaded, intent, mark, Attempt::JustHeld)
@@ -117,7 +120,7 @@ fn checkout_locked(
 
 /// The record of checking out `lines` (all confirmed once committed).
 fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord {
-    let now = crate::clock::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let mut snapshot = Cart {
         lines: lines.to_vec(),
         ..Cart::default()
@@ -144,10 +147,12 @@ fn checkout_record(user: &UserId, cart: &Cart, lines: &[Line]) -> CheckoutRecord
 fn save_intent(
     store: &str,
     key: &str,
-    mut loaded: cart_repo::Loaded,
+    loaded: cart_repo::Loaded,
     intent: &CheckoutRecord,
-) -> Result<cart_repo::Loaded, Problem> {
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+) -> Result<cart_repo::Loaded, OpError> {
+    // The first version has no intent (the caller resumes one instead); a re-read one may.
+    let outcome: Outcome<Infallible> = commit::run(key, loaded, Retry::CHANGE, None, |loaded| {
+        loaded.cart.ensure_no_checkout_pending()?;
         let changed: Vec<&Line> = loaded
             .cart
             .lines
@@ -162,7 +167,7 @@ fn save_intent(
             .collect();
         if !changed.is_empty() {
             for line in changed {
-                let _ = crate::inventory_port::reserve_line(
+                let _ = inventory_port::reserve_line(
                     store,
                     &line.snapshot(),
                     &line.reservation.id,
@@ -171,30 +176,14 @@ fn save_intent(
                     loaded.version + 1,
                 );
             }
-            return Err(Problem::new(
-                ProblemKind::CartConflict,
-                "the cart changed while checking out; review it and check out again",
-            )
-            .with("retryAfterSeconds", 1));
+            return Err(OpError::CheckoutOvertaken);
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = Some(intent.clone());
-        match crate::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(saved),
-            Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                crate::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-                loaded.cart.ensure_no_checkout_pending()?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
-    }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while checking out; retry",
-    )
-    .with("retryAfterSeconds", 1))
+        Ok(Step::Save(next))
+    })
+    .map_err(|stopped| stopped.or_kept_changing(Contended::CheckoutIntent))?;
+    Ok(outcome.into_loaded())
 }
 
 /// Whether the intent's holds were confirmed by this very request (so the inventory must still
@@ -216,72 +205,69 @@ fn commit_and_finish(
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
     attempt: Attempt,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let ids: Vec<String> = intent
         .lines
         .iter()
         .map(|l| l.reservation.id.clone())
         .collect();
     match measure(Phase::Inventory, || {
-        crate::breaker::call(|| inventory::commit(store.as_str(), &ids))
+        inventory_port::commit(store.as_str(), &ids)
     }) {
         Ok(()) => {}
-        Err(InventoryError::Unavailable(d)) => {
-            return Err(crate::inventory_port::inventory_unavailable(&d)
-                .with("checkoutId", intent.checkout_id.clone()));
+        Err(CommitError::Unavailable(d)) => {
+            return Err(OpError::CheckoutPending {
+                checkout_id: intent.checkout_id.clone(),
+                cause: Box::new(OpError::InventoryUnavailable(d)),
+            });
         }
-        Err(other) => {
+        Err(CommitError::Refused(answer)) => {
             if attempt == Attempt::JustHeld {
                 // An overselling incident: this request confirmed every hold moments ago, under
                 // the line leases, for the checkout hold TTL, and the inventory will not sell
                 // them (holds lost, or stock lowered below what it had confirmed). Had it
                 // committed regardless, more would be sold than is in stock. A resumed
                 // checkout's holds may have lapsed legitimately, so its refusal is not one.
-                crate::metrics::add_exact(
+                crate::ports::metrics::add_exact(
                     "cart_overselling_incidents_total{source=\"checkout\"}",
                     1,
                 );
                 eprintln!(
                     "{{\"level\":\"error\",\"msg\":\"overselling incident: inventory refused to commit holds it had just confirmed\",\"checkoutId\":{},\"error\":{}}}",
                     serde_json::Value::String(intent.checkout_id.clone()),
-                    serde_json::Value::String(format!("{other:?}"))
+                    serde_json::Value::String(answer.clone())
                 );
             }
             drop_intent(key, loaded)?;
-            return Err(Problem::new(
-                ProblemKind::InsufficientStock,
-                format!("the inventory refused to commit the reservations: {other:?}"),
-            ));
+            return Err(OpError::CommitRefused(answer));
         }
     }
-    crate::metrics::inc("cart_checkouts_total");
+    crate::ports::metrics::inc("cart_checkouts_total");
     observe_sold_cart(&intent);
     save_checked_out(store, user, key, loaded, intent, mark)
 }
 
 /// Forgets an intent whose commit was refused (nothing was sold).
-fn drop_intent(key: &str, mut loaded: cart_repo::Loaded) -> Result<(), Problem> {
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+fn drop_intent(key: &str, loaded: cart_repo::Loaded) -> Result<(), OpError> {
+    let outcome = commit::run(key, loaded, Retry::DROP_INTENT, None, |loaded| {
         if loaded.cart.checkout_intent.is_none() {
-            return Ok(());
+            return Ok(Step::Settled(()));
         }
         let mut next = loaded.cart.clone();
         next.checkout_intent = None;
-        match crate::commit::save(key, &loaded, next) {
-            Ok(_) => return Ok(()),
-            Err(SaveError::Conflict) => {
-                crate::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        // Dropped, or already gone; or every attempt lost, and the next checkout request
+        // finds the intent and tries its commit again.
+        Ok(_) | Err(Stopped::Exhausted { .. }) => Ok(()),
+        Err(Stopped::SaveFailed { error, .. } | Stopped::Failed(error)) => Err(error),
     }
-    Ok(())
 }
 
 /// Holds every line for the checkout; on any shortage releases what it newly held and
 /// returns a 409 listing every short line.
-fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Problem> {
+fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, OpError> {
     let ttl = checkout_hold_ms();
     let mut newly_held = Vec::with_capacity(lines.len());
     let mut short = Vec::new();
@@ -289,7 +275,7 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     for line in lines {
         let was_held = line.reservation.status == ReservationStatus::Confirmed;
         match measure(Phase::Inventory, || {
-            crate::inventory_port::reserve(
+            inventory_port::hold(
                 store,
                 &line.product_id,
                 &line.reservation.id,
@@ -299,32 +285,36 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
             )
         }) {
             Ok(_) => newly_held.push(!was_held),
-            Err(InventoryError::InsufficientStock(available)) => {
+            Err(HoldFailure::InsufficientStock(available)) => {
                 newly_held.push(false);
-                short.push(serde_json::json!({
-                    "productId": line.product_id,
-                    "requested": line.quantity,
-                    "available": available,
-                    "problem": "insufficient-stock",
-                }));
+                short.push(ShortLine {
+                    product_id: line.product_id.clone(),
+                    requested: line.quantity,
+                    available,
+                    problem: "insufficient-stock",
+                });
             }
-            Err(InventoryError::ProductNotFound) => {
+            Err(HoldFailure::ProductNotFound) => {
                 newly_held.push(false);
-                short.push(serde_json::json!({
-                    "productId": line.product_id,
-                    "requested": line.quantity,
-                    "available": 0,
-                    "problem": "unknown-product",
-                }));
+                short.push(ShortLine {
+                    product_id: line.product_id.clone(),
+                    requested: line.quantity,
+                    available: 0,
+                    problem: "unknown-product",
+                });
             }
-            Err(InventoryError::Unavailable(d)) | Err(InventoryError::Rejected(d)) => {
+            Err(HoldFailure::Unavailable(d)) => {
                 newly_held.push(false);
                 unavailable = Some(d);
             }
-            Err(InventoryError::StaleFence(held)) => {
+            Err(HoldFailure::StaleFence(held)) => {
                 // A change of this line overtook the checkout (optimistic mode).
                 release_new_holds(store, lines, &newly_held);
-                return Err(crate::inventory_port::stale_fence(&line.product_id, held));
+                return Err(ReserveError::StaleFence {
+                    product: line.product_id.clone(),
+                    held,
+                }
+                .into());
             }
         }
     }
@@ -333,16 +323,9 @@ fn hold_all(store: &str, lines: &[Line], fence: u64) -> Result<Vec<bool>, Proble
     }
     release_new_holds(store, lines, &newly_held);
     if let Some(d) = unavailable.filter(|_| short.is_empty()) {
-        return Err(crate::inventory_port::inventory_unavailable(&d));
+        return Err(OpError::InventoryUnavailable(d));
     }
-    Err(Problem::new(
-        ProblemKind::InsufficientStock,
-        format!(
-            "{} line(s) cannot be fulfilled; nothing was committed",
-            short.len()
-        ),
-    )
-    .with("lines", serde_json::Value::Array(short)))
+    Err(OpError::StockShort(short))
 }
 
 /// Releases holds that exist only because of this checkout attempt.
@@ -354,7 +337,7 @@ fn release_new_holds(store: &str, lines: &[Line], newly_held: &[bool]) {
                 status: ReservationStatus::Confirmed,
                 ..line.reservation.clone()
             };
-            crate::inventory_port::release(store, &held);
+            inventory_port::release(store, &held);
         }
     }
 }
@@ -363,18 +346,29 @@ fn save_checked_out(
     store: &StoreId,
     user: &UserId,
     key: &str,
-    mut loaded: cart_repo::Loaded,
+    loaded: cart_repo::Loaded,
     intent: CheckoutRecord,
     mark: Option<AppliedKey>,
-) -> Result<Committed, Problem> {
-    let now = crate::clock::now_ms();
+) -> Result<Committed, OpError> {
+    let now = crate::runtime::clock::now_ms();
     // Checked out when this write completes it (the cart shows `checked_out` until its next
     // change, judged by this time against the cart's own).
     let record = CheckoutRecord {
         checked_out_at_ms: now,
         ..intent
     };
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
+    let still_ours = |cart: &Cart| {
+        cart.checkout_intent
+            .as_ref()
+            .is_some_and(|pending| pending.checkout_id == record.checkout_id)
+    };
+    // The first version carries this intent (the caller just saved or found it); a re-read
+    // one may not.
+    let outcome = commit::run(key, loaded, Retry::CHANGE, None, |loaded| {
+        if !still_ours(&loaded.cart) {
+            // Another request finished this checkout meanwhile.
+            return Ok(Step::Settled(loaded.cart.clone()));
+        }
         let mut next = loaded.cart.clone();
         next.lines.retain(|l| {
             !record
@@ -401,44 +395,38 @@ fn save_checked_out(
             EventType::CheckedOut,
             serde_json::to_value(&record).unwrap_or(serde_json::Value::Null),
         );
-        match crate::commit::save(key, &loaded, next) {
-            Ok(saved) => return Ok(Committed { cart: saved.cart }),
-            Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                crate::commit::conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(key))?;
-                let still_ours = loaded
-                    .cart
-                    .checkout_intent
-                    .as_ref()
-                    .is_some_and(|pending| pending.checkout_id == record.checkout_id);
-                if !still_ours {
-                    // Another request finished this checkout meanwhile.
-                    return Ok(Committed { cart: loaded.cart });
-                }
-            }
-            Err(SaveError::Failed(p)) => return Err(p.with("checkoutId", record.checkout_id)),
+        Ok(Step::Save(next))
+    });
+    match outcome {
+        Ok(Outcome::Saved { saved: latest, .. }) | Ok(Outcome::AlreadyApplied(latest)) => {
+            Ok(Committed { cart: latest.cart })
         }
+        Ok(Outcome::Settled(cart)) => Ok(Committed { cart }),
+        Err(Stopped::Exhausted { .. }) => {
+            // One more look: a request that finished this checkout meanwhile is a success.
+            let latest = measure(Phase::Store, || cart_repo::load(key))?;
+            if !still_ours(&latest.cart) {
+                return Ok(Committed { cart: latest.cart });
+            }
+            // The reservations are committed and the intent is recorded: the next checkout
+            // request finishes the job.
+            Err(OpError::CheckoutUnrecorded {
+                checkout_id: record.checkout_id,
+            })
+        }
+        Err(Stopped::SaveFailed { error, .. }) => Err(OpError::CheckoutPending {
+            checkout_id: record.checkout_id,
+            cause: Box::new(error),
+        }),
+        Err(Stopped::Failed(error)) => Err(error),
     }
-    // The reservations are committed and the intent is recorded: the next checkout request
-    // finishes the job.
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        format!(
-            "checkout {} was committed but the cart kept changing; POST the checkout again to finish it",
-            record.checkout_id
-        ),
-    )
-    .with("checkoutId", record.checkout_id)
-    .with("retryAfterSeconds", 1))
 }
-
 /// Items and value per cart, observed once per completed checkout (the cart that was sold).
 fn observe_sold_cart(intent: &CheckoutRecord) {
-    use crate::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
-    crate::metrics::observe(&CART_ITEMS, "", intent.item_count);
+    use crate::runtime::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
+    crate::ports::metrics::observe(&CART_ITEMS, "", intent.item_count);
     if let Some(subtotal) = &intent.subtotal {
-        crate::metrics::observe(
+        crate::ports::metrics::observe(
             &CART_VALUE,
             currency_label(subtotal.currency.as_str()),
             subtotal.amount.max(0).unsigned_abs(),

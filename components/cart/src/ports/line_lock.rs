@@ -1,14 +1,40 @@
 //! The lease that serializes changes to one cart line (`line:{store}:{user}:{product}`), so a line's
 //! reservation is adjusted by one request at a time. Waiting is bounded with jittered backoff.
 
-use crate::bindings::locks::{self, Lease, LockError};
-use crate::clock::{random_unit, sleep_ms};
-use crate::metric_registry as registry;
-use crate::metrics;
+use crate::ports::bindings::locks::{self, LockError};
+use crate::ports::metrics;
+use crate::runtime::clock::{random_unit, sleep_ms};
+use crate::runtime::metric_registry as registry;
 use cart_domain::backoff::backoff_delay_ms;
-use cart_domain::{Problem, ProblemKind, StoreId, UserId};
+use cart_domain::{StoreId, UserId};
 use std::cell::RefCell;
 use std::time::Instant;
+
+/// A lease the lock service granted (the contract's resource).
+pub use crate::ports::bindings::locks::Lease;
+
+/// Why a line lease was not granted.
+#[derive(Debug, Clone)]
+pub enum LeaseError {
+    /// The lock service failed; its detail.
+    Unavailable(String),
+    /// Another request held the line for the whole bounded wait.
+    Busy { waited_ms: u64 },
+}
+
+impl std::fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseError::Unavailable(detail) => write!(f, "the lock service failed: {detail}"),
+            LeaseError::Busy { waited_ms } => write!(
+                f,
+                "another request kept this cart line busy for {waited_ms} ms; retry shortly"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LeaseError {}
 
 /// What acquiring cost, for metrics and Server-Timing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,7 +45,7 @@ pub struct LockStats {
 
 /// The lease key of one cart line (see `lock_keys`).
 pub fn line_key(store: &StoreId, user: &UserId, product: &str) -> String {
-    crate::lock_keys::line(store, user, product)
+    crate::ports::lock_keys::line(store, user, product)
 }
 
 thread_local! {
@@ -27,7 +53,7 @@ thread_local! {
     static TAKEN_AT: RefCell<Vec<(String, Instant)>> = const { RefCell::new(Vec::new()) };
 }
 
-pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), Problem> {
+pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockStats), LeaseError> {
     let started = Instant::now();
     let mut stats = LockStats::default();
     let took = |now: Instant| {
@@ -55,11 +81,7 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
             Err(LockError::Unavailable(d)) | Err(LockError::Invalid(d)) => {
                 took(Instant::now());
                 metrics::inc("cart_lock_errors_total");
-                return Err(Problem::new(
-                    ProblemKind::LockUnavailable,
-                    format!("the lock service failed: {d}"),
-                )
-                .with("retryAfterSeconds", 1));
+                return Err(LeaseError::Unavailable(d));
             }
         }
         let now = Instant::now();
@@ -68,11 +90,7 @@ pub fn acquire(key: &str, ttl_ms: u32, max_wait_ms: u64) -> Result<(Lease, LockS
             took(now);
             metrics::inc("cart_lock_timeouts_total");
             metrics::add("cart_lock_wait_ms_total", elapsed as i64);
-            return Err(Problem::new(
-                ProblemKind::LineBusy,
-                format!("another request kept this cart line busy for {elapsed} ms; retry shortly"),
-            )
-            .with("retryAfterSeconds", 1));
+            return Err(LeaseError::Busy { waited_ms: elapsed });
         }
         let delay = backoff_delay_ms(stats.attempts - 1, 4, 100, random_unit());
         sleep_ms(delay.min(max_wait_ms - elapsed));
@@ -87,7 +105,7 @@ pub fn acquire_lines(
     lines: &[cart_domain::Line],
     ttl_ms: u32,
     max_wait_ms: u64,
-) -> Result<Vec<Lease>, Problem> {
+) -> Result<Vec<Lease>, LeaseError> {
     let mut products: Vec<&str> = lines.iter().map(|l| l.product_id.as_str()).collect();
     products.sort_unstable();
     products.dedup();
@@ -102,6 +120,12 @@ pub fn acquire_lines(
         }
     }
     Ok(leases)
+}
+
+/// Takes a lease without waiting: `None` when someone holds it or the lock service failed (a
+/// caller that can skip the line for now, like hold refreshes and the orphan sweep).
+pub fn try_acquire(key: &str, ttl_ms: u32) -> Option<Lease> {
+    locks::try_acquire(key, ttl_ms).ok().flatten()
 }
 
 pub fn release_all(leases: &[Lease]) {

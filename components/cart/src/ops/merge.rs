@@ -8,18 +8,20 @@
 //! Exact under retries: a retry that finds the mark skips straight to emptying the guest cart;
 //! a retry after a crash before the save redoes only absolute, idempotent steps.
 
-use crate::cart_repo::{self, SaveError};
-use crate::clear;
-use crate::commit::{conflict_backoff, Committed, MAX_SAVE_ATTEMPTS};
-use crate::inventory_port;
-use crate::line_lock;
-use crate::settings::{Settings, WriteSettings};
-use crate::timing::{measure, Phase};
+use crate::ops::clear;
+use crate::ops::commit::{self, Committed, Outcome, Retry, Step};
+use crate::ops::error::{Contended, OpError};
+use crate::ports::cart_repo;
+use crate::ports::inventory_port::{self, ReserveError};
+use crate::ports::line_lock;
+use crate::ports::settings::{Settings, WriteSettings};
+use crate::runtime::timing::{measure, Phase};
 use cart_domain::events::{line_data, EventFactory, EventType};
 use cart_domain::idempotency::{remember, AppliedKey};
 use cart_domain::merge::{merge_target, merge_within_stock};
 use cart_domain::reservation::{reservation_id, ReservationState};
-use cart_domain::{Line, Problem, ProblemKind, ProductId, StoreId, UserId};
+use cart_domain::{Line, ProductId, StoreId, UserId};
+use std::convert::Infallible;
 
 /// One guest line's outcome in the user's cart.
 struct Merged {
@@ -35,7 +37,7 @@ pub fn merge_guest_cart(
     guest: &UserId,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let guest_key = cart_repo::cart_key(store, guest);
     let user_key = cart_repo::cart_key(store, user);
     let guest_cart = measure(Phase::Store, || cart_repo::load(&guest_key))?;
@@ -48,7 +50,7 @@ pub fn merge_guest_cart(
     let mark = AppliedKey {
         key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
         fingerprint: "merge".into(),
-        at_ms: crate::clock::now_ms(),
+        at_ms: crate::runtime::clock::now_ms(),
     };
     let committed = if user_cart.cart.applied(&mark.key_hash).is_some() {
         Committed {
@@ -70,7 +72,7 @@ pub fn merge_guest_cart(
         outcome?
     };
     clear::clear_cart(store, guest, None, None, "merged")?;
-    crate::metrics::inc("cart_guest_merges_total");
+    crate::ports::metrics::inc("cart_guest_merges_total");
     Ok(committed)
 }
 
@@ -82,13 +84,13 @@ fn merge_locked(
     guest_key: &str,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
+) -> Result<Committed, OpError> {
     let guest_cart = measure(Phase::Store, || cart_repo::load(guest_key))?;
     let user_cart = measure(Phase::Store, || cart_repo::load(user_key))?;
     let mark = AppliedKey {
         key_hash: format!("merge~{guest}~{}", guest_cart.cart.revision),
         fingerprint: "merge".into(),
-        at_ms: crate::clock::now_ms(),
+        at_ms: crate::runtime::clock::now_ms(),
     };
     if guest_cart.cart.lines.is_empty() || user_cart.cart.applied(&mark.key_hash).is_some() {
         return Ok(Committed {
@@ -114,28 +116,28 @@ fn transfer(
     mark: AppliedKey,
     settings: &Settings,
     write: &WriteSettings,
-) -> Result<Committed, Problem> {
-    let mut loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
+) -> Result<Committed, OpError> {
+    let loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
     loaded.cart.ensure_no_checkout_pending()?;
     let ttl = write.reservation_ttl_for(user);
     let mut merged = Vec::with_capacity(guest_lines.len());
     let mut new_lines = 0usize;
     for guest_line in guest_lines {
         let product = ProductId::parse(&guest_line.product_id)
-            .map_err(|e| Problem::new(ProblemKind::Internal, format!("stored product id {e}")))?;
+            .map_err(|e| OpError::StoredProductId(e.to_string()))?;
         let existing_line = loaded.cart.line(product.as_str());
         let existing = existing_line.map_or(0, |l| l.quantity);
         if existing_line.is_none() {
             // The line limit holds for merged carts too.
             if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart {
-                crate::metrics::inc("cart_merge_lines_dropped_total");
+                crate::ports::metrics::inc("cart_merge_lines_dropped_total");
                 continue;
             }
         }
         // The product's own rules (maximum, step) apply to the combined quantity: ask the
         // inventory (through the cache); if it is unavailable, the line's own facts.
         let snapshot = match measure(Phase::Inventory, || {
-            crate::product_cache::lookup(store.as_str(), product.as_str())
+            crate::ports::product_cache::lookup(store.as_str(), product.as_str())
         }) {
             Ok(current) => current,
             Err(_) => guest_line.snapshot(),
@@ -148,7 +150,7 @@ fn transfer(
         if other_currency {
             // A cart has one currency; the guest's line cannot join it (and is not held for
             // the user, so nothing is left behind).
-            crate::metrics::inc("cart_merge_lines_dropped_total");
+            crate::ports::metrics::inc("cart_merge_lines_dropped_total");
             continue;
         }
         let Some(target) = merge_target(
@@ -178,7 +180,7 @@ fn transfer(
                 inventory_port::release(store.as_str(), &guest_line.reservation);
                 (state, target)
             }
-            Err(p) if p.kind == ProblemKind::InsufficientStock => {
+            Err(ReserveError::InsufficientStock { .. }) => {
                 // The guest's own hold counted against the user's: give it back and ask again
                 // for the combined quantity; if that is still short, keep what is available.
                 inventory_port::release(store.as_str(), &guest_line.reservation);
@@ -196,12 +198,7 @@ fn transfer(
                 };
                 match reserve(target) {
                     Ok(state) => (state, target),
-                    Err(p) if p.kind == ProblemKind::InsufficientStock => {
-                        let available = p
-                            .extensions
-                            .get("available")
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0) as u32;
+                    Err(ReserveError::InsufficientStock { available, .. }) => {
                         let Some(quantity) =
                             merge_within_stock(&snapshot, existing, target, available)
                         else {
@@ -209,10 +206,10 @@ fn transfer(
                         };
                         (reserve(quantity)?, quantity)
                     }
-                    Err(p) => return Err(p),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(p) => return Err(p),
+            Err(e) => return Err(e.into()),
         };
         if existing_line.is_none() {
             new_lines += 1;
@@ -224,47 +221,39 @@ fn transfer(
             guest_quantity: guest_line.quantity,
         });
     }
-    for attempt in 0..MAX_SAVE_ATTEMPTS {
-        let now = crate::clock::now_ms();
-        let mut next = loaded.cart.clone();
-        let factory = EventFactory {
-            store_id: store.as_str(),
-            user_id: user.as_str(),
-            cart_key: user_key,
-            now_ms: now,
-        };
-        for m in &merged {
-            let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
-            let snapshot = m.line.snapshot();
-            next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
-            let mut data = line_data(
-                store.as_str(),
-                user.as_str(),
-                &m.line.product_id,
-                previous,
-                m.quantity,
-                Some(&m.line.unit_price),
-                None,
-            );
-            data["mergedFromGuest"] = serde_json::Value::from(m.guest_quantity);
-            next.emit(&factory, EventType::ItemAdded, data);
-        }
-        next.revision = loaded.cart.revision + 1;
-        remember(&mut next.applied_keys, mark.clone(), now);
-        match crate::commit::save(user_key, &loaded, next) {
-            Ok(saved) => {
-                return Ok(Committed { cart: saved.cart });
+    // The holds are taken: only the write is retried, each time onto the newest version.
+    let outcome: Outcome<Infallible> =
+        commit::run(user_key, loaded, Retry::CHANGE, None, |loaded| {
+            let now = crate::runtime::clock::now_ms();
+            let mut next = loaded.cart.clone();
+            let factory = EventFactory {
+                store_id: store.as_str(),
+                user_id: user.as_str(),
+                cart_key: user_key,
+                now_ms: now,
+            };
+            for m in &merged {
+                let previous = next.line(&m.line.product_id).map_or(0, |l| l.quantity);
+                let snapshot = m.line.snapshot();
+                next.put_line(&snapshot, m.quantity, m.state.clone(), now)?;
+                let mut data = line_data(
+                    store.as_str(),
+                    user.as_str(),
+                    &m.line.product_id,
+                    previous,
+                    m.quantity,
+                    Some(&m.line.unit_price),
+                    None,
+                );
+                data["mergedFromGuest"] = serde_json::Value::from(m.guest_quantity);
+                next.emit(&factory, EventType::ItemAdded, data);
             }
-            Err(SaveError::Conflict) => {
-                crate::metrics::inc("cart_version_conflicts_total");
-                conflict_backoff(attempt);
-                loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
-            }
-            Err(SaveError::Failed(p)) => return Err(p),
-        }
-    }
-    Err(Problem::new(
-        ProblemKind::CartConflict,
-        "the cart kept changing while merging; retry the merge",
-    ))
+            next.revision = loaded.cart.revision + 1;
+            remember(&mut next.applied_keys, mark.clone(), now);
+            Ok(Step::Save(next))
+        })
+        .map_err(|stopped| stopped.or_kept_changing(Contended::Merge))?;
+    Ok(Committed {
+        cart: outcome.into_loaded().cart,
+    })
 }

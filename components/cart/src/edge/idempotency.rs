@@ -20,8 +20,8 @@
 //! key finds no record, runs, finds its mark in the cart (3.) and changes nothing; it is then
 //! answered with the cart as it is now rather than the original response.
 
-use crate::bindings::{kv, locks};
-use crate::http_io::{HttpRequest, HttpResponse};
+use crate::edge::http_io::{HttpRequest, HttpResponse};
+use crate::ports::idempotency_store::{self as records, Lease};
 use cart_domain::idempotency::{
     fingerprint, parse_key, record_slot, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
 };
@@ -32,7 +32,7 @@ const IN_FLIGHT_TTL_MS: u32 = 30_000;
 
 /// An idempotent write in progress.
 pub struct Guard {
-    lease: locks::Lease,
+    lease: Lease,
     record_key: String,
     pub mark: AppliedKey,
 }
@@ -58,10 +58,10 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
     let key = parse_key(raw)?;
     let hash = scoped_key_hash(user.as_str(), &key);
     let fp = fingerprint(&request.method, &request.path, &request.body);
-    let lease_key = crate::lock_keys::idempotency(user, &hash);
+    let lease_key = crate::ports::lock_keys::idempotency(user, &hash);
     let record_key = format!("idem:{user}:slot{}", record_slot(&hash));
-    let now = crate::clock::now_ms();
-    let lease = match locks::try_acquire(&lease_key, IN_FLIGHT_TTL_MS) {
+    let now = crate::runtime::clock::now_ms();
+    let lease = match records::try_lease(&lease_key, IN_FLIGHT_TTL_MS) {
         Ok(Some(lease)) => lease,
         Ok(None) => {
             // The holder may be past its response, only releasing the lease: its stored
@@ -69,7 +69,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
             if let Some(stored) = stored_response(&record_key, &hash, now) {
                 return replay_if_same(stored, &fp);
             }
-            crate::metrics::inc("cart_idempotency_in_flight_total");
+            crate::ports::metrics::inc("cart_idempotency_in_flight_total");
             return Err(Problem::new(
                 ProblemKind::IdempotencyKeyInUse,
                 "a request with this Idempotency-Key is in flight; retry after it completes",
@@ -79,7 +79,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
         Err(e) => {
             return Err(Problem::new(
                 ProblemKind::LockUnavailable,
-                format!("could not take the idempotency lease: {e:?}"),
+                format!("could not take the idempotency lease: {e}"),
             )
             .with("retryAfterSeconds", 1))
         }
@@ -101,11 +101,7 @@ pub fn begin(request: &HttpRequest, user: &UserId, key_required: bool) -> Result
 
 /// The unexpired stored response of the key `key_hash` in its slot `record_key`, if any.
 fn stored_response(record_key: &str, key_hash: &str, now_ms: u64) -> Option<StoredResponse> {
-    kv::get(record_key)
-        .ok()
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice::<StoredResponse>(&bytes).ok())
-        .filter(|r| r.key_hash == key_hash && r.expires_at_ms > now_ms)
+    records::read(record_key).filter(|r| r.key_hash == key_hash && r.expires_at_ms > now_ms)
 }
 
 /// Replays `stored` if it answered this very request; a different request is a 422.
@@ -113,15 +109,14 @@ fn replay_if_same(stored: StoredResponse, fingerprint: &str) -> Result<Begin, Pr
     if stored.fingerprint != fingerprint {
         return Err(reused());
     }
-    crate::metrics::inc("cart_idempotency_replays_total");
+    crate::ports::metrics::inc("cart_idempotency_replays_total");
     Ok(Begin::Replay(replay(stored)))
 }
 
-pub fn reused() -> Problem {
-    Problem::new(
-        ProblemKind::IdempotencyKeyReused,
-        "this Idempotency-Key was already used for a different request (method, path or body)",
-    )
+/// The key was used for a different request: the same answer whether the stored response or
+/// the cart's mark says so.
+fn reused() -> Problem {
+    crate::ops::error::OpError::IdempotencyKeyReused.into()
 }
 
 fn replay(stored: StoredResponse) -> HttpResponse {
@@ -155,13 +150,11 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
             body: String::from_utf8_lossy(&response.body).into_owned(),
             expires_at_ms: guard.mark.at_ms + RETENTION_MS,
         };
-        if let Ok(bytes) = serde_json::to_vec(&record) {
-            if let Err(e) = kv::set(&guard.record_key, &bytes) {
-                // The mark in the cart still prevents a second application.
-                eprintln!(
-                    "{{\"level\":\"warn\",\"msg\":\"idempotency record not stored\",\"error\":\"{e:?}\"}}"
-                );
-            }
+        if let Err(e) = records::store(&guard.record_key, &record) {
+            // The mark in the cart still prevents a second application.
+            eprintln!(
+                "{{\"level\":\"warn\",\"msg\":\"idempotency record not stored\",\"error\":\"{e}\"}}"
+            );
         }
     }
     retire_after_response(guard.lease);
@@ -169,8 +162,6 @@ pub fn finish(guard: Guard, response: Option<&HttpResponse>) {
 
 /// Gives the in-flight lease back after the response, forgetting its key (a key is rarely
 /// used again): the shopper does not wait for that write.
-fn retire_after_response(lease: locks::Lease) {
-    crate::deferred::defer(move || {
-        let _ = locks::retire(&lease);
-    });
+fn retire_after_response(lease: Lease) {
+    crate::runtime::deferred::defer(move || records::retire(&lease));
 }

@@ -19,8 +19,8 @@
 //! `/metrics` reads exactly the shard documents, so a scrape never scans the store and costs
 //! the same whatever the store holds.
 
-use crate::bindings::uncounted_documents::{self as documents, SwapError};
-use crate::metric_registry::{self as registry, Unit};
+use crate::ports::bindings::uncounted_documents::{self as documents, SwapError};
+use crate::runtime::metric_registry::{self as registry, Unit};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -108,7 +108,7 @@ fn event_in_sample(event_id: &str, every: u32) -> bool {
 
 /// `metrics_sample_every` (1 = count every request).
 fn sample_every() -> u32 {
-    crate::settings::var("metrics_sample_every")
+    crate::ports::settings::var("metrics_sample_every")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1)
 }
@@ -170,7 +170,7 @@ pub fn observe_for_event(h: &registry::HistogramDef, event_id: &str, amount: u64
 /// Moves this request's store writes into `cart_store_writes_total{operation}` (sampled with
 /// the request); called once, after the after-response work, before `flush`.
 pub fn observe_store_writes(operation: &str) {
-    let writes = crate::store_writes::take();
+    let writes = crate::runtime::store_writes::take();
     add(&registry::store_writes(operation), writes);
 }
 
@@ -206,7 +206,7 @@ pub fn flush() {
         .filter_map(|(series, delta)| Some((registered(series)?, delta)))
         .collect();
     if !sampled.is_empty() {
-        if let Some(weight) = sample_weight(sample_every(), crate::clock::random_unit()) {
+        if let Some(weight) = sample_weight(sample_every(), crate::runtime::clock::random_unit()) {
             for (series, delta) in sampled {
                 if let Some(series) = registered(series) {
                     *deltas.entry(series).or_insert(0) += delta.saturating_mul(weight);
@@ -222,7 +222,7 @@ pub fn flush() {
 
 /// Adds `deltas` to one shard by compare-and-swap, trying another shard after a conflict.
 fn merge_into_a_shard(deltas: &BTreeMap<String, i64>) {
-    let first = crate::clock::random_u64() % SHARDS;
+    let first = crate::runtime::clock::random_u64() % SHARDS;
     for attempt in 0..FLUSH_ATTEMPTS {
         let key = shard_key((first + u64::from(attempt)) % SHARDS);
         let (version, mut counts) = match read_shard(&key) {
@@ -239,11 +239,11 @@ fn merge_into_a_shard(deltas: &BTreeMap<String, i64>) {
         match documents::compare_and_swap(&key, version, &body) {
             Ok(_) => return,
             Err(SwapError::Conflict(_)) => {
-                crate::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
+                crate::runtime::clock::sleep_ms(cart_domain::backoff::backoff_delay_ms(
                     attempt.min(4),
                     1,
                     20,
-                    crate::clock::random_unit(),
+                    crate::runtime::clock::random_unit(),
                 ));
             }
             Err(SwapError::Store(_)) => {}

@@ -2,7 +2,7 @@
 //!
 //! * `Authorization: Bearer <JWT>`: verified in the cart logic (cart-auth): a user token signed
 //!   with `jwt_hs256_secret`, the `jwt_public_key` (RS256/ES256) or a key of the identity
-//!   provider's key set at `jwt_jwks_url` (see [`crate::jwks`]: fetched only for RS256/ES256
+//!   provider's key set at `jwt_jwks_url` (see [`crate::ports::jwks`]: fetched only for RS256/ES256
 //!   tokens, so guest tokens never wait for it), or a guest token this service issued with
 //!   `guest_token_secret`. `sub` is the user id; guest ids start with
 //!   `guest-`, which user tokens may never use.
@@ -17,17 +17,17 @@
 //!
 //! A caller only ever reaches `cart:{store}:{self}`, so one user can never name another's cart.
 
-use crate::http_io::HttpRequest;
-use crate::settings::Settings;
+use crate::edge::http_io::HttpRequest;
+use crate::ports::settings::Settings;
 use cart_auth::{bearer_token, Algorithm, AuthError, GuestTokens, Verifier, VerifierConfig};
 use cart_domain::{Problem, ProblemKind, UserId};
 
 fn var(name: &str) -> Option<String> {
-    crate::settings::var(name).filter(|v| !v.trim().is_empty())
+    crate::ports::settings::var(name).filter(|v| !v.trim().is_empty())
 }
 
 fn now_unix() -> u64 {
-    crate::clock::now_ms() / 1000
+    crate::runtime::clock::now_ms() / 1000
 }
 
 fn unauthenticated(detail: impl Into<String>, code: &str) -> Problem {
@@ -84,7 +84,7 @@ fn guests() -> Result<GuestTokens, GuestsUnavailable> {
     let tokens = GuestTokens::new(&secret).map_err(|e| {
         GuestsUnavailable::Misconfigured(misconfigured(format!("guest_token_secret: {e}")))
     })?;
-    if secret == DEMO_GUEST_TOKEN_SECRET && !crate::settings::demo_identity_mode() {
+    if secret == DEMO_GUEST_TOKEN_SECRET && !crate::ports::settings::demo_identity_mode() {
         return Err(GuestsUnavailable::DemoSecret(tokens));
     }
     Ok(tokens)
@@ -129,7 +129,9 @@ fn verify_bearer(token: &str) -> Result<(UserId, bool), Problem> {
     // tokens that can use it.
     let algorithm = jwks_url.as_ref().map(|_| cart_auth::token_algorithm(token));
     let key_set = match (&jwks_url, &algorithm) {
-        (Some(url), Some(Ok(alg))) if *alg != Algorithm::Hs256 => Some(crate::jwks::current(url)?),
+        (Some(url), Some(Ok(alg))) if *alg != Algorithm::Hs256 => {
+            Some(crate::ports::jwks::current(url)?)
+        }
         _ => None,
     };
     let verifier = user_verifier(key_set.as_ref().map(|set| set.keys.clone()))?;
@@ -146,7 +148,7 @@ fn verify_bearer(token: &str) -> Result<(UserId, bool), Problem> {
         (&user_result, &jwks_url, &key_set)
     {
         // The provider may have rotated its keys since the set was cached.
-        if let Some(keys) = crate::jwks::refresh_for_unknown_kid(url, set) {
+        if let Some(keys) = crate::ports::jwks::refresh_for_unknown_kid(url, set) {
             user_result = user_verifier(Some(keys))?.verify(token, now);
         }
     }
@@ -221,7 +223,7 @@ pub fn caller_kind(request: &HttpRequest, settings: &Settings) -> Result<(UserId
             "token-missing",
         )
     })?;
-    crate::oplog::note_insecure_identity();
+    crate::runtime::oplog::note_insecure_identity();
     let user = UserId::parse_with_max(raw.trim(), settings.limits.max_id_len)
         .map_err(|e| unauthenticated(format!("X-User-Id {e}"), "invalid-user-header"))?;
     let guest = user.as_str().starts_with(cart_auth::GUEST_SUBJECT_PREFIX);
@@ -233,7 +235,7 @@ mod tests {
     /// The value recognised as the public demo secret is the one the local manifest ships.
     #[test]
     fn the_demo_guest_secret_is_the_one_spin_toml_ships() {
-        let manifest = include_str!("../../../spin.toml");
+        let manifest = include_str!("../../../../spin.toml");
         let line = format!(
             "guest_token_secret = {{ default = \"{}\"",
             super::DEMO_GUEST_TOKEN_SECRET

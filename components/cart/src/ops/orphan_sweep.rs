@@ -5,11 +5,12 @@
 //! change reserves before it commits: a hold without a line may be a change in flight, which
 //! holds that lease until its commit. A busy line is skipped for the next sweep.
 
-use crate::bindings::inventory;
-use crate::cart_repo;
-use crate::line_lock;
+use crate::ops::error::OpError;
+use crate::ports::cart_repo;
+use crate::ports::inventory_port;
+use crate::ports::line_lock;
 use cart_domain::reservation::ReservationState;
-use cart_domain::{Line, Problem, ProblemKind, ReservationStatus, StoreId, UserId};
+use cart_domain::{Line, ReservationStatus, StoreId, UserId};
 use serde::Serialize;
 
 #[derive(Debug, Default, Serialize)]
@@ -21,14 +22,9 @@ pub struct OrphanReport {
     pub overselling_incidents: usize,
 }
 
-pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
+pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, OpError> {
     let holds =
-        crate::breaker::call(|| inventory::list_reservations(store.as_str())).map_err(|e| {
-            Problem::new(
-                ProblemKind::InventoryUnavailable,
-                format!("could not list reservations: {e:?}"),
-            )
-        })?;
+        inventory_port::list_reservations(store.as_str()).map_err(OpError::ReservationListing)?;
     let mut report = OrphanReport::default();
     for hold in holds {
         report.examined += 1;
@@ -41,7 +37,7 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             continue;
         };
         let lock_key = line_lock::line_key(store, &user, product);
-        let Ok(Some(lease)) = crate::bindings::locks::try_acquire(&lock_key, 10_000) else {
+        let Some(lease) = line_lock::try_acquire(&lock_key, 10_000) else {
             report.skipped_busy += 1;
             continue;
         };
@@ -55,7 +51,7 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
                 .filter(|l| l.reservation.id == hold.reservation_id)
         });
         if let Ok(Some(line)) = owner {
-            if promises_more_than_held(line, hold.quantity, crate::clock::now_ms()) {
+            if promises_more_than_held(line, hold.quantity, crate::runtime::clock::now_ms()) {
                 report.overselling_incidents += 1;
                 eprintln!(
                     "{{\"level\":\"error\",\"msg\":\"overselling incident: cart line confirmed for more than the inventory holds\",\"reservationId\":{},\"lineQuantity\":{},\"heldQuantity\":{}}}",
@@ -66,7 +62,7 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             }
         }
         if let Ok(None) = owner {
-            crate::inventory_port::release(
+            inventory_port::release(
                 store.as_str(),
                 &ReservationState {
                     id: hold.reservation_id.clone(),
@@ -82,11 +78,11 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, Problem> {
             line_lock::retire(&lease);
         }
     }
-    crate::metrics::add(
+    crate::ports::metrics::add(
         "cart_orphan_reservations_released_total",
         report.released as i64,
     );
-    crate::metrics::add_exact(
+    crate::ports::metrics::add_exact(
         "cart_overselling_incidents_total{source=\"sweep\"}",
         report.overselling_incidents as i64,
     );
