@@ -286,7 +286,7 @@ fn fifty_concurrent_adds_to_one_cart_keep_every_line_on_each_lock_backend() {
 // lease behind until its TTL. Meanwhile that line answers `line-busy` with `Retry-After`, every
 // other line of the cart works, and after the TTL the line works again. The lease is planted
 // from outside under the app's lock key layout (`line:{store}:{user}:{product}`, see
-// components/cart/src/lock_keys.rs; `cart-lock:` prefix in Redis, `lock:` records in key-value,
+// components/cart/src/ports/lock_keys.rs; `cart-lock:` prefix in Redis, `lock:` records in key-value,
 // see components/spin-adapter/src/locks/). It is planted with a long TTL, so the `line-busy`
 // answer is certain however slowly a loaded machine gets to it, and shortened to a few seconds
 // once that has been seen, so the expiry is the lease's own TTL running out.
