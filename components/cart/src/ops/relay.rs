@@ -225,13 +225,9 @@ fn remove_acknowledged(
     // A relay's own write: no new events, the revision (ETag) untouched.
     let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
-        if !loaded.cart.relay_claimed_by(token, now) {
+        let Some(mut next) = acknowledged_under_claim(loaded, token, ack, now) else {
             return Ok(Step::Settled(()));
-        }
-        let mut next = loaded.cart.clone();
-        if let Some(ack) = ack {
-            apply_ack(&mut next, ack);
-        }
+        };
         next.relay = if !next.has_pending_events() || give_up {
             None
         } else {
@@ -249,6 +245,24 @@ fn remove_acknowledged(
     }
 }
 
+/// The cart with what the pipeline acknowledged removed, while this relay (`token`) still holds
+/// its claim; `None` once the claim is lost (the new holder relays, so this one writes nothing).
+fn acknowledged_under_claim(
+    loaded: &Loaded,
+    token: &str,
+    ack: Option<Ack>,
+    now: u64,
+) -> Option<Cart> {
+    if !loaded.cart.relay_claimed_by(token, now) {
+        return None;
+    }
+    let mut next = loaded.cart.clone();
+    if let Some(ack) = ack {
+        apply_ack(&mut next, ack);
+    }
+    Some(next)
+}
+
 /// After a failed (or partly failed) publish: removes what was acknowledged and turns the
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
 /// may have unlisted it just before the commit that claimed this relay). Best effort: a lost
@@ -258,13 +272,9 @@ fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) {
     outbox::list(cart_key);
     let _ = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
-        if !loaded.cart.relay_claimed_by(token, now) {
+        let Some(mut next) = acknowledged_under_claim(loaded, token, ack, now) else {
             return Ok(Step::Settled(()));
-        }
-        let mut next = loaded.cart.clone();
-        if let Some(ack) = ack {
-            apply_ack(&mut next, ack);
-        }
+        };
         let failures = loaded
             .cart
             .relay
