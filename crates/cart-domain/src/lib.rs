@@ -1,6 +1,10 @@
 //! Cart domain rules with no I/O: validated ids, money, cart documents and their changes,
 //! request bodies, RFC 9457 problems, HTTP precondition parsing and the retry policy.
 //!
+//! Rules answer with typed errors (`RuleError`, `requests::RequestError`,
+//! `precondition::EntityTagError`, `idempotency::KeyError`) whose `Display` is the wording
+//! the client reads; `rule_problems` alone turns them into a `Problem`.
+//!
 //! Everything here is deterministic and plain Rust, so it is tested with `cargo test` and shared
 //! by the cart component and the test host.
 
@@ -18,6 +22,8 @@ pub mod precondition;
 pub mod problem;
 pub mod requests;
 pub mod reservation;
+pub mod rule_error;
+pub mod rule_problems;
 pub mod trace_context;
 pub mod view;
 
@@ -27,3 +33,4 @@ pub use limits::Limits;
 pub use money::{Currency, Money, MoneyError};
 pub use problem::{Problem, ProblemKind};
 pub use reservation::{ReservationPolicy, ReservationState, ReservationStatus};
+pub use rule_error::RuleError;

@@ -369,10 +369,10 @@ fn product_id(raw: &str, settings: &Settings) -> Result<ProductId, Problem> {
 }
 
 fn if_match(request: &HttpRequest) -> Result<Option<EntityTags>, Problem> {
-    request
-        .header("if-match")?
-        .map(parse_entity_tags)
-        .transpose()
+    match request.header("if-match")? {
+        Some(raw) => Ok(Some(parse_entity_tags(raw)?)),
+        None => Ok(None),
+    }
 }
 
 fn json_body<'a>(request: &'a HttpRequest, settings: &Settings) -> Result<&'a [u8], Problem> {

@@ -1,20 +1,23 @@
 //! The one place where what went wrong below the edge becomes an HTTP problem: each error
 //! of `ops` and `ports` gets its kind (status, `type`, title) and extension members here;
 //! its `Display` is the problem's `detail`. `http_io::HttpResponse::problem` renders it.
+//! A refusal of `cart_domain`'s rules (`OpError::Rule`) becomes its problem through
+//! `cart_domain::rule_problems`, which has to sit beside the `Problem` type (Rust's orphan
+//! rule: neither the type nor those errors are this crate's).
 
 use crate::ops::error::{Contended, OpError, ShortLine};
 use crate::ports::cart_repo::RepoError;
 use crate::ports::inventory_port::ReserveError;
 use crate::ports::jwks::KeysUnavailable;
 use crate::ports::line_lock::LeaseError;
-use cart_domain::precondition::precondition_failed;
+use cart_domain::precondition::etag;
 use cart_domain::{Problem, ProblemKind};
 
 impl From<OpError> for Problem {
     fn from(e: OpError) -> Self {
         let detail = e.to_string();
         match e {
-            OpError::Rule(problem) => problem,
+            OpError::Rule(e) => e.into(),
             OpError::Store(e) => e.into(),
             OpError::OutboxIndex(_) => {
                 Problem::new(ProblemKind::StoreUnavailable, detail).with("retryAfterSeconds", 1)
@@ -62,6 +65,16 @@ impl From<OpError> for Problem {
             }
         }
     }
+}
+
+/// The 412 for a stale `If-Match`, naming the current version and its `ETag`.
+fn precondition_failed(current_version: u64) -> Problem {
+    Problem::new(
+        ProblemKind::PreconditionFailed,
+        format!("the cart is at version {current_version}; reload it and retry"),
+    )
+    .with("currentVersion", current_version)
+    .with("currentETag", etag(current_version))
 }
 
 fn short_line(line: &ShortLine) -> serde_json::Value {
