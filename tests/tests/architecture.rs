@@ -7,8 +7,8 @@
 //!   crate root's imports, so the reader above cannot be bypassed;
 //! * only the edge builds `Problem` (the HTTP error): `ops` and `ports` return typed errors
 //!   that `edge/problem.rs` turns into problems, and no module below the edge names `Problem`;
-//! * `crates/cart-domain`'s rules return typed errors too: only its `rule_problems.rs` (and
-//!   `problem.rs`, the type itself) builds a `Problem`;
+//! * `crates/cart-domain`'s rules return typed errors too: the crate has no `Problem` type
+//!   and builds none, and `edge/problem.rs` maps each of its rule errors;
 //! * only `ports/` touches the generated `storefront:cart` bindings, and only `lib.rs`,
 //!   `edge/http_io.rs` and `ports/bindings.rs` touch `spin_sdk`;
 //! * one write path: only `ops/commit.rs` writes a cart document and counts a lost race.
@@ -304,42 +304,44 @@ fn only_the_edge_builds_problems() {
     assert!(mapping.text.contains("impl From<OpError> for Problem"));
 }
 
-/// Every `.rs` file of `crates/cart-domain/src` but `lib.rs` (its re-exports), by file stem.
+/// Every `.rs` file of `crates/cart-domain/src`, by file stem.
 fn domain_sources() -> Vec<Source> {
     let root = workspace_root().join("crates/cart-domain/src");
     let mut out = Vec::new();
     collect(&root, &root, &mut out);
-    out.retain(|s| s.id != "lib");
     out
 }
 
 #[test]
 fn cart_domain_rules_return_typed_errors() {
-    let sources = domain_sources();
+    let domain = domain_sources();
     assert!(
-        sources.iter().any(|s| s.id == "cart"),
+        domain.iter().any(|s| s.id == "cart"),
         "cart-domain's sources were found"
     );
-    // `problem` is the type; `rule_problems` the one mapping from the rules' errors to it.
-    let builders = mentions(&sources, &["Problem::new", "ProblemKind"], |s| {
-        matches!(s.id.as_str(), "problem" | "rule_problems")
-    });
+    // The HTTP problem is the edge's: the pure rules neither define nor build one.
+    let builders = mentions(
+        &domain,
+        &["Problem::new", "ProblemKind", "struct Problem"],
+        |_| false,
+    );
     assert!(
         builders.is_empty(),
         "cart-domain modules that build a Problem (return a typed error, map it in \
-         rule_problems.rs):\n{}",
+         the cart's edge/problem.rs):\n{}",
         builders.join("\n")
     );
-    let mapping = sources
+    let cart = sources();
+    let mapping = cart
         .iter()
-        .find(|s| s.id == "rule_problems")
-        .expect("rule_problems.rs maps the rules' errors to problems");
+        .find(|s| s.id == "edge::problem")
+        .expect("edge/problem.rs maps errors to problems");
     for error in ["RuleError", "RequestError", "EntityTagError", "KeyError"] {
         assert!(
             mapping
                 .text
                 .contains(&format!("impl From<{error}> for Problem")),
-            "rule_problems.rs maps {error}"
+            "edge/problem.rs maps cart-domain's {error}"
         );
     }
 }
