@@ -6,7 +6,9 @@
 //! * a module names another through its layer folder (`crate::ops::relay`), never through the
 //!   crate root's imports, so the reader above cannot be bypassed;
 //! * only the edge builds `Problem` (the HTTP error): `ops` and `ports` return typed errors
-//!   that `edge/problem.rs` turns into problems;
+//!   that `edge/problem.rs` turns into problems, and no module below the edge names `Problem`;
+//! * `crates/cart-domain`'s rules return typed errors too: the crate has no `Problem` type
+//!   and builds none, and `edge/problem.rs` maps each of its rule errors;
 //! * only `ports/` touches the generated `storefront:cart` bindings, and only `lib.rs`,
 //!   `edge/http_io.rs` and `ports/bindings.rs` touch `spin_sdk`;
 //! * one write path: only `ops/commit.rs` writes a cart document and counts a lost race.
@@ -282,22 +284,14 @@ fn mentions(sources: &[Source], tokens: &[&str], allowed: impl Fn(&Source) -> bo
 fn only_the_edge_builds_problems() {
     let sources = sources();
     let in_edge = |s: &Source| s.layer.as_deref() == Some("edge");
-    // Building one, by hand or through cart-domain's builder of the 412.
-    let builders = mentions(
-        &sources,
-        &["Problem::new", "ProblemKind", "precondition_failed"],
-        in_edge,
-    );
+    let builders = mentions(&sources, &["Problem::new", "ProblemKind"], in_edge);
     assert!(
         builders.is_empty(),
         "problems built below the edge (return an error of the layer instead):\n{}",
         builders.join("\n")
     );
-    // Below the edge, `Problem` is only carried: the one variant of `OpError` that passes
-    // cart-domain's rule problems through.
-    let named = mentions(&sources, &["Problem"], |s| {
-        in_edge(s) || s.id == "ops::error"
-    });
+    // Not even carried: cart-domain's rules answer with typed errors (`OpError::Rule`).
+    let named = mentions(&sources, &["Problem"], in_edge);
     assert!(
         named.is_empty(),
         "modules below the edge that name Problem:\n{}",
@@ -308,6 +302,48 @@ fn only_the_edge_builds_problems() {
         .find(|s| s.id == "edge::problem")
         .expect("edge/problem.rs maps errors to problems");
     assert!(mapping.text.contains("impl From<OpError> for Problem"));
+}
+
+/// Every `.rs` file of `crates/cart-domain/src`, by file stem.
+fn domain_sources() -> Vec<Source> {
+    let root = workspace_root().join("crates/cart-domain/src");
+    let mut out = Vec::new();
+    collect(&root, &root, &mut out);
+    out
+}
+
+#[test]
+fn cart_domain_rules_return_typed_errors() {
+    let domain = domain_sources();
+    assert!(
+        domain.iter().any(|s| s.id == "cart"),
+        "cart-domain's sources were found"
+    );
+    // The HTTP problem is the edge's: the pure rules neither define nor build one.
+    let builders = mentions(
+        &domain,
+        &["Problem::new", "ProblemKind", "struct Problem"],
+        |_| false,
+    );
+    assert!(
+        builders.is_empty(),
+        "cart-domain modules that build a Problem (return a typed error, map it in \
+         the cart's edge/problem.rs):\n{}",
+        builders.join("\n")
+    );
+    let cart = sources();
+    let mapping = cart
+        .iter()
+        .find(|s| s.id == "edge::problem")
+        .expect("edge/problem.rs maps errors to problems");
+    for error in ["RuleError", "RequestError", "EntityTagError", "KeyError"] {
+        assert!(
+            mapping
+                .text
+                .contains(&format!("impl From<{error}> for Problem")),
+            "edge/problem.rs maps cart-domain's {error}"
+        );
+    }
 }
 
 #[test]

@@ -9,8 +9,8 @@ use crate::events::{EventFactory, EventType, OutboxEntry};
 use crate::idempotency::AppliedKey;
 use crate::limits::Limits;
 use crate::money::{Money, MoneyError};
-use crate::problem::{Problem, ProblemKind};
 use crate::reservation::{ReservationPolicy, ReservationState};
+use crate::rule_error::RuleError;
 use serde::{Deserialize, Serialize};
 
 /// Catalogue facts about a product at the time it is put in the cart (title and price are
@@ -207,18 +207,12 @@ impl Cart {
     }
 
     /// Refuses a change to the cart's lines while a checkout is half done.
-    pub fn ensure_no_checkout_pending(&self) -> Result<(), Problem> {
+    pub fn ensure_no_checkout_pending(&self) -> Result<(), RuleError> {
         match &self.checkout_intent {
             None => Ok(()),
-            Some(intent) => Err(Problem::new(
-                ProblemKind::CartConflict,
-                format!(
-                    "checkout {} is in progress and its lines may already be sold; \
-                     POST the checkout again to finish it, then change the cart",
-                    intent.checkout_id
-                ),
-            )
-            .with("checkoutId", intent.checkout_id.clone())),
+            Some(intent) => Err(RuleError::CheckoutPending {
+                checkout_id: intent.checkout_id.clone(),
+            }),
         }
     }
 
@@ -256,12 +250,13 @@ impl Cart {
         product_id: &str,
         change: LineChange,
         limits: &Limits,
-    ) -> Result<u32, Problem> {
+    ) -> Result<u32, RuleError> {
         let current = self.line(product_id).map(|l| l.quantity);
         let target = match change {
-            LineChange::Add(n) => current.unwrap_or(0).checked_add(n).ok_or_else(|| {
-                Problem::new(ProblemKind::QuantityLimitExceeded, "quantity out of range")
-            })?,
+            LineChange::Add(n) => current
+                .unwrap_or(0)
+                .checked_add(n)
+                .ok_or(RuleError::QuantityOutOfRange)?,
             LineChange::Set(n) => {
                 if current.is_none() {
                     return Err(line_not_found(product_id));
@@ -276,24 +271,15 @@ impl Cart {
             }
         };
         if target > limits.max_quantity_per_line {
-            return Err(Problem::new(
-                ProblemKind::QuantityLimitExceeded,
-                format!(
-                    "a line may hold at most {} units; this change would make it {target}",
-                    limits.max_quantity_per_line
-                ),
-            )
-            .with("maxQuantity", limits.max_quantity_per_line));
+            return Err(RuleError::LineQuantityAboveLimit {
+                max: limits.max_quantity_per_line,
+                target,
+            });
         }
         if current.is_none() && target > 0 && self.lines.len() >= limits.max_lines_per_cart {
-            return Err(Problem::new(
-                ProblemKind::TooManyLines,
-                format!(
-                    "a cart may hold at most {} lines",
-                    limits.max_lines_per_cart
-                ),
-            )
-            .with("maxLines", limits.max_lines_per_cart));
+            return Err(RuleError::TooManyLines {
+                max: limits.max_lines_per_cart,
+            });
         }
         Ok(target)
     }
@@ -306,7 +292,7 @@ impl Cart {
         quantity: u32,
         reservation: ReservationState,
         now_ms: u64,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), RuleError> {
         if quantity == 0 {
             self.lines.retain(|l| l.product_id != product.product_id);
             self.updated_at_ms = now_ms;
@@ -323,15 +309,11 @@ impl Cart {
         } else {
             if let Some(first) = self.lines.first() {
                 if first.unit_price.currency != product.unit_price.currency {
-                    return Err(Problem::new(
-                        ProblemKind::CurrencyMismatch,
-                        format!(
-                            "the cart is priced in {}, {} in {}",
-                            first.unit_price.currency.as_str(),
-                            product.product_id,
-                            product.unit_price.currency.as_str()
-                        ),
-                    ));
+                    return Err(RuleError::CurrencyMismatch {
+                        cart: first.unit_price.currency.clone(),
+                        product_id: product.product_id.clone(),
+                        product: product.unit_price.currency.clone(),
+                    });
                 }
             }
             self.lines.push(Line {
@@ -365,48 +347,38 @@ impl Cart {
     }
 }
 
-fn line_not_found(product_id: &str) -> Problem {
-    Problem::new(
-        ProblemKind::LineNotFound,
-        format!("the cart has no line for product {product_id}"),
-    )
-    .with("productId", product_id)
+fn line_not_found(product_id: &str) -> RuleError {
+    RuleError::LineNotFound {
+        product_id: product_id.to_owned(),
+    }
 }
 
 /// Checks a target quantity against the product's own rules (minimum, maximum, increment).
-pub fn check_product_rules(product: &ProductSnapshot, quantity: u32) -> Result<(), Problem> {
+pub fn check_product_rules(product: &ProductSnapshot, quantity: u32) -> Result<(), RuleError> {
     if quantity == 0 {
         return Ok(());
     }
     if quantity < product.min_quantity {
-        return Err(Problem::new(
-            ProblemKind::InvalidQuantity,
-            format!(
-                "{} must be bought in quantities of at least {}",
-                product.product_id, product.min_quantity
-            ),
-        )
-        .with("minQuantity", product.min_quantity));
+        return Err(RuleError::BelowProductMinimum {
+            product_id: product.product_id.clone(),
+            min: product.min_quantity,
+        });
     }
     if let Some(max) = product.max_quantity {
         if quantity > max {
-            return Err(Problem::new(
-                ProblemKind::QuantityLimitExceeded,
-                format!("{} is limited to {max} per cart", product.product_id),
-            )
-            .with("maxQuantity", max));
+            return Err(RuleError::AboveProductMaximum {
+                product_id: product.product_id.clone(),
+                max,
+            });
         }
     }
     let step = product.quantity_step.max(1);
     if !(quantity - product.min_quantity.min(quantity)).is_multiple_of(step) {
-        return Err(Problem::new(
-            ProblemKind::InvalidQuantity,
-            format!(
-                "{} is sold in steps of {step} from {}",
-                product.product_id, product.min_quantity
-            ),
-        )
-        .with("quantityStep", step));
+        return Err(RuleError::OffProductStep {
+            product_id: product.product_id.clone(),
+            step,
+            min: product.min_quantity,
+        });
     }
     Ok(())
 }
@@ -540,14 +512,17 @@ mod tests {
     fn set_and_remove_need_an_existing_line() {
         let cart = Cart::default();
         let limits = Limits::default();
-        let err = cart
-            .target_quantity("mug", LineChange::Set(2), &limits)
-            .unwrap_err();
-        assert_eq!(err.kind, ProblemKind::LineNotFound);
-        let err = cart
-            .target_quantity("mug", LineChange::Remove, &limits)
-            .unwrap_err();
-        assert_eq!(err.kind, ProblemKind::LineNotFound);
+        let not_found = RuleError::LineNotFound {
+            product_id: "mug".into(),
+        };
+        assert_eq!(
+            cart.target_quantity("mug", LineChange::Set(2), &limits),
+            Err(not_found.clone())
+        );
+        assert_eq!(
+            cart.target_quantity("mug", LineChange::Remove, &limits),
+            Err(not_found)
+        );
     }
 
     #[test]
@@ -559,18 +534,14 @@ mod tests {
         };
         let mut cart = Cart::default();
         assert_eq!(
-            cart.target_quantity("a", LineChange::Add(6), &limits)
-                .unwrap_err()
-                .kind,
-            ProblemKind::QuantityLimitExceeded
+            cart.target_quantity("a", LineChange::Add(6), &limits),
+            Err(RuleError::LineQuantityAboveLimit { max: 5, target: 6 })
         );
         cart.put_line(&product("a", 1, "EUR"), 1, held("r"), 1)
             .unwrap();
         assert_eq!(
-            cart.target_quantity("b", LineChange::Add(1), &limits)
-                .unwrap_err()
-                .kind,
-            ProblemKind::TooManyLines
+            cart.target_quantity("b", LineChange::Add(1), &limits),
+            Err(RuleError::TooManyLines { max: 1 })
         );
         // Changing an existing line is fine at the line limit.
         assert_eq!(
@@ -588,7 +559,11 @@ mod tests {
         let err = cart
             .put_line(&product("b", 1, "USD"), 1, held("r2"), 1)
             .unwrap_err();
-        assert_eq!(err.kind, ProblemKind::CurrencyMismatch);
+        assert!(
+            matches!(&err, RuleError::CurrencyMismatch { product_id, .. } if product_id == "b"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "the cart is priced in EUR, b in USD");
     }
 
     #[test]
@@ -622,18 +597,22 @@ mod tests {
         p.quantity_step = 2;
         assert!(check_product_rules(&p, 2).is_ok());
         assert!(check_product_rules(&p, 4).is_ok());
-        assert_eq!(
-            check_product_rules(&p, 1).unwrap_err().kind,
-            ProblemKind::InvalidQuantity
-        );
-        assert_eq!(
-            check_product_rules(&p, 3).unwrap_err().kind,
-            ProblemKind::InvalidQuantity
-        );
-        assert_eq!(
-            check_product_rules(&p, 12).unwrap_err().kind,
-            ProblemKind::QuantityLimitExceeded
-        );
+        assert!(matches!(
+            check_product_rules(&p, 1),
+            Err(RuleError::BelowProductMinimum { min: 2, .. })
+        ));
+        assert!(matches!(
+            check_product_rules(&p, 3),
+            Err(RuleError::OffProductStep {
+                step: 2,
+                min: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_product_rules(&p, 12),
+            Err(RuleError::AboveProductMaximum { max: 10, .. })
+        ));
         assert!(check_product_rules(&p, 0).is_ok());
     }
 }

@@ -1,9 +1,9 @@
 //! `Idempotency-Key` (IETF draft-ietf-httpapi-idempotency-key-header): parsing, request
 //! fingerprints and the stored response a retry replays.
 
-use crate::problem::{Problem, ProblemKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt;
 
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
@@ -11,47 +11,77 @@ pub const MAX_KEY_LEN: usize = 255;
 /// How long a key and its response are kept.
 pub const RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 
-fn invalid(detail: impl Into<String>) -> Problem {
-    Problem::new(ProblemKind::InvalidHeader, detail).with("header", "Idempotency-Key")
+/// Why an `Idempotency-Key` value was refused. The cart component's edge makes it an
+/// `invalid-header` problem naming the header; `Display` is the problem's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    UnterminatedString,
+    BadEscape,
+    UnescapedQuote,
+    /// A quoted key holds a character outside printable ASCII.
+    NotPrintable,
+    /// A bare key holds a character a token may not.
+    BadCharacter(char),
+    Empty,
+    TooLong,
 }
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::UnterminatedString => {
+                f.write_str("Idempotency-Key has an unterminated string")
+            }
+            KeyError::BadEscape => f.write_str("Idempotency-Key has a bad escape"),
+            KeyError::UnescapedQuote => f.write_str("Idempotency-Key has an unescaped quote"),
+            KeyError::NotPrintable => f.write_str("Idempotency-Key must be printable ASCII"),
+            KeyError::BadCharacter(c) => write!(
+                f,
+                "Idempotency-Key contains {c:?}; send a quoted string or a token"
+            ),
+            KeyError::Empty => f.write_str("Idempotency-Key must not be empty"),
+            KeyError::TooLong => {
+                write!(f, "Idempotency-Key is longer than {MAX_KEY_LEN} characters")
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
 
 /// Parses the header value. The draft defines it as a Structured Field string
 /// (`"8e03978e-40d5"`); many clients send it bare, so a bare token is accepted too.
-pub fn parse_key(raw: &str) -> Result<String, Problem> {
+pub fn parse_key(raw: &str) -> Result<String, KeyError> {
     let raw = raw.trim_matches(|c| c == ' ' || c == '\t');
     let key = if let Some(inner) = raw.strip_prefix('"') {
         let inner = inner
             .strip_suffix('"')
-            .ok_or_else(|| invalid("Idempotency-Key has an unterminated string"))?;
+            .ok_or(KeyError::UnterminatedString)?;
         let mut key = String::with_capacity(inner.len());
         let mut chars = inner.chars();
         while let Some(c) = chars.next() {
             match c {
                 '\\' => match chars.next() {
                     Some(e @ ('"' | '\\')) => key.push(e),
-                    _ => return Err(invalid("Idempotency-Key has a bad escape")),
+                    _ => return Err(KeyError::BadEscape),
                 },
-                '"' => return Err(invalid("Idempotency-Key has an unescaped quote")),
+                '"' => return Err(KeyError::UnescapedQuote),
                 c if (' '..='~').contains(&c) => key.push(c),
-                _ => return Err(invalid("Idempotency-Key must be printable ASCII")),
+                _ => return Err(KeyError::NotPrintable),
             }
         }
         key
     } else {
         if let Some(c) = raw.chars().find(|c| !('!'..='~').contains(c) || *c == '"') {
-            return Err(invalid(format!(
-                "Idempotency-Key contains {c:?}; send a quoted string or a token"
-            )));
+            return Err(KeyError::BadCharacter(c));
         }
         raw.to_owned()
     };
     if key.is_empty() {
-        return Err(invalid("Idempotency-Key must not be empty"));
+        return Err(KeyError::Empty);
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(invalid(format!(
-            "Idempotency-Key is longer than {MAX_KEY_LEN} characters"
-        )));
+        return Err(KeyError::TooLong);
     }
     Ok(key)
 }
@@ -146,10 +176,23 @@ mod tests {
 
     #[test]
     fn refuses_bad_keys() {
-        for bad in ["", "\"\"", "\"open", "a b", "\"bad\\x\"", "é", "\"é\""] {
-            assert!(parse_key(bad).is_err(), "{bad:?}");
+        for (bad, why) in [
+            ("", KeyError::Empty),
+            ("\"\"", KeyError::Empty),
+            ("\"open", KeyError::UnterminatedString),
+            ("a b", KeyError::BadCharacter(' ')),
+            ("\"bad\\x\"", KeyError::BadEscape),
+            ("é", KeyError::BadCharacter('é')),
+            ("\"é\"", KeyError::NotPrintable),
+            ("\"a\"b\"", KeyError::UnescapedQuote),
+        ] {
+            assert_eq!(parse_key(bad), Err(why), "{bad:?}");
         }
-        assert!(parse_key(&"k".repeat(256)).is_err());
+        assert_eq!(parse_key(&"k".repeat(256)), Err(KeyError::TooLong));
+        assert_eq!(
+            KeyError::BadCharacter(' ').to_string(),
+            "Idempotency-Key contains ' '; send a quoted string or a token"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `ETag`, `If-Match` and `If-None-Match` for cart versions (RFC 9110). The strong ETag of a
 //! cart is its version number in quotes: versions are unique and never reused.
 
-use crate::problem::{Problem, ProblemKind};
+use std::fmt;
 
 /// The ETag header value for a version.
 pub fn etag(version: u64) -> String {
@@ -16,8 +16,32 @@ pub enum EntityTags {
     List(Vec<(bool, Option<u64>)>),
 }
 
+/// Why an `If-Match` / `If-None-Match` value does not parse. The cart component's edge makes
+/// it an `invalid-header` problem; `Display` is the problem's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntityTagError {
+    /// `part` is not a quoted (optionally weak) entity tag.
+    NotATag { part: String },
+    /// Only commas and spaces.
+    EmptyList,
+}
+
+impl fmt::Display for EntityTagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityTagError::NotATag { part } => write!(
+                f,
+                "{part:?} is not an entity tag; send the ETag value, e.g. \"3\""
+            ),
+            EntityTagError::EmptyList => f.write_str("empty entity-tag list"),
+        }
+    }
+}
+
+impl std::error::Error for EntityTagError {}
+
 /// Parses a list of entity tags. Tags that are not ours (not a number) never match.
-pub fn parse_entity_tags(raw: &str) -> Result<EntityTags, Problem> {
+pub fn parse_entity_tags(raw: &str) -> Result<EntityTags, EntityTagError> {
     let raw = raw.trim();
     if raw == "*" {
         return Ok(EntityTags::Any);
@@ -35,19 +59,13 @@ pub fn parse_entity_tags(raw: &str) -> Result<EntityTags, Problem> {
         let inner = quoted
             .strip_prefix('"')
             .and_then(|s| s.strip_suffix('"'))
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemKind::InvalidHeader,
-                    format!("{part:?} is not an entity tag; send the ETag value, e.g. \"3\""),
-                )
+            .ok_or_else(|| EntityTagError::NotATag {
+                part: part.to_owned(),
             })?;
         tags.push((weak, inner.parse::<u64>().ok()));
     }
     if tags.is_empty() {
-        return Err(Problem::new(
-            ProblemKind::InvalidHeader,
-            "empty entity-tag list",
-        ));
+        return Err(EntityTagError::EmptyList);
     }
     Ok(EntityTags::List(tags))
 }
@@ -70,16 +88,6 @@ impl EntityTags {
     }
 }
 
-/// The 412 problem for a stale `If-Match`, naming the current version.
-pub fn precondition_failed(current_version: u64) -> Problem {
-    Problem::new(
-        ProblemKind::PreconditionFailed,
-        format!("the cart is at version {current_version}; reload it and retry"),
-    )
-    .with("currentVersion", current_version)
-    .with("currentETag", etag(current_version))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +101,15 @@ mod tests {
         assert!(!t.matches_weak(5));
         assert!(parse_entity_tags("*").unwrap().matches_strong(1));
         assert!(!parse_entity_tags("*").unwrap().matches_strong(0));
-        assert!(parse_entity_tags("3").is_err());
+        assert_eq!(
+            parse_entity_tags("\"3\", 4"),
+            Err(EntityTagError::NotATag { part: "4".into() })
+        );
+        assert_eq!(
+            parse_entity_tags("4").map_err(|e| e.to_string()),
+            Err(r#""4" is not an entity tag; send the ETag value, e.g. "3""#.into())
+        );
+        assert_eq!(parse_entity_tags(" , "), Err(EntityTagError::EmptyList));
         assert!(!parse_entity_tags("\"abc\"").unwrap().matches_weak(3));
     }
 }

@@ -5,7 +5,7 @@
 //! `Authorization: Bearer <metrics_token>` (a scraper's credential, separate from the admin one).
 
 use crate::edge::http_io::HttpRequest;
-use cart_domain::{Problem, ProblemKind};
+use crate::edge::problem_details::{Problem, ProblemKind};
 
 /// Compares without an early exit, so response timing does not reveal a prefix of the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

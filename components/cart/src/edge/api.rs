@@ -5,6 +5,7 @@ use crate::edge::admin;
 use crate::edge::http_io::{HttpRequest, HttpResponse};
 use crate::edge::idempotency::{self, Begin};
 use crate::edge::identity;
+use crate::edge::problem_details::{Problem, ProblemKind};
 use crate::edge::routes::{OperatorRoute, Route, ShopperRoute};
 use crate::ops::checkout;
 use crate::ops::clear;
@@ -16,7 +17,7 @@ use crate::runtime::timing::{measure, Phase};
 use cart_domain::precondition::{etag, parse_entity_tags, EntityTags};
 use cart_domain::requests::{check_body_size, check_json_content_type, AddItem, SetQuantity};
 use cart_domain::view::{CartView, SummaryView};
-use cart_domain::{Cart, LineChange, Problem, ProblemKind, ProductId, StoreId, UserId};
+use cart_domain::{Cart, LineChange, ProductId, StoreId, UserId};
 
 /// The name of the operation, for the log line.
 pub fn operation_name(route: &Result<Route, Problem>) -> &'static str {
@@ -369,10 +370,10 @@ fn product_id(raw: &str, settings: &Settings) -> Result<ProductId, Problem> {
 }
 
 fn if_match(request: &HttpRequest) -> Result<Option<EntityTags>, Problem> {
-    request
-        .header("if-match")?
-        .map(parse_entity_tags)
-        .transpose()
+    match request.header("if-match")? {
+        Some(raw) => Ok(Some(parse_entity_tags(raw)?)),
+        None => Ok(None),
+    }
 }
 
 fn json_body<'a>(request: &'a HttpRequest, settings: &Settings) -> Result<&'a [u8], Problem> {
@@ -439,9 +440,9 @@ fn get_summary(
 #[cfg(test)]
 mod tests {
     use super::operation_name;
+    use crate::edge::problem_details::{Problem, ProblemKind};
     use crate::edge::routes::{OperatorRoute, Route, ShopperRoute};
     use crate::runtime::metric_registry::OPERATIONS;
-    use cart_domain::{Problem, ProblemKind};
 
     /// Every operation a request can be counted under is in the metrics registry (and nothing
     /// else is): `/metrics` reads only registered series.

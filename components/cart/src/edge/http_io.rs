@@ -1,7 +1,7 @@
 //! Reading the incoming request (with a body-size cap) and writing the response through the
 //! `ResponseOutparam`, so work after the response (event relay) does not delay the client.
 
-use cart_domain::{Problem, ProblemKind};
+use crate::edge::problem_details::{Problem, ProblemKind};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};

@@ -21,11 +21,12 @@
 //! answered with the cart as it is now rather than the original response.
 
 use crate::edge::http_io::{HttpRequest, HttpResponse};
+use crate::edge::problem_details::{Problem, ProblemKind};
 use crate::ports::idempotency_store::{self as records, Lease};
 use cart_domain::idempotency::{
     fingerprint, parse_key, record_slot, scoped_key_hash, AppliedKey, StoredResponse, RETENTION_MS,
 };
-use cart_domain::{Problem, ProblemKind, UserId};
+use cart_domain::UserId;
 
 /// How long the in-flight lease lasts if its holder dies without releasing it.
 const IN_FLIGHT_TTL_MS: u32 = 30_000;

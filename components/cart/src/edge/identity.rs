@@ -18,9 +18,10 @@
 //! A caller only ever reaches `cart:{store}:{self}`, so one user can never name another's cart.
 
 use crate::edge::http_io::HttpRequest;
+use crate::edge::problem_details::{Problem, ProblemKind};
 use crate::ports::settings::Settings;
 use cart_auth::{bearer_token, Algorithm, AuthError, GuestTokens, Verifier, VerifierConfig};
-use cart_domain::{Problem, ProblemKind, UserId};
+use cart_domain::UserId;
 
 fn var(name: &str) -> Option<String> {
     crate::ports::settings::var(name).filter(|v| !v.trim().is_empty())

@@ -7,5 +7,6 @@ pub mod http_io;
 pub mod idempotency;
 pub mod identity;
 pub mod problem;
+pub mod problem_details;
 pub mod routes;
 pub mod trace;

@@ -1,7 +1,7 @@
 //! Maps method and path to an operation. Path segments are used raw: a percent-encoded or
 //! otherwise odd segment fails id validation instead of being decoded into something else.
 
-use cart_domain::{Problem, ProblemKind};
+use crate::edge::problem_details::{Problem, ProblemKind};
 
 /// The cart API's operations, by who may call them: the answer to "who is asking" decides the
 /// first level, so dispatching needs no arm for a route another level already handled.

@@ -1,16 +1,15 @@
 //! Why an operation did not complete, as a type. `edge::problem` turns each into the HTTP
-//! problem the API documents; nothing below the edge builds a `Problem`.
+//! problem the API documents; nothing below the edge builds one.
 //!
-//! `Display` is the problem's `detail` (but for `PreconditionFailed`, whose problem
-//! `cart_domain::precondition` builds). The one `Problem` carried here is a cart rule's:
-//! `cart_domain` (a pure crate shared with the tests) still answers its rules with
-//! `Problem`s, and they are passed to the edge unchanged.
+//! `Display` is the problem's `detail` (but for `PreconditionFailed`, whose detail names the
+//! version the way the 412 documents it). A cart rule of `cart_domain` that refuses a change
+//! answers with its typed `RuleError`, carried here as `Rule`.
 
 use crate::ports::cart_repo::RepoError;
 use crate::ports::inventory_port::ReserveError;
 use crate::ports::line_lock::LeaseError;
 use crate::ports::outbox::IndexError;
-use cart_domain::Problem;
+use cart_domain::RuleError;
 
 /// A shortfall of one line at checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +36,8 @@ pub enum Contended {
 
 #[derive(Debug, Clone)]
 pub enum OpError {
-    /// A cart rule of `cart_domain` refused the change (its problem, unchanged).
-    Rule(Problem),
+    /// A cart rule of `cart_domain` refused the change.
+    Rule(RuleError),
     /// The cart store failed.
     Store(RepoError),
     /// The outbox index could not be written before a commit with events.
@@ -86,7 +85,7 @@ pub enum OpError {
 impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpError::Rule(problem) => f.write_str(&problem.detail),
+            OpError::Rule(e) => e.fmt(f),
             OpError::Store(e) => e.fmt(f),
             OpError::OutboxIndex(e) => e.fmt(f),
             OpError::Lease(e) => e.fmt(f),
@@ -142,9 +141,9 @@ impl std::fmt::Display for OpError {
 
 impl std::error::Error for OpError {}
 
-impl From<Problem> for OpError {
-    fn from(problem: Problem) -> Self {
-        OpError::Rule(problem)
+impl From<RuleError> for OpError {
+    fn from(e: RuleError) -> Self {
+        OpError::Rule(e)
     }
 }
 
