@@ -404,8 +404,9 @@ async fn the_http_surface_survives_hostile_input() {
 
 /// Bodies nested as deep as the body limit allows (16 KiB of brackets, ~8,000 levels) are
 /// refused with a 400 problem and change nothing: the JSON parser stops at its nesting limit,
-/// so the components' small shadow stack (256 KiB, see components/cart/build.rs) is never
-/// exhausted by input, whichever field or route the nesting is in.
+/// so the components' small shadow stack (256 KiB, see
+/// components/build-support/wasm_stack_size.rs) is never exhausted by input, whichever field
+/// or route the nesting is in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deeply_nested_bodies_are_refused_without_exhausting_the_stack() {
     let host = cart_host();

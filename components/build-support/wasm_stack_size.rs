@@ -1,4 +1,5 @@
-//! Links the component with a 256 KiB shadow stack instead of Rust's default 1 MiB.
+//! Links a component with a 256 KiB shadow stack instead of Rust's default 1 MiB: the build
+//! script of the four app components (their Cargo.toml `build` points here).
 //!
 //! Spin gives every request a fresh instance from wasmtime's pooling allocator, which zeroes an
 //! instance's linear memory (up to 2 MiB of it) when the instance is returned. The stack is
