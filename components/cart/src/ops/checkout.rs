@@ -228,7 +228,7 @@ fn commit_and_finish(
                 // them (holds lost, or stock lowered below what it had confirmed). Had it
                 // committed regardless, more would be sold than is in stock. A resumed
                 // checkout's holds may have lapsed legitimately, so its refusal is not one.
-                crate::ports::metrics::add_exact(
+                crate::ports::metrics::add(
                     "cart_overselling_incidents_total{source=\"checkout\"}",
                     1,
                 );

@@ -82,7 +82,7 @@ pub fn sweep_orphans(store: &StoreId) -> Result<OrphanReport, OpError> {
         "cart_orphan_reservations_released_total",
         report.released as i64,
     );
-    crate::ports::metrics::add_exact(
+    crate::ports::metrics::add(
         "cart_overselling_incidents_total{source=\"sweep\"}",
         report.overselling_incidents as i64,
     );

@@ -52,25 +52,10 @@ fn buffer(
     }
 }
 
-/// Series of incidents: rare when all is well, and the first thing an operator looks for when
-/// it is not. They are never sampled away (a count of 0 must mean none happened), which costs a
-/// write only in a request where one happens, and each of those requests already waited on a
-/// failing dependency or a busy line.
-const INCIDENTS: &[&str] = &[
-    "cart_inventory_breaker_opened_total",
-    "cart_inventory_timeouts_total",
-    "cart_lock_timeouts_total",
-    "cart_lock_errors_total",
-    "cart_abandoned_carts_expired_total",
-    "cart_merge_lines_dropped_total",
-    "cart_checkouts_resumed_total",
-    "cart_outbox_publish_failures_total",
-    "cart_outbox_events_failed_total",
-];
-
-/// Adds `delta` to a series (buffered until `flush`; sampled, unless it counts an incident).
+/// Adds `delta` to a series (buffered until `flush`; sampled, unless the registry marks it an
+/// incident).
 pub fn add(series: &str, delta: i64) {
-    if INCIDENTS.contains(&series) {
+    if registry::is_incident(series) {
         buffer(&EXACT, series, delta);
     } else {
         buffer(&PENDING, series, delta);
@@ -115,13 +100,6 @@ fn sample_every() -> u32 {
 
 pub fn inc(series: &str) {
     add(series, 1);
-}
-
-/// Adds `delta` to a series that is never sampled away (written by this request's flush
-/// whatever the sample decides): for events so rare and so important that an estimate is not
-/// good enough (overselling incidents). They cost a write only in the request they happen in.
-pub fn add_exact(series: &str, delta: i64) {
-    buffer(&EXACT, series, delta);
 }
 
 /// Records one operation's duration and its response status. Only the one bucket the duration

@@ -30,6 +30,10 @@ pub struct Counter {
     pub labels: &'static str,
     pub help: &'static str,
     pub unit: Unit,
+    /// Whether a request's count may be sampled away (`metrics_sample_every`). Incidents are
+    /// not: a 0 there must mean none happened, and a request that has one already waited on a
+    /// failing dependency or a busy line, so its write costs little.
+    pub sampled: bool,
 }
 
 const fn counter(name: &'static str, help: &'static str) -> Counter {
@@ -39,6 +43,19 @@ const fn counter(name: &'static str, help: &'static str) -> Counter {
         labels: "",
         help,
         unit: Unit::Count,
+        sampled: true,
+    }
+}
+
+/// A counter of incidents: never sampled away (see [`Counter::sampled`]).
+const fn incident(name: &'static str, help: &'static str) -> Counter {
+    Counter {
+        stored: name,
+        family: name,
+        labels: "",
+        help,
+        unit: Unit::Count,
+        sampled: false,
     }
 }
 
@@ -49,6 +66,7 @@ const fn millis(stored: &'static str, family: &'static str, help: &'static str) 
         labels: "",
         help,
         unit: Unit::MillisAsSeconds,
+        sampled: true,
     }
 }
 
@@ -62,6 +80,7 @@ const fn reservations(stored: &'static str, labels: &'static str) -> Counter {
         labels,
         help: RESERVATIONS_HELP,
         unit: Unit::Count,
+        sampled: true,
     }
 }
 
@@ -74,6 +93,7 @@ const fn incidents(stored: &'static str, labels: &'static str) -> Counter {
         labels,
         help: INCIDENTS_HELP,
         unit: Unit::Count,
+        sampled: false,
     }
 }
 
@@ -94,11 +114,11 @@ pub const COUNTERS: &[Counter] = &[
         "cart_lock_wait_seconds_total",
         "Time requests spent waiting for line leases.",
     ),
-    counter(
+    incident(
         "cart_lock_timeouts_total",
         "Requests that gave up waiting for a busy line (line-busy).",
     ),
-    counter(
+    incident(
         "cart_lock_errors_total",
         "Failures of the lock backend (lock-unavailable).",
     ),
@@ -130,7 +150,7 @@ pub const COUNTERS: &[Counter] = &[
         "cart_inventory_reservations_total{result=\"stale_fence\"}",
         "{result=\"stale_fence\"}",
     ),
-    counter(
+    incident(
         "cart_inventory_timeouts_total",
         "Inventory calls that timed out (also counted in their result: a reservation that timed out is unconfirmed).",
     ),
@@ -138,7 +158,7 @@ pub const COUNTERS: &[Counter] = &[
         "cart_inventory_short_circuits_total",
         "Inventory calls refused by the open circuit breaker.",
     ),
-    counter(
+    incident(
         "cart_inventory_breaker_opened_total",
         "Times the inventory circuit breaker opened.",
     ),
@@ -174,11 +194,11 @@ pub const COUNTERS: &[Counter] = &[
         "cart_outbox_events_acked_total",
         "Domain events acknowledged by the event pipeline (exact, never sampled).",
     ),
-    counter(
+    incident(
         "cart_outbox_events_failed_total",
         "Domain events a publish attempt did not get acknowledged (they stay pending and are retried).",
     ),
-    counter(
+    incident(
         "cart_outbox_publish_failures_total",
         "Relay passes whose publish failed (the events stay pending).",
     ),
@@ -191,11 +211,11 @@ pub const COUNTERS: &[Counter] = &[
         "Writes refused because their Idempotency-Key was in flight.",
     ),
     counter("cart_checkouts_total", "Completed checkouts."),
-    counter(
+    incident(
         "cart_merge_lines_dropped_total",
         "Guest cart lines a merge could not take (line limit or another currency).",
     ),
-    counter(
+    incident(
         "cart_checkouts_resumed_total",
         "Checkout requests that found an earlier attempt's intent and finished it.",
     ),
@@ -203,7 +223,7 @@ pub const COUNTERS: &[Counter] = &[
         "cart_guest_merges_total",
         "Guest carts merged into a signed-in shopper's cart.",
     ),
-    counter(
+    incident(
         "cart_abandoned_carts_expired_total",
         "Abandoned carts emptied (their holds released).",
     ),
@@ -525,6 +545,11 @@ pub fn store_writes(operation: &str) -> String {
 }
 
 /// Whether `series` is one the registry lists (only those are written and read).
+/// Whether `series` counts incidents, which are never sampled away.
+pub fn is_incident(series: &str) -> bool {
+    COUNTERS.iter().any(|c| c.stored == series && !c.sampled)
+}
+
 pub fn is_registered(series: &str) -> bool {
     if COUNTERS.iter().any(|c| c.stored == series) {
         return true;
@@ -567,6 +592,26 @@ pub fn max_series() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incidents_are_the_counters_marked_unsampled_and_only_those() {
+        for series in [
+            "cart_inventory_breaker_opened_total",
+            "cart_lock_timeouts_total",
+            "cart_overselling_incidents_total{source=\"checkout\"}",
+            "cart_overselling_incidents_total{source=\"sweep\"}",
+        ] {
+            assert!(is_incident(series), "{series}");
+        }
+        for series in [
+            "cart_lock_acquisitions_total",
+            "cart_inventory_short_circuits_total",
+            "cart_cache_hits_total",
+            "not_a_series",
+        ] {
+            assert!(!is_incident(series), "{series}");
+        }
+    }
 
     #[test]
     fn operation_series_are_registered_and_nothing_else() {
