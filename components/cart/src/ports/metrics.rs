@@ -306,43 +306,43 @@ impl Scrape {
     }
 
     fn render_per_operation(&self, out: &mut String) {
-        let statuses: Vec<String> = registry::OPERATIONS
+        let statuses = registry::OPERATIONS.iter().flat_map(|op| {
+            registry::STATUSES
+                .iter()
+                .copied()
+                .chain(["other"])
+                .map(move |status| registry::responses(op, status))
+        });
+        self.render_counted(out, registry::RESPONSES, registry::RESPONSES_HELP, statuses);
+        let writes = registry::OPERATIONS
             .iter()
-            .flat_map(|op| {
-                registry::STATUSES
-                    .iter()
-                    .copied()
-                    .chain(["other"])
-                    .map(move |status| registry::responses(op, status))
-            })
+            .map(|op| registry::store_writes(op));
+        self.render_counted(
+            out,
+            registry::STORE_WRITES,
+            registry::STORE_WRITES_HELP,
+            writes,
+        );
+    }
+
+    /// A counter family of per-operation series, showing only the series counted so far (and
+    /// nothing, not even the header, before the first).
+    fn render_counted(
+        &self,
+        out: &mut String,
+        family: &str,
+        help: &str,
+        candidates: impl Iterator<Item = String>,
+    ) {
+        let counted: Vec<String> = candidates
             .filter(|series| self.values.contains_key(series))
             .collect();
-        if !statuses.is_empty() {
-            header(
-                out,
-                registry::RESPONSES,
-                registry::RESPONSES_HELP,
-                "counter",
-            );
-            for series in &statuses {
-                let _ = writeln!(out, "{series} {}", self.value(series));
-            }
+        if counted.is_empty() {
+            return;
         }
-        let writes: Vec<String> = registry::OPERATIONS
-            .iter()
-            .map(|op| registry::store_writes(op))
-            .filter(|series| self.values.contains_key(series))
-            .collect();
-        if !writes.is_empty() {
-            header(
-                out,
-                registry::STORE_WRITES,
-                registry::STORE_WRITES_HELP,
-                "counter",
-            );
-            for series in &writes {
-                let _ = writeln!(out, "{series} {}", self.value(series));
-            }
+        header(out, family, help, "counter");
+        for series in &counted {
+            let _ = writeln!(out, "{series} {}", self.value(series));
         }
     }
 
