@@ -521,6 +521,81 @@ async fn health_and_operational_routes() {
     assert_eq!(admin_post(&host, "/admin/outbox/relay").await.status(), 200);
 }
 
+/// The variables one request reads, once its after-response work has settled.
+async fn variables_read_by(
+    host: &cart_tests::CapabilityHost,
+    request: cart_tests::TestRequest,
+) -> (u16, Vec<String>) {
+    host.wait_idle().await;
+    host.reset_variables_read();
+    let status = request.send(host).await.unwrap().status();
+    host.wait_idle().await;
+    (status, host.variables_read().into_keys().collect())
+}
+
+/// Every variable is a host call of its own on Spin (and an expensive one), so a request reads
+/// only what its route needs: `/healthz` the header limit and the metrics sample rate, a cart
+/// read neither the body limit (it has no body) nor the line limits nor the guests' settings;
+/// a request with a body does read the body limit, and an add the line limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_only_the_settings_its_route_needs() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 100, 10);
+    assert_eq!(add(&host, "s", "u", "p", 1).await.status(), 200);
+
+    let (status, health) = variables_read_by(&host, get("/healthz")).await;
+    assert_eq!(status, 200);
+    assert_eq!(health, ["max_header_bytes", "metrics_sample_every"]);
+
+    let (status, read) =
+        variables_read_by(&host, get("/v1/stores/s/cart").header("x-user-id", "u")).await;
+    assert_eq!(status, 200);
+    for unneeded in [
+        "max_body_bytes",
+        "max_lines_per_cart",
+        "max_quantity_per_line",
+        "guest_reservation_ttl_seconds",
+        "guest_abandon_after_days",
+        "lock_url",
+    ] {
+        assert!(
+            !read.iter().any(|n| n == unneeded),
+            "a cart read read {unneeded}: {read:?}"
+        );
+    }
+    for needed in [
+        "max_header_bytes",
+        "allow_insecure_user_header",
+        "max_id_length",
+    ] {
+        assert!(
+            read.iter().any(|n| n == needed),
+            "a cart read skipped {needed}: {read:?}"
+        );
+    }
+
+    let (status, write) = variables_read_by(
+        &host,
+        post_json(
+            "/v1/stores/s/cart/items",
+            &json!({"productId": "p", "quantity": 1}),
+        )
+        .header("x-user-id", "u"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for needed in ["max_body_bytes", "max_quantity_per_line", "lock_url"] {
+        assert!(
+            write.iter().any(|n| n == needed),
+            "an add skipped {needed}: {write:?}"
+        );
+    }
+    assert!(
+        !write.iter().any(|n| n.starts_with("guest_")),
+        "a signed-in shopper's add read the guests' settings: {write:?}"
+    );
+}
+
 /// One scrape's key-value reads, after the work of earlier requests has settled.
 async fn scrape_reads(host: &cart_tests::CapabilityHost) -> (u64, u64, String) {
     host.wait_idle().await;

@@ -18,11 +18,10 @@ use spin_sdk::http_component;
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = std::time::Instant::now();
-    let limits = settings::RequestLimits::load();
     let (route, response, head_only, method) = match http_io::read_request(
         request,
-        limits.max_body_bytes,
-        limits.max_header_bytes,
+        settings::max_body_bytes,
+        settings::max_header_bytes(),
     )
     .await
     {

@@ -3,6 +3,8 @@
 //! Everything is a Spin variable. The adapter runs as a dependency of the cart component with
 //! `dependencies_inherit_configuration = true`, so it sees the cart component's variables.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use spin_sdk::variables;
@@ -13,12 +15,37 @@ impl Guest for crate::Adapter {
     fn get(name: String) -> Option<String> {
         // The contract has no error case: undefined, invalid names and provider failures all
         // read as "not set".
-        variables::get(&name).ok()
+        read(&name).ok().flatten()
     }
 
     fn get_many(names: Vec<String>) -> Vec<Option<String>> {
-        names.iter().map(|name| variables::get(name).ok()).collect()
+        names.iter().map(|name| read(name).ok().flatten()).collect()
     }
+}
+
+thread_local! {
+    /// Variables already read by this instance: `None` for one the host does not define. An
+    /// instance serves one request, so a value lives exactly as long as the request, and a
+    /// setting the adapter consults on every call of a request (`lock_url` on each lease
+    /// call, `store_url` on each store call) costs one host call instead of one per call: on
+    /// Spin each variable lookup runs in `block_in_place` and is far from free. Provider
+    /// failures are not kept, so the next read asks again.
+    static READ: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+}
+
+/// A variable's value, `None` when the host does not define it (undefined, or a name it
+/// calls invalid: our names are valid, so a host calling one invalid does not know it).
+fn read(name: &str) -> Result<Option<String>, variables::Error> {
+    if let Some(value) = READ.with(|read| read.borrow().get(name).cloned()) {
+        return Ok(value);
+    }
+    let value = match variables::get(name) {
+        Ok(value) => Some(value),
+        Err(variables::Error::Undefined(_) | variables::Error::InvalidName(_)) => None,
+        Err(error) => return Err(error),
+    };
+    READ.with(|read| read.borrow_mut().insert(name.to_owned(), value.clone()));
+    Ok(value)
 }
 
 /// A setting that cannot be read or makes no sense.
@@ -55,10 +82,8 @@ impl fmt::Display for ConfigError {
 
 /// Reads a setting: none when undefined or blank (so the documented default applies).
 pub fn setting(name: &str) -> Result<Option<String>, ConfigError> {
-    match variables::get(name) {
-        Ok(value) => Ok(non_blank(value)),
-        // Our names are valid, so a host calling one invalid means it does not know it.
-        Err(variables::Error::Undefined(_) | variables::Error::InvalidName(_)) => Ok(None),
+    match read(name) {
+        Ok(value) => Ok(value.and_then(non_blank)),
         Err(error) => Err(ConfigError::Unreadable {
             name: name.to_owned(),
             reason: format!("{error:?}"),

@@ -256,6 +256,8 @@ pub struct CapabilityState {
     tokens: AtomicU64,
     pauses: Mutex<Vec<(Interface, String, Arc<PausePoint>)>>,
     traced: Mutex<Vec<TracedCall>>,
+    /// Variable name -> times the component asked for it (`config.get` and `get-many`).
+    variables_read: Mutex<BTreeMap<String, u64>>,
 }
 
 /// An inventory or events call, with the `traceparent` the component had set for it.
@@ -977,8 +979,22 @@ impl CapabilityState {
         lock(&self.data).config.remove(name);
     }
 
+    /// A variable's value, counted as read (see `variables_read`).
     pub fn config(&self, name: &str) -> Option<String> {
+        *lock(&self.variables_read)
+            .entry(name.to_owned())
+            .or_insert(0) += 1;
         lock(&self.data).config.get(name).cloned()
+    }
+
+    /// Every variable the component asked for since the last `reset_variables_read`, with how
+    /// often: on Spin each one is a host call of its own.
+    pub fn variables_read(&self) -> BTreeMap<String, u64> {
+        lock(&self.variables_read).clone()
+    }
+
+    pub fn reset_variables_read(&self) {
+        lock(&self.variables_read).clear();
     }
 }
 

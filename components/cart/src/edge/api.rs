@@ -123,7 +123,7 @@ fn run_shopper(
         ShopperRoute::AddItem { store } => {
             let store = store_id(&store, settings)?;
             let if_match = if_match(request)?;
-            let add = AddItem::parse(json_body(request, settings)?, &settings.limits)?;
+            let add = AddItem::parse(json_body(request, settings)?, &settings.limits())?;
             let op = WriteOp::Line {
                 store,
                 product: add.product_id,
@@ -136,7 +136,7 @@ fn run_shopper(
             let store = store_id(&store, settings)?;
             let product = product_id(&product, settings)?;
             let if_match = if_match(request)?;
-            let set = SetQuantity::parse(json_body(request, settings)?, &settings.limits)?;
+            let set = SetQuantity::parse(json_body(request, settings)?, &settings.limits())?;
             let op = WriteOp::Line {
                 store,
                 product,
@@ -358,13 +358,13 @@ fn metrics_response() -> Result<HttpResponse, Problem> {
 }
 
 fn store_id(raw: &str, settings: &Settings) -> Result<StoreId, Problem> {
-    StoreId::parse_with_max(raw, settings.limits.max_id_len).map_err(|e| {
+    StoreId::parse_with_max(raw, settings.max_id_len).map_err(|e| {
         Problem::new(ProblemKind::InvalidId, format!("storeId {e}")).with("field", "storeId")
     })
 }
 
 fn product_id(raw: &str, settings: &Settings) -> Result<ProductId, Problem> {
-    ProductId::parse_with_max(raw, settings.limits.max_id_len).map_err(|e| {
+    ProductId::parse_with_max(raw, settings.max_id_len).map_err(|e| {
         Problem::new(ProblemKind::InvalidId, format!("productId {e}")).with("field", "productId")
     })
 }
@@ -378,7 +378,7 @@ fn if_match(request: &HttpRequest) -> Result<Option<EntityTags>, Problem> {
 
 fn json_body<'a>(request: &'a HttpRequest, settings: &Settings) -> Result<&'a [u8], Problem> {
     check_json_content_type(request.header("content-type")?)?;
-    check_body_size(&request.body, &settings.limits)?;
+    check_body_size(&request.body, &settings.limits())?;
     Ok(&request.body)
 }
 

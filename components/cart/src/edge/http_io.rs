@@ -37,11 +37,12 @@ impl HttpRequest {
     }
 }
 
-/// Reads method, path, headers, and up to `max_body` bytes of body (413 beyond that, without
-/// reading the rest).
+/// Reads method, path, headers, and up to `max_body()` bytes of body (413 beyond that, without
+/// reading the rest). The body limit is asked for only when a body chunk arrives: a request
+/// without a body does not pay for reading the setting.
 pub async fn read_request(
     req: IncomingRequest,
-    max_body: usize,
+    max_body: impl FnOnce() -> usize,
     max_headers: usize,
 ) -> Result<HttpRequest, Problem> {
     let method = req.method().to_string();
@@ -63,6 +64,8 @@ pub async fn read_request(
         .with("maxBytes", max_headers));
     }
     let mut body = Vec::new();
+    let mut max_body = Some(max_body);
+    let mut limit = usize::MAX;
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -71,12 +74,15 @@ pub async fn read_request(
                 format!("could not read the request body: {e:?}"),
             )
         })?;
-        if body.len() + chunk.len() > max_body {
+        if let Some(read_limit) = max_body.take() {
+            limit = read_limit();
+        }
+        if body.len() + chunk.len() > limit {
             return Err(Problem::new(
                 ProblemKind::BodyTooLarge,
-                format!("the body is larger than {max_body} bytes"),
+                format!("the body is larger than {limit} bytes"),
             )
-            .with("maxBytes", max_body));
+            .with("maxBytes", limit));
         }
         body.extend_from_slice(&chunk);
     }

@@ -225,7 +225,7 @@ pub fn caller_kind(request: &HttpRequest, settings: &Settings) -> Result<(UserId
         )
     })?;
     crate::runtime::oplog::note_insecure_identity();
-    let user = UserId::parse_with_max(raw.trim(), settings.limits.max_id_len)
+    let user = UserId::parse_with_max(raw.trim(), settings.max_id_len)
         .map_err(|e| unauthenticated(format!("X-User-Id {e}"), "invalid-user-header"))?;
     let guest = user.as_str().starts_with(cart_auth::GUEST_SUBJECT_PREFIX);
     Ok((user, guest))

@@ -102,7 +102,7 @@ fn load_and_change(
     loaded.cart.ensure_no_checkout_pending()?;
     loaded
         .cart
-        .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
+        .target_quantity(req.product.as_str(), req.change, &settings.limits())?;
     change_line_locked(req, settings, write, key, loaded)
 }
 
@@ -286,9 +286,10 @@ fn decide(
     } = *ctx;
     let store = req.store.as_str();
     loaded.cart.ensure_no_checkout_pending()?;
-    let target = loaded
-        .cart
-        .target_quantity(req.product.as_str(), req.change, &settings.limits)?;
+    let target =
+        loaded
+            .cart
+            .target_quantity(req.product.as_str(), req.change, &settings.limits())?;
     check_product_rules(product, target)?;
     let rid = reservation_id(req.store, req.user, req.product, loaded.cart.epoch);
     let now = crate::runtime::clock::now_ms();

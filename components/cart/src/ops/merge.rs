@@ -120,6 +120,7 @@ fn transfer(
     let loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
     loaded.cart.ensure_no_checkout_pending()?;
     let ttl = write.reservation_ttl_for(user);
+    let limits = settings.limits();
     let mut merged = Vec::with_capacity(guest_lines.len());
     let mut new_lines = 0usize;
     for guest_line in guest_lines {
@@ -129,7 +130,7 @@ fn transfer(
         let existing = existing_line.map_or(0, |l| l.quantity);
         if existing_line.is_none() {
             // The line limit holds for merged carts too.
-            if loaded.cart.lines.len() + new_lines >= settings.limits.max_lines_per_cart {
+            if loaded.cart.lines.len() + new_lines >= limits.max_lines_per_cart {
                 crate::ports::metrics::inc("cart_merge_lines_dropped_total");
                 continue;
             }
@@ -157,7 +158,7 @@ fn transfer(
             &snapshot,
             existing,
             guest_line.quantity,
-            settings.limits.max_quantity_per_line,
+            limits.max_quantity_per_line,
         ) else {
             // Nothing of the guest's line fits; the user's line stays as it is.
             continue;

@@ -12,20 +12,21 @@ use std::collections::HashMap;
 /// only the groups its route uses. On Spin every variable in a group is still its own host
 /// call, and an expensive one: Spin's environment-variable provider runs each lookup in
 /// `tokio::task::block_in_place`, which hands the worker thread's core to another thread (on
-/// Spin 4.0.2 the seven reads `/healthz` used to make cost it more Spin CPU than reading,
-/// routing and answering the request). So the groups follow what a route needs rather than topics:
-/// `/healthz` reads 3 variables (was 7), a signed-in shopper's cart read 11 (was 13), each
-/// counted from Spin's `spin_variables.get` spans.
+/// Spin 4.0.2 the first reads of a request cost ~24 µs each, later ones ~7 µs). So the groups
+/// follow what a route needs rather than topics, counted from Spin's `spin_variables.get`
+/// spans: `/healthz` reads 2 variables (was 7), a signed-in shopper's cart read 10 (was 13):
+/// a request without a body never reads the body limit, and a read never reads the line limits.
 const GROUPS: &[&[&str]] = &[
-    // Every request: how much of the request is read, before it is routed.
-    &["max_body_bytes", "max_header_bytes"],
-    // Every cart operation: the demo identity switch, id and line limits (`Settings`).
+    // Every request, before it is routed: how many header bytes are accepted.
+    &["max_header_bytes"],
+    // Requests that carry a body, and line changes: the body limit and the line limits.
     &[
-        "allow_insecure_user_header",
-        "max_id_length",
+        "max_body_bytes",
         "max_lines_per_cart",
         "max_quantity_per_line",
     ],
+    // Every cart operation: the demo identity switch and the id length (`Settings`).
+    &["allow_insecure_user_header", "max_id_length"],
     // Every request, after the response: metrics sampling.
     &["metrics_sample_every"],
     // Carts that are read or written: abandonment and hold lifetimes (a read re-confirms
@@ -96,29 +97,27 @@ pub fn var(name: &str) -> Option<String> {
 /// User ids of guest (anonymous) carts start with this.
 pub const GUEST_PREFIX: &str = "guest-";
 
-/// How much of a request is read: every request needs these, before it is routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLimits {
-    pub max_body_bytes: usize,
-    pub max_header_bytes: usize,
+/// How many bytes of request headers are accepted: every request needs this, before it is
+/// routed.
+pub fn max_header_bytes() -> usize {
+    number("max_header_bytes", Limits::default().max_header_bytes)
 }
 
-impl RequestLimits {
-    pub fn load() -> Self {
-        let defaults = Limits::default();
-        RequestLimits {
-            max_body_bytes: number("max_body_bytes", defaults.max_body_bytes),
-            max_header_bytes: number("max_header_bytes", defaults.max_header_bytes),
-        }
-    }
+/// How many bytes of request body are accepted: read only when a body arrives, so a request
+/// without one (every GET) does not pay for the variable.
+pub fn max_body_bytes() -> usize {
+    number("max_body_bytes", Limits::default().max_body_bytes)
 }
 
-/// Settings that every cart operation needs (`/healthz` and `/metrics` do without).
+/// Settings that every cart operation needs (`/healthz` and `/metrics` do without). The body
+/// and line limits are read when an operation first asks for them (`limits`): a cart read
+/// does not need them.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Local demo mode: trust `X-User-Id`. Off unless a variable turns it on.
     pub allow_insecure_user_header: bool,
-    pub limits: Limits,
+    /// The longest store, user or product id accepted.
+    pub max_id_len: usize,
 }
 
 /// Settings only writes need.
@@ -126,9 +125,6 @@ pub struct Settings {
 pub struct WriteSettings {
     /// POST without `Idempotency-Key` is a 400 when set.
     pub idempotency_key_required: bool,
-    pub reservation_ttl_ms: u64,
-    /// Guest (anonymous) carts hold stock for a shorter time.
-    pub guest_reservation_ttl_ms: u64,
     pub lock_ttl_ms: u32,
     pub lock_wait_ms: u64,
     /// Whether changes to one line are serialized by a line lease (`lock_url` not `none`).
@@ -158,21 +154,23 @@ pub fn demo_identity_mode() -> bool {
 impl Settings {
     pub fn load() -> Self {
         let defaults = Limits::default();
-        let request = RequestLimits::load();
         Settings {
             allow_insecure_user_header: demo_identity_mode(),
-            limits: Limits {
-                max_lines_per_cart: number("max_lines_per_cart", defaults.max_lines_per_cart),
-                max_quantity_per_line: number(
-                    "max_quantity_per_line",
-                    defaults.max_quantity_per_line,
-                ),
-                max_body_bytes: request.max_body_bytes,
-                max_header_bytes: request.max_header_bytes,
-                // Never above the default: reservation ids embed two ids and must fit inventory.
-                max_id_len: number("max_id_length", defaults.max_id_len)
-                    .clamp(1, defaults.max_id_len),
-            },
+            // Never above the default: reservation ids embed two ids and must fit inventory.
+            max_id_len: number("max_id_length", defaults.max_id_len).clamp(1, defaults.max_id_len),
+        }
+    }
+
+    /// Every request and line limit (the body and line limits are read on the first call of
+    /// a request; the values are cached for the rest of it).
+    pub fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            max_lines_per_cart: number("max_lines_per_cart", defaults.max_lines_per_cart),
+            max_quantity_per_line: number("max_quantity_per_line", defaults.max_quantity_per_line),
+            max_body_bytes: max_body_bytes(),
+            max_header_bytes: max_header_bytes(),
+            max_id_len: self.max_id_len,
         }
     }
 }
@@ -188,21 +186,15 @@ pub fn reservation_ttl_ms(user: &cart_domain::UserId) -> u64 {
 }
 
 impl WriteSettings {
-    /// The hold TTL for this shopper's cart.
+    /// The hold TTL for this shopper's cart (guests' holds are shorter). Read for the
+    /// caller's kind only: a signed-in shopper's write does not read the guests' settings.
     pub fn reservation_ttl_for(&self, user: &cart_domain::UserId) -> u64 {
-        if user.as_str().starts_with(GUEST_PREFIX) {
-            self.guest_reservation_ttl_ms
-        } else {
-            self.reservation_ttl_ms
-        }
+        reservation_ttl_ms(user)
     }
 
     pub fn load() -> Self {
         WriteSettings {
             idempotency_key_required: flag("idempotency_key_required"),
-            reservation_ttl_ms: number::<u64>("reservation_ttl_seconds", 900).saturating_mul(1000),
-            guest_reservation_ttl_ms: number::<u64>("guest_reservation_ttl_seconds", 300)
-                .saturating_mul(1000),
             lock_ttl_ms: number("lock_ttl_ms", 30_000),
             lock_wait_ms: number("lock_wait_ms", 5_000),
             line_leases: !var("lock_url").is_some_and(|v| v.trim().eq_ignore_ascii_case("none")),
