@@ -536,7 +536,8 @@ async fn variables_read_by(
 /// Every variable is a host call of its own on Spin (and an expensive one), so a request reads
 /// only what its route needs: `/healthz` the header limit and the metrics sample rate, a cart
 /// read neither the body limit (it has no body) nor the line limits nor the guests' settings;
-/// a request with a body does read the body limit, and an add the line limits.
+/// a request with a body does read the body limit, and an add the line limits (but neither the
+/// guests' settings nor the operators' token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reads_only_the_settings_its_route_needs() {
     let host = cart_host();
@@ -593,6 +594,10 @@ async fn a_request_reads_only_the_settings_its_route_needs() {
     assert!(
         !write.iter().any(|n| n.starts_with("guest_")),
         "a signed-in shopper's add read the guests' settings: {write:?}"
+    );
+    assert!(
+        !write.iter().any(|n| n == "admin_token"),
+        "an add (and its relay) read the operators' token: {write:?}"
     );
 }
 

@@ -443,3 +443,49 @@ async fn a_long_outage_keeps_the_cart_document_bounded_and_loses_no_event() {
         "{cart}"
     );
 }
+
+/// A relay whose claim the forced sweep takes over while its publish is in flight: both relays
+/// deliver the event (at least once, consumers drop the repeat by id), but it is counted as
+/// acknowledged once, by the relay whose write removed it from the outbox. Before, each relay
+/// counted what the pipeline acknowledged, so `acked` passed `committed` and the pending gauge
+/// (committed - acknowledged) went wrong; the real-Spin metrics suite caught it as a 9 against 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_over_relay_does_not_count_the_events_it_did_not_remove() {
+    let host = cart_host();
+    put_product(&host, "s", "p", 300, 5);
+    let publish = host.pause_next_call(Interface::Events, "publish");
+    let r = add(&host, "s", "u", "p", 1).await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    // The add's own relay is publishing; the forced sweep takes its claim and delivers.
+    publish.arrived().await;
+    let sweep = admin_post(&host, "/admin/outbox/relay?force=true").await;
+    assert_eq!(sweep.status(), 200, "{}", sweep.text());
+    assert_eq!(sweep.json()["published"], 1);
+    publish.resume();
+    host.wait_idle().await;
+
+    // Delivered twice, with one id.
+    let delivered = cart_events(&host, TOPIC, "s", "u");
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_eq!(delivered[0]["id"], delivered[1]["id"]);
+    let text = metrics(&host).await;
+    assert_eq!(
+        metric(&text, "cart_outbox_events_committed_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&text, "cart_outbox_events_acked_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "cart_outbox_lag_seconds_count"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "cart_outbox_pending_events"),
+        Some(0.0),
+        "{text}"
+    );
+}

@@ -155,10 +155,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
         } else {
             crate::ports::event_pipeline::publish(cart_key, &topic, &batch)
         };
-        if acked > 0 {
-            count_acknowledged(&batch[..acked]);
-            report.published += acked;
-        }
+        report.published += acked;
         if acked < batch.len() {
             report.failed = true;
             // A chunk is acknowledged whole or not at all (redelivery is harmless).
@@ -168,7 +165,9 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
                     .map(|i| Ack::Inline(batch[i].event.sequence)),
                 Source::Chunk { .. } => None,
             };
-            back_off(cart_key, token, ack, loaded);
+            if back_off(cart_key, token, ack, loaded) && ack.is_some() {
+                count_acknowledged(&batch[..acked]);
+            }
             break;
         }
         let ack = match &source {
@@ -178,6 +177,7 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
         let last_round = round + 1 == rounds;
         match remove_acknowledged(cart_key, token, ack, loaded, last_round) {
             Some(saved) => {
+                count_acknowledged(&batch);
                 if let Source::Chunk { key, .. } = &source {
                     // No longer named by the cart: its events are published.
                     outbox::delete_chunk(key);
@@ -198,6 +198,12 @@ fn relay_claimed(cart_key: &str, token: &str, known: Option<Loaded>, rounds: usi
     report
 }
 
+/// Counts events as acknowledged (and their lag) once this relay's own write has taken them
+/// out of the outbox, not when the pipeline answered: a relay whose claim was taken over (the
+/// forced sweep does that) may publish events the new holder publishes again, and counting at
+/// the removal counts each event once, since only one write removes it. Redelivery stays
+/// harmless to consumers (they drop by event id); the pending gauge (committed - acknowledged)
+/// stays exact.
 fn count_acknowledged(acked: &[cart_domain::events::OutboxEntry]) {
     let now = now_ms();
     for entry in acked {
@@ -266,11 +272,12 @@ fn acknowledged_under_claim(
 /// After a failed (or partly failed) publish: removes what was acknowledged and turns the
 /// claim into this cart's backoff. Also makes sure the cart is listed for the sweep (a sweep
 /// may have unlisted it just before the commit that claimed this relay). Best effort: a lost
-/// claim is the new holder's to back off, a failed write leaves the claim to expire.
-fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) {
+/// claim is the new holder's to back off, a failed write leaves the claim to expire. True
+/// when this relay's write was saved (with `ack` applied).
+fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) -> bool {
     crate::ports::metrics::inc(metric_keys::FAILURES);
     outbox::list(cart_key);
-    let _ = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
+    let outcome = commit::run(cart_key, loaded, Retry::RELAY, None, |loaded| {
         let now = now_ms();
         let Some(mut next) = acknowledged_under_claim(loaded, token, ack, now) else {
             return Ok(Step::Settled(()));
@@ -288,6 +295,7 @@ fn back_off(cart_key: &str, token: &str, ack: Option<Ack>, loaded: Loaded) {
         });
         Ok(Step::Save(next))
     });
+    matches!(outcome, Ok(Outcome::Saved { .. }))
 }
 
 /// What the admin sweep did.

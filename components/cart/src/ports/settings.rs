@@ -63,8 +63,10 @@ const GROUPS: &[&[&str]] = &[
         "breaker_error_percent",
         "breaker_open_ms",
     ],
-    // Operator endpoints and the outbox relay.
-    &["admin_token", "events_topic"],
+    // Operator endpoints.
+    &["admin_token"],
+    // The outbox relay (after every write).
+    &["events_topic"],
     // Scrapes.
     &["metrics_token"],
 ];

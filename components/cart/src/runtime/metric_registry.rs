@@ -188,11 +188,11 @@ pub const COUNTERS: &[Counter] = &[
     ),
     counter(
         "cart_outbox_events_committed_total",
-        "Domain events committed to cart outboxes (exact, never sampled).",
+        "Domain events committed to cart outboxes (sampled per event id, the same events as acked, so committed - acked is exact at 0).",
     ),
     counter(
         "cart_outbox_events_acked_total",
-        "Domain events acknowledged by the event pipeline (exact, never sampled).",
+        "Domain events the event pipeline acknowledged, each counted once, when its relay removes it from the outbox (sampled per event id).",
     ),
     incident(
         "cart_outbox_events_failed_total",
