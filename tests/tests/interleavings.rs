@@ -165,6 +165,19 @@ async fn a_checkout_whose_final_save_failed_is_finished_by_the_retry_once() {
         .filter(|e| e["type"] == "cart.checked_out")
         .count();
     assert_eq!(checked_out, 1);
+    // Counted once too: by the write that recorded the sale, not by each inventory commit.
+    let text = metrics(&host).await;
+    assert_eq!(metric(&text, "cart_checkouts_total"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(&text, "cart_checkout_items_count"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "cart_checkout_items_sum"),
+        Some(2.0),
+        "{text}"
+    );
 }
 
 /// Guest 6 + user 6 of a product sold at most 10, in steps of 2. Before: the merge added them

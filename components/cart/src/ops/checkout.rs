@@ -242,8 +242,6 @@ fn commit_and_finish(
             return Err(OpError::CommitRefused(answer));
         }
     }
-    crate::ports::metrics::inc("cart_checkouts_total");
-    observe_sold_cart(&intent);
     save_checked_out(store, user, key, loaded, intent, mark)
 }
 
@@ -398,9 +396,15 @@ fn save_checked_out(
         Ok(Step::Save(next))
     });
     match outcome {
-        Ok(Outcome::Saved { saved: latest, .. }) | Ok(Outcome::AlreadyApplied(latest)) => {
+        Ok(Outcome::Saved { saved: latest, .. }) => {
+            // Counted by the write that records the sale (and emits `cart.checked_out`), not
+            // when the inventory commits: a checkout whose save failed is committed again by
+            // its retry, and would otherwise be counted twice.
+            crate::ports::metrics::inc("cart_checkouts_total");
+            observe_sold_cart(&record);
             Ok(Committed { cart: latest.cart })
         }
+        Ok(Outcome::AlreadyApplied(latest)) => Ok(Committed { cart: latest.cart }),
         Ok(Outcome::Settled(cart)) => Ok(Committed { cart }),
         Err(Stopped::Exhausted { .. }) => {
             // One more look: a request that finished this checkout meanwhile is a success.
@@ -421,7 +425,8 @@ fn save_checked_out(
         Err(Stopped::Failed(error)) => Err(error),
     }
 }
-/// Items and value per cart, observed once per completed checkout (the cart that was sold).
+/// Items and value per cart, observed once per completed checkout (the cart that was sold),
+/// by the write that records it.
 fn observe_sold_cart(intent: &CheckoutRecord) {
     use crate::runtime::metric_registry::{currency_label, CART_ITEMS, CART_VALUE};
     crate::ports::metrics::observe(&CART_ITEMS, "", intent.item_count);
