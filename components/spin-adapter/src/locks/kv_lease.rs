@@ -32,9 +32,10 @@
 //! only the holder of this 1 can create. `tests::*` drive these interleavings on an in-memory
 //! store with Spin's semantics.
 //!
-//! Known crash window: if the creator dies between its `increment` and its `swap`, the record
-//! is never created and the lock stays "held" for good. Recovery is manual: delete
-//! `lock:k:gen` while `lock:k` is absent.
+//! Known crash window: if the creator dies between its `increment` and its `swap` (or a taker
+//! that must give the guard back fails to delete it), the record is never created and the
+//! lock stays "held" for good. Recovery is manual: delete `lock:k:gen` while `lock:k` is
+//! absent (docs/runbooks.md, "Known crash windows").
 //!
 //! Expiry compares `expiresAtMs` with each instance's wall clock, so hosts sharing a store
 //! must keep their clocks close compared with the lease TTLs.
