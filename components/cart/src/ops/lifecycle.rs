@@ -6,23 +6,9 @@ use crate::ops::commit::{self, Outcome, Retry, Step, Stopped};
 use crate::ops::error::OpError;
 use crate::ops::holds;
 use crate::ports::cart_repo::{self, Loaded};
-use crate::ports::settings::{WriteSettings, GUEST_PREFIX};
+use crate::ports::settings::{abandon_after_ms, WriteSettings};
 use crate::runtime::timing::{measure, Phase};
 use cart_domain::{StoreId, UserId};
-
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-
-fn abandon_after_ms(user: &UserId) -> u64 {
-    let (name, default) = if user.as_str().starts_with(GUEST_PREFIX) {
-        ("guest_abandon_after_days", 30)
-    } else {
-        ("abandon_after_days", 90)
-    };
-    crate::ports::settings::var(name)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(default)
-        .saturating_mul(DAY_MS)
-}
 
 /// Empties the cart when it has not changed for the abandonment period, releasing its holds.
 pub fn expire_if_abandoned(

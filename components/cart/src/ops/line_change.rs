@@ -128,7 +128,7 @@ fn change_line_locked(
     ]);
     let product = product_for(req, &loaded)?;
     // Activity keeps the cart's other holds alive (bounded; see `holds`).
-    let ttl = write.reservation_ttl_for(req.user);
+    let ttl = crate::ports::settings::reservation_ttl_ms(req.user);
     // Other lines' holds are refreshed under their leases; without leases they wait for their
     // own next change (or the checkout).
     let maintained = if write.line_leases {
@@ -196,7 +196,7 @@ fn save_loop(
     match outcome {
         Ok(Outcome::Saved { base, saved }) => {
             let committed = Committed { cart: saved.cart };
-            let ttl = write.reservation_ttl_for(req.user);
+            let ttl = crate::ports::settings::reservation_ttl_ms(req.user);
             finish_after_commit(store, &base, &committed, product, ttl);
             Ok(committed)
         }
@@ -329,7 +329,7 @@ fn decide(
                         product,
                         &rid,
                         target,
-                        write.reservation_ttl_for(req.user),
+                        crate::ports::settings::reservation_ttl_ms(req.user),
                         loaded.version + 1,
                     )
                 });

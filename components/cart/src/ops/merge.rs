@@ -67,7 +67,7 @@ pub fn merge_guest_cart(
             )
         })?;
         // Decide again under the leases: a concurrent retry may have merged meanwhile.
-        let outcome = merge_locked(store, user, guest, &user_key, &guest_key, settings, write);
+        let outcome = merge_locked(store, user, guest, &user_key, &guest_key, settings);
         line_lock::release_all(&leases);
         outcome?
     };
@@ -83,7 +83,6 @@ fn merge_locked(
     user_key: &str,
     guest_key: &str,
     settings: &Settings,
-    write: &WriteSettings,
 ) -> Result<Committed, OpError> {
     let guest_cart = measure(Phase::Store, || cart_repo::load(guest_key))?;
     let user_cart = measure(Phase::Store, || cart_repo::load(user_key))?;
@@ -104,7 +103,6 @@ fn merge_locked(
         &guest_cart.cart.lines,
         mark,
         settings,
-        write,
     )
 }
 
@@ -115,11 +113,10 @@ fn transfer(
     guest_lines: &[Line],
     mark: AppliedKey,
     settings: &Settings,
-    write: &WriteSettings,
 ) -> Result<Committed, OpError> {
     let loaded = measure(Phase::Store, || cart_repo::load(user_key))?;
     loaded.cart.ensure_no_checkout_pending()?;
-    let ttl = write.reservation_ttl_for(user);
+    let ttl = crate::ports::settings::reservation_ttl_ms(user);
     let limits = settings.limits();
     let mut merged = Vec::with_capacity(guest_lines.len());
     let mut new_lines = 0usize;

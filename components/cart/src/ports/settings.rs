@@ -178,6 +178,8 @@ impl Settings {
 }
 
 /// How long a hold of this shopper's cart lasts without activity (guests' holds are shorter).
+/// Only the caller's kind is read: a signed-in shopper's request does not read the guests'
+/// setting.
 pub fn reservation_ttl_ms(user: &cart_domain::UserId) -> u64 {
     let (name, default_seconds) = if user.as_str().starts_with(GUEST_PREFIX) {
         ("guest_reservation_ttl_seconds", 300)
@@ -187,13 +189,19 @@ pub fn reservation_ttl_ms(user: &cart_domain::UserId) -> u64 {
     number::<u64>(name, default_seconds).saturating_mul(1000)
 }
 
-impl WriteSettings {
-    /// The hold TTL for this shopper's cart (guests' holds are shorter). Read for the
-    /// caller's kind only: a signed-in shopper's write does not read the guests' settings.
-    pub fn reservation_ttl_for(&self, user: &cart_domain::UserId) -> u64 {
-        reservation_ttl_ms(user)
-    }
+/// How long this shopper's cart may stay unchanged before it is emptied as abandoned (guests'
+/// carts sooner); read like [`reservation_ttl_ms`].
+pub fn abandon_after_ms(user: &cart_domain::UserId) -> u64 {
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    let (name, default_days) = if user.as_str().starts_with(GUEST_PREFIX) {
+        ("guest_abandon_after_days", 30)
+    } else {
+        ("abandon_after_days", 90)
+    };
+    number::<u64>(name, default_days).saturating_mul(DAY_MS)
+}
 
+impl WriteSettings {
     pub fn load() -> Self {
         WriteSettings {
             idempotency_key_required: flag("idempotency_key_required"),
