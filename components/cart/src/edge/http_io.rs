@@ -42,7 +42,7 @@ impl HttpRequest {
 /// without a body does not pay for reading the setting.
 pub async fn read_request(
     req: IncomingRequest,
-    max_body: impl FnOnce() -> usize,
+    max_body: impl Fn() -> usize,
     max_headers: usize,
 ) -> Result<HttpRequest, Problem> {
     let method = req.method().to_string();
@@ -64,8 +64,7 @@ pub async fn read_request(
         .with("maxBytes", max_headers));
     }
     let mut body = Vec::new();
-    let mut max_body = Some(max_body);
-    let mut limit = usize::MAX;
+    let mut limit = None;
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -74,9 +73,7 @@ pub async fn read_request(
                 format!("could not read the request body: {e:?}"),
             )
         })?;
-        if let Some(read_limit) = max_body.take() {
-            limit = read_limit();
-        }
+        let limit = *limit.get_or_insert_with(&max_body);
         if body.len() + chunk.len() > limit {
             return Err(Problem::new(
                 ProblemKind::BodyTooLarge,
