@@ -51,12 +51,13 @@ use crate::token;
 /// Takes the lease `key` for `ttl_ms` under `token`; false when someone else holds it.
 pub fn try_acquire(key: &str, ttl_ms: u32, token: &str) -> Result<bool, LockError> {
     let store = SpinStore::open()?;
+    let now = now_ms();
     let held = LeaseValue::held(
         token,
-        now_ms().saturating_add(u64::from(ttl_ms)),
+        now.saturating_add(u64::from(ttl_ms)),
         token::random_nonce(),
     );
-    try_acquire_in(&store, key, &held, now_ms())
+    try_acquire_in(&store, key, &held, now)
 }
 
 /// Releases the lease if `token` still holds it unexpired.
